@@ -1,0 +1,3 @@
+from channelwatch.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""The Typer application, the ``--instance`` option and the mapping of errors to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from channelwatch.errors import UserError
+
+if TYPE_CHECKING:
+    from channelwatch.config import Instance
+    from channelwatch.ingest import Store
+
+__all__ = ["app", "echo", "fail", "instance_of", "store_of"]
+
+
+class _Group(TyperGroup):
+    """Turns a ``UserError`` into one message on stderr and exit status 1, without a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            typer.echo(f"错误：{exc}", err=True)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="channelwatch：统计政府网站、微博、微信公众号的信息发布数量，生成年度报告和季度统计。",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class CliState:
+    instance_dir: Path | None
+    instance: Instance | None = None
+    store: Store | None = None
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    instance: Annotated[
+        Path | None,
+        typer.Option(
+            "--instance",
+            "-i",
+            help="实例目录（默认：环境变量 CHANNELWATCH_INSTANCE，否则当前目录）",
+            file_okay=False,
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="输出调试日志")] = False,
+) -> None:
+    """channelwatch：统计政府网站、微博、微信公众号的信息发布数量，生成年度报告和季度统计。"""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = CliState(instance_dir=instance)
+    ctx.call_on_close(lambda: _close(ctx.obj))
+
+
+def _close(state: CliState) -> None:
+    if state.store is not None:
+        state.store.dispose()
+
+
+def _state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState(instance_dir=None)
+    return root.obj
+
+
+def instance_of(ctx: typer.Context) -> Instance:
+    from channelwatch.config import load_instance
+
+    state = _state(ctx)
+    if state.instance is None:
+        state.instance = load_instance(state.instance_dir)
+    return state.instance
+
+
+def store_of(ctx: typer.Context) -> Store:
+    from channelwatch.ingest import open_store
+
+    state = _state(ctx)
+    if state.store is None:
+        state.store = open_store(instance_of(ctx))
+    return state.store
+
+
+def echo(text: str = "", err: bool = False) -> None:
+    typer.echo(text, err=err)
+
+
+def fail(message: str) -> None:
+    raise UserError(message)

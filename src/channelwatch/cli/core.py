@@ -1,0 +1,323 @@
+"""Core commands: init, channels, import, import-tree, summary, publications, runs."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+
+if TYPE_CHECKING:
+    from channelwatch.ingest import ImportResult, Store
+    from channelwatch.stats import Period
+
+
+class SummaryFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    xlsx = "xlsx"
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+    json = "json"
+
+
+class ImportFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+    json = "json"
+
+
+@app.command("init")
+def init_command(
+    directory: Annotated[Path, typer.Argument(help="新实例的目录（不存在则创建）", file_okay=False)],
+) -> None:
+    """新建一个实例：写出待填写的配置、任务和模板。"""
+    from channelwatch.instance import write_instance
+
+    written = write_instance(directory)
+    echo(f"已在 {directory} 新建实例，共写出 {len(written)} 个文件：")
+    for path in written:
+        echo(f"  {path}")
+    echo(
+        "下一步：编辑 config/channelwatch.toml 填写单位名称和渠道，然后运行 channelwatch --instance "
+        f"{directory} channels 检查配置。"
+    )
+
+
+@app.command("channels")
+def channels_command(ctx: typer.Context) -> None:
+    """列出渠道：发布总数、最新发布时间、距今天数（超过预警天数时标注）。"""
+    from channelwatch import store
+    from channelwatch.render import pad
+    from channelwatch.stats import freshness
+
+    opened = store_of(ctx)
+    settings = opened.instance.config.freshness
+    with store.read(opened.engine) as conn:
+        rows = freshness(
+            conn,
+            opened.office_id,
+            opened.instance.timezone,
+            warn_days=settings.warn_days,
+            limit_days=settings.limit_days,
+        )
+        last_polls = _last_successful_polls(conn, opened)
+    configured = {c.id for c in opened.instance.config.channels}
+    header = ["渠道", "名称", "类型", "总数", "最新发布", "距今", "状态", "最近成功抓取"]
+    widths = [12, 16, 8, 8, 18, 8, 22, 18]
+    echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)))
+    labels = {"ok": "正常", "warn": "预警", "overdue": "已超期", "empty": "无数据"}
+    for row in rows:
+        if row.key not in configured:
+            continue
+        latest = row.last_published.strftime("%Y-%m-%d %H:%M") if row.last_published else "—"
+        days = f"{row.days_since}天" if row.days_since is not None else "—"
+        status = labels[row.status]
+        if row.status == "warn":
+            status += f"（{row.days_left}天后超期）"
+        elif row.status == "overdue":
+            status += f"（已{row.days_since}天未更新）"
+        polled = last_polls.get(row.key, "—")
+        cells = [row.key, row.name, row.kind, str(row.total), latest, days, status, polled]
+        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
+
+
+def _last_successful_polls(conn: Any, opened: Store) -> dict[str, str]:
+    from sqlalchemy import func, select
+
+    from channelwatch.dates import to_office
+    from channelwatch.models import Run
+    from channelwatch.store import as_utc
+
+    run = Run.__table__  # type: ignore[attr-defined]
+    by_id = {v: k for k, v in opened.channel_ids.items()}
+    found = conn.execute(
+        select(run.c.channel_id, func.max(run.c.finished_at))
+        .where(run.c.kind == "poll", run.c.status == "ok")
+        .group_by(run.c.channel_id)
+    )
+    return {
+        by_id[channel_id]: to_office(as_utc(moment), opened.instance.timezone).strftime("%Y-%m-%d %H:%M")
+        for channel_id, moment in found
+        if channel_id in by_id and moment is not None
+    }
+
+
+def _progress_for(path: Path) -> tuple[Any, Any]:
+    """A progress bar on a terminal; nothing when output is piped or redirected."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn(path.name),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    task = bar.add_task(path.name, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total or None)
+
+    return bar, update
+
+
+def _import_one(opened: Store, channel: str, path: Path, **options: Any) -> ImportResult:
+    from channelwatch.ingest import import_file
+
+    bar, update = _progress_for(path)
+    if bar is None:
+        return import_file(opened, channel, path, **options)
+    with bar:
+        return import_file(opened, channel, path, progress=update, **options)
+
+
+def _report_import(result: ImportResult) -> None:
+    line = (
+        f"{result.path}（{result.format}"
+        + (f"，{result.encoding}" if result.encoding else "")
+        + f"）→ {result.channel}：读取 {result.rows_read} 行，新增 {result.rows_new}，"
+        f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+    )
+    echo(line)
+    if result.rejected_file:
+        echo(f"  拒收的行已写入 {result.rejected_file}")
+
+
+def _import_files(ctx: typer.Context, pairs: list[tuple[str, Path]], **options: Any) -> None:
+    from channelwatch.errors import InputError
+
+    opened = store_of(ctx)
+    for channel, _path in pairs:
+        opened.instance.channel(channel)
+    failures = 0
+    for channel, path in pairs:
+        try:
+            _report_import(_import_one(opened, channel, path, **options))
+        except InputError as exc:
+            failures += 1
+            echo(f"错误：{exc}", err=True)
+    if failures:
+        fail(f"{failures} 个文件未导入（见上方说明），其他文件已导入")
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="渠道 id（见 channelwatch channels）")],
+    files: Annotated[list[Path], typer.Argument(help="导出的发布记录：CSV、XLSX 或 JSON", dir_okay=False)],
+    format: Annotated[ImportFormat | None, typer.Option("--format", help="强制指定格式")] = None,
+    encoding: Annotated[str | None, typer.Option("--encoding", help="强制指定 CSV 编码，如 gbk、utf-8")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
+    ] = False,
+) -> None:
+    """导入从后台或网站 CMS 导出的发布记录；重复导入不会重复计数。"""
+    _import_files(
+        ctx,
+        [(channel, f) for f in files],
+        format=format.value if format else None,
+        encoding=encoding,
+        skip_invalid=skip_invalid,
+    )
+
+
+@app.command("import-tree")
+def import_tree_command(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="按渠道分子目录存放的导出文件，如 samples/2020", file_okay=False)],
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
+    ] = False,
+) -> None:
+    """导入目录下每个以渠道 id 命名的子目录中的全部文件（子目录名即渠道 id）。"""
+    if not directory.is_dir():
+        fail(f"找不到目录 {directory}")
+    instance = instance_of(ctx)
+    pairs: list[tuple[str, Path]] = []
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir()):
+        instance.channel(sub.name)
+        files = sorted(
+            p
+            for p in sub.iterdir()
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".rejected.csv")
+        )
+        pairs.extend((sub.name, f) for f in files)
+    if not pairs:
+        fail(f"{directory} 下没有可导入的文件（应为 {directory}/<渠道id>/<文件>）")
+    _import_files(ctx, pairs, skip_invalid=skip_invalid)
+
+
+def _period(year: int, quarter: int | None, month: int | None) -> Period:
+    from channelwatch.stats import Period
+
+    if quarter is not None and month is not None:
+        raise typer.BadParameter("--quarter 与 --month 只能选一个")
+    return Period(year=year, quarter=quarter, month=month)
+
+
+YearOption = Annotated[int, typer.Option("--year", "-y", help="年份，如 2020", min=1990, max=2100)]
+QuarterOption = Annotated[int | None, typer.Option("--quarter", "-q", help="季度 1–4", min=1, max=4)]
+MonthOption = Annotated[int | None, typer.Option("--month", "-m", help="月份 1–12", min=1, max=12)]
+
+
+@app.command("summary")
+def summary_command(
+    ctx: typer.Context,
+    year: YearOption,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    format: Annotated[SummaryFormat, typer.Option("--format", "-f", help="输出格式")] = SummaryFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="另存按月分渠道的发布数量图（PNG）")] = None,
+) -> None:
+    """按年、季度或月统计各渠道发布数量：年报中的那段话和按月表格。"""
+    from channelwatch import store
+    from channelwatch.reports import summary as out
+    from channelwatch.stats import Period, summarise
+
+    period = _period(year, quarter, month)
+    opened = store_of(ctx)
+    keys = [c.id for c in opened.instance.config.channels]
+    with store.read(opened.engine) as conn:
+        figures = summarise(conn, opened.office_id, period, keys)
+        previous = summarise(conn, opened.office_id, Period(year - 1, quarter, month), keys)
+    templates = opened.instance.templates_dir
+    last = previous if previous.comparable else None
+    if chart is not None:
+        from channelwatch.reports.chart import monthly_chart
+
+        monthly_chart(figures, chart)
+    if format is SummaryFormat.xlsx:
+        if output is None:
+            fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
+        assert output is not None
+        out.write_summary_xlsx(figures, output, out.summary_sentence(figures, templates, last))
+        echo(f"已写入 {output}")
+        return
+    text = {
+        SummaryFormat.text: lambda: out.summary_text(figures, templates, last),
+        SummaryFormat.json: lambda: out.summary_json(figures),
+        SummaryFormat.csv: lambda: out.summary_csv(figures),
+        SummaryFormat.markdown: lambda: out.summary_markdown(figures, templates, last),
+    }[format]()
+    if output is not None:
+        output.write_text(text, encoding="utf-8-sig" if format is SummaryFormat.csv else "utf-8")
+        echo(f"已写入 {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command("publications")
+def publications_command(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="渠道 id")],
+    year: YearOption,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    format: Annotated[ListFormat, typer.Option("--format", "-f", help="输出格式")] = ListFormat.text,
+) -> None:
+    """列出某渠道某期间的每一条发布：统计数字背后的明细。"""
+    from channelwatch import store
+    from channelwatch.listing import list_publications, publications_csv, publications_json, publications_text
+
+    period = _period(year, quarter, month)
+    opened = store_of(ctx)
+    channel_id = opened.channel_id(channel)
+    with store.read(opened.engine) as conn:
+        rows = list_publications(conn, channel_id, period, opened.instance.timezone)
+    render = {
+        ListFormat.text: publications_text,
+        ListFormat.csv: publications_csv,
+        ListFormat.json: publications_json,
+    }[format]
+    typer.echo(render(rows), nl=False)
+
+
+@app.command("runs")
+def runs_command(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="显示条数", min=1)] = 30,
+    channel: Annotated[str | None, typer.Option("--channel", "-c", help="只看某个渠道")] = None,
+    format: Annotated[ListFormat, typer.Option("--format", "-f", help="输出格式")] = ListFormat.text,
+) -> None:
+    """导入和抓取的运行记录，最新的在前。"""
+    from channelwatch import store
+    from channelwatch.listing import list_runs, runs_json, runs_text
+
+    opened = store_of(ctx)
+    channel_id = opened.channel_id(channel) if channel else None
+    with store.read(opened.engine) as conn:
+        rows = list_runs(conn, opened, limit=limit, channel_id=channel_id)
+    typer.echo(runs_json(rows) if format is ListFormat.json else runs_text(rows), nl=False)

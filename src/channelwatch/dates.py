@@ -1,0 +1,181 @@
+"""Every accepted date form → an aware datetime in the office's time zone.
+
+Accepted (DESIGN §6): ISO 8601 with or without offset, ``2020-06-01 08:00[:00]``, ``2020/6/1 8:00``,
+``2020-06-01``, ``2020年6月1日[ 08:00]``, Excel date cells (``datetime``/``date``) and serial numbers,
+Weibo's ``Sat Nov 28 10:00:00 +0800 2020``, Unix timestamps (WeChat ``update_time``), and Weibo's
+relative forms (``刚刚``, ``5分钟前``, ``3小时前``, ``昨天 12:30``, ``11-27``) resolved against a given
+"now". A time without an offset is office time.
+
+These functions are pure; ``parse_datetime`` caches by (text, zone) because exports repeat the same
+timestamps many times and parsing dominates import time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "DateParseError",
+    "from_excel_serial",
+    "from_timestamp",
+    "local_period",
+    "parse_datetime",
+    "parse_relative",
+    "to_office",
+]
+
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+_DATE_SEP = re.compile(
+    r"^\s*(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[\sT]+(\d{1,2})\s*[:：时]\s*(\d{1,2})(?:\s*[:：分]\s*(\d{1,2})(?:[.,](\d{1,6}))?)?\s*秒?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
+)
+_WEIBO = re.compile(r"^[A-Z][a-z]{2} ([A-Z][a-z]{2}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) ([+-]\d{4}) (\d{4})$")
+_MONTHS = {
+    m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)
+}
+_SERIAL = re.compile(r"^\d{4,5}(\.\d+)?$")
+
+
+class DateParseError(ValueError):
+    """The text is not a date in any accepted form; the message is user-facing Chinese."""
+
+
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _offset(text: str) -> tzinfo:
+    from datetime import timezone
+
+    if text == "Z":
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+
+
+def to_office(moment: datetime, zone: str) -> datetime:
+    """An aware datetime in office time; a naive one is taken to be office time already."""
+    tz = _zone(zone)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)
+
+
+def from_excel_serial(serial: float, zone: str) -> datetime:
+    """Excel's day count (1900 system, as every export we have seen uses) → office time."""
+    if not 1 <= serial < 2958466:
+        raise DateParseError(f"Excel 日期序号超出范围：{serial}")
+    moment = _EXCEL_EPOCH + timedelta(days=serial)
+    # Excel stores seconds as fractions of a day; round away float noise.
+    moment = (moment + timedelta(microseconds=500_000)).replace(microsecond=0)
+    return moment.replace(tzinfo=_zone(zone))
+
+
+def from_timestamp(seconds: float, zone: str) -> datetime:
+    """A Unix timestamp (WeChat ``update_time``) → office time."""
+    return datetime.fromtimestamp(seconds, _zone(zone))
+
+
+@lru_cache(maxsize=65536)
+def _parse_text(text: str, zone: str) -> datetime:
+    match = _DATE_SEP.match(text)
+    if match:
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        try:
+            micro = int((fraction or "0").ljust(6, "0")) if fraction else 0
+            moment = datetime(
+                int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro
+            )
+        except ValueError as exc:
+            raise DateParseError(f"不存在的日期：{text}") from exc
+        tz = _offset(offset) if offset else _zone(zone)
+        return moment.replace(tzinfo=tz).astimezone(_zone(zone))
+    match = _WEIBO.match(text)
+    if match:
+        mon, day, hour, minute, second, offset, year = match.groups()
+        try:
+            moment = datetime(int(year), _MONTHS[mon], int(day), int(hour), int(minute), int(second))
+        except (KeyError, ValueError) as exc:
+            raise DateParseError(f"不存在的日期：{text}") from exc
+        return moment.replace(tzinfo=_offset(offset)).astimezone(_zone(zone))
+    if _SERIAL.match(text):
+        return from_excel_serial(float(text), zone)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise DateParseError(f"无法识别的日期格式：{text}") from None
+    return to_office(moment, zone)
+
+
+def parse_datetime(value: object, zone: str) -> datetime:
+    """Any accepted form → aware datetime in ``zone``. Raises ``DateParseError``."""
+    if isinstance(value, datetime):
+        return to_office(value, zone)
+    if isinstance(value, date):
+        return datetime.combine(value, time()).replace(tzinfo=_zone(zone))
+    if isinstance(value, bool):
+        raise DateParseError(f"无法识别的日期格式：{value}")
+    if isinstance(value, int | float):
+        # Large numbers are Unix timestamps (seconds or milliseconds), small ones Excel serials.
+        if value > 1e11:
+            return from_timestamp(value / 1000, zone)
+        if value > 1e8:
+            return from_timestamp(value, zone)
+        return from_excel_serial(float(value), zone)
+    if value is None:
+        raise DateParseError("缺少日期")
+    text = str(value).strip()
+    if not text:
+        raise DateParseError("缺少日期")
+    return _parse_text(text, zone)
+
+
+_RELATIVE_MIN = re.compile(r"^(\d+)\s*分钟前$")
+_RELATIVE_HOUR = re.compile(r"^(\d+)\s*小时前$")
+_RELATIVE_SEC = re.compile(r"^(\d+)\s*秒前$")
+_YESTERDAY = re.compile(r"^昨天\s*(\d{1,2}):(\d{2})$")
+_TODAY = re.compile(r"^今天\s*(\d{1,2}):(\d{2})$")
+_MONTH_DAY = re.compile(r"^(\d{1,2})-(\d{1,2})(?:\s+(\d{1,2}):(\d{2}))?$")
+
+
+def parse_relative(text: str, now: datetime, zone: str) -> datetime:
+    """Weibo list dates, relative ones resolved against ``now`` (the fetch time) in office time."""
+    text = text.strip()
+    local_now = to_office(now, zone)
+    if text in {"刚刚", "刚才"}:
+        return local_now.replace(microsecond=0)
+    for pattern, unit in ((_RELATIVE_SEC, "seconds"), (_RELATIVE_MIN, "minutes"), (_RELATIVE_HOUR, "hours")):
+        match = pattern.match(text)
+        if match:
+            return (local_now - timedelta(**{unit: int(match.group(1))})).replace(microsecond=0)
+    for pattern, days in ((_TODAY, 0), (_YESTERDAY, 1)):
+        match = pattern.match(text)
+        if match:
+            on = local_now.date() - timedelta(days=days)
+            return datetime.combine(on, time(int(match.group(1)), int(match.group(2))), local_now.tzinfo)
+    match = _MONTH_DAY.match(text)
+    if match:
+        month, day, hour, minute = match.groups()
+        year = local_now.year
+        try:
+            moment = datetime(year, int(month), int(day), int(hour or 0), int(minute or 0))
+        except ValueError as exc:
+            raise DateParseError(f"不存在的日期：{text}") from exc
+        moment = moment.replace(tzinfo=local_now.tzinfo)
+        if moment > local_now + timedelta(days=1):
+            # A month-day later than today can only be last year's (lists omit the year).
+            moment = moment.replace(year=year - 1)
+        return moment
+    return parse_datetime(text, zone)
+
+
+def local_period(moment: datetime, zone: str) -> tuple[int, int, int]:
+    """(year, quarter, month) of a moment in office time (DESIGN §3 rule 4)."""
+    local = to_office(moment, zone)
+    return local.year, (local.month - 1) // 3 + 1, local.month

@@ -1,0 +1,186 @@
+"""Identity of a publication inside its channel (DESIGN §3 rule 1), as pure functions.
+
+An identity key is a short string with a prefix saying which rule produced it:
+
+- ``id:<platform id>``     Weibo ``mid``; WeChat ``article_id``/``msgid`` + index when no URL is known
+- ``wx:<biz>/<mid>/<idx>/<sn>`` or ``wx:/s/<code>``   a WeChat article URL, normalised
+- ``url:<canonical url>``  any other URL
+- ``fp:<date>:<hash>``     the last resort: normalised title + local publication date
+
+The prefix keeps the rules apart: a title fingerprint can never collide with a URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import date
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "REPOST_FALSE",
+    "REPOST_TRUE",
+    "canonical_url",
+    "identity_key",
+    "is_repost_value",
+    "normalise_title",
+    "title_fingerprint",
+    "title_key",
+    "wechat_article_key",
+    "wechat_push_key",
+]
+
+# Parameters that only say how a reader arrived; they never change which article a URL names.
+_TRACKING = {
+    "spm",
+    "from",
+    "isappinstalled",
+    "scene",
+    "srcid",
+    "sharer_sharetime",
+    "sharer_shareid",
+    "clicktime",
+    "enterid",
+    "chksm",
+    "subscene",
+    "sessionid",
+    "ascene",
+    "devicetype",
+    "version",
+    "nettype",
+    "lang",
+    "pass_ticket",
+    "wx_header",
+    "exportkey",
+    "key",
+    "abtest_cookie",
+    "share_token",
+    "fbclid",
+    "gclid",
+    "_t",
+    "timestamp",
+    "rd2werd",
+    "vid",
+    "poc_token",
+    "mpshare",
+    "realreporttime",
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_WECHAT_HOSTS = {"mp.weixin.qq.com"}
+
+
+def _is_tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _TRACKING or lowered.startswith("utm_")
+
+
+def canonical_url(url: str) -> str:
+    """Scheme and host lower-cased, default port, fragment and tracking parameters dropped.
+
+    Remaining query parameters are sorted so that ``?b=2&a=1`` and ``?a=1&b=2`` are one URL.
+    The path keeps its case: servers may treat ``/A.html`` and ``/a.html`` as different pages.
+    """
+    text = url.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    path = parts.path or "/"
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def wechat_article_key(url: str) -> str | None:
+    """``biz/mid/idx/sn`` of a long WeChat article URL, ``/s/<code>`` of a short one, else None."""
+    parts = urlsplit(url.strip())
+    if (parts.hostname or "").lower() not in _WECHAT_HOSTS:
+        return None
+    path = parts.path.rstrip("/")
+    if path.startswith("/s/") and len(path) > 3:
+        return "/s/" + path[3:]
+    if path in {"/s", "/mp/appmsg/show"}:
+        params = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
+        fields = [params.get(name, "") for name in ("__biz", "mid", "idx", "sn")]
+        if fields[0] and fields[1]:
+            # ``appmsgid`` is an older spelling of mid; idx defaults to 1 (the push's first article).
+            fields[2] = fields[2] or "1"
+            return "/".join(fields)
+    return None
+
+
+def wechat_push_key(url: str) -> str | None:
+    """``biz/mid`` of a long WeChat article URL: the push (群发/发布) the article went out with."""
+    key = wechat_article_key(url)
+    if key is None or key.startswith("/s/"):
+        return None
+    biz, mid, _idx, _sn = key.split("/", 3)
+    return f"{biz}/{mid}"
+
+
+# Everything that is not a letter or digit in any script: spaces, Chinese and Western punctuation.
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def normalise_title(title: str) -> str:
+    """NFKC, lower-cased, whitespace and punctuation removed: the same headline typed twice matches."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", title).lower())
+
+
+def title_key(title: str) -> str:
+    """A short hash of the normalised title: groups one item posted on several channels."""
+    return hashlib.blake2b(normalise_title(title).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def title_fingerprint(title: str, local_day: date) -> str:
+    return f"{local_day.isoformat()}:{title_key(title)}"
+
+
+def identity_key(
+    *,
+    platform_id: str | None,
+    url: str | None,
+    title: str | None,
+    local_day: date,
+    kind: str = "other",
+) -> str:
+    """The identity of a publication in its channel, by DESIGN §3's order of preference.
+
+    For WeChat the article URL wins over ids: the same article appears in exports with an
+    ``article_id`` of the push and in others with only its URL, and the URL is the one stable name.
+    """
+    if kind == "wechat" and url:
+        key = wechat_article_key(url)
+        if key:
+            return "wx:" + key
+    if platform_id:
+        return "id:" + platform_id.strip()
+    if url:
+        key = wechat_article_key(url)
+        if key:
+            return "wx:" + key
+        return "url:" + canonical_url(url)
+    if title:
+        return "fp:" + title_fingerprint(title, local_day)
+    raise ValueError("a publication needs an id, a url or a title")
+
+
+REPOST_TRUE = {"转发", "转载", "是", "true", "1", "yes", "y", "repost"}
+REPOST_FALSE = {"原创", "否", "false", "0", "no", "n", "", "original"}
+
+
+def is_repost_value(value: object) -> bool | None:
+    """True/False for the accepted repost markers (DESIGN §6), None for anything else."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in REPOST_TRUE:
+        return True
+    if text in REPOST_FALSE:
+        return False
+    return None

@@ -1,0 +1,137 @@
+"""What every source yields, and the registry that maps a config's ``poll.type`` to a source.
+
+Terms used by every source module:
+
+*observed publication* (``Observed``)
+    One post as a source saw it: a platform id and/or URL and/or title, a publication time
+    (aware, any zone), whether it is a repost, and where it was seen (``origin``: a file line or a
+    page URL, for error messages). It carries no identity key: ``ingest`` computes that, so that
+    every source obeys the same counting rules (DESIGN §3).
+
+*poll source*
+    A class registered under a ``poll.type`` (``html-list``, ``rss``, ``weibo``, ``wechat``). Its
+    ``Options`` model validates the channel's ``[channels.poll]`` table; unknown keys are errors.
+    The registry is lazy (type → "module:Class") so that ``channelwatch --help`` imports no HTTP or
+    HTML library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = [
+    "Observed",
+    "PollOptions",
+    "parse_duration",
+    "poll_source_class",
+    "register_poll_source",
+    "validate_poll_options",
+]
+
+
+@dataclass(slots=True)
+class Observed:
+    """One publication as a source saw it."""
+
+    published_at: datetime
+    platform_id: str | None = None
+    title: str | None = None
+    url: str | None = None
+    is_repost: bool = False
+    column_name: str | None = None
+    push_id: str | None = None
+    origin: str = ""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``"2s"``, ``"30m"``, ``"1.5h"``, ``"500ms"`` or a number of seconds → seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"无法识别的时长「{text}」（例如 2s、30m、1h、1d）")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class PollOptions(BaseModel):
+    """Keys every ``[channels.poll]`` table accepts; each source extends this model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    max_pages: int = Field(default=5, ge=1, le=10000)
+    min_interval: float = 2.0
+
+    @field_validator("min_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class PollSource:
+    """Base of poll sources. Subclasses set ``Options`` and implement polling (see sources/poll.py)."""
+
+    Options: ClassVar[type[PollOptions]] = PollOptions
+
+
+_REGISTRY: dict[str, str] = {}
+
+
+def register_poll_source(poll_type: str, target: str) -> None:
+    """Register ``"package.module:Class"`` under ``poll_type``."""
+    _REGISTRY[poll_type] = target
+
+
+def known_poll_types() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def poll_source_class(poll_type: str) -> type[PollSource]:
+    _load_builtin()
+    target = _REGISTRY[poll_type]
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert issubclass(cls, PollSource)
+    return cls
+
+
+def _load_builtin() -> None:
+    if _REGISTRY:
+        return
+    # Filled in by the polling feature: one entry per source module.
+    for poll_type, target in _BUILTIN.items():
+        _REGISTRY.setdefault(poll_type, target)
+
+
+_BUILTIN: dict[str, str] = {}
+
+
+def validate_poll_options(table: dict[str, Any]) -> str | None:
+    """None when ``table`` is a valid poll config, else ``.key：reason`` for the error message."""
+    poll_type = table.get("type")
+    types = known_poll_types()
+    if poll_type not in types:
+        return f".type：未知的抓取类型「{poll_type}」，可选：{'、'.join(types) or '（无）'}"
+    try:
+        poll_source_class(poll_type).Options.model_validate(table)
+    except ValidationError as exc:
+        detail = exc.errors()[0]
+        key = ".".join(str(p) for p in detail["loc"])
+        reason = "未知的配置项" if detail["type"] == "extra_forbidden" else detail["msg"]
+        if detail["type"] == "missing":
+            reason = "缺少必填项"
+        return (
+            f".{key}：{reason}（值：{detail.get('input')!r}）" if detail["type"] != "missing" else f".{key}：{reason}"
+        )
+    return None

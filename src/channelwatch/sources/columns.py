@@ -1,0 +1,56 @@
+"""Header names of exported logs → our fields (DESIGN §6), matched case- and space-insensitively."""
+
+from __future__ import annotations
+
+__all__ = ["FIELD_HEADERS", "FIELD_LABELS", "match_headers", "normalise_header"]
+
+FIELD_HEADERS: dict[str, tuple[str, ...]] = {
+    "id": ("id", "编号", "微博ID", "微博id", "mid", "文章ID", "消息ID", "msgid"),
+    "title": ("title", "标题", "文章标题", "微博内容", "内容", "正文"),
+    "url": ("url", "link", "链接", "原文链接", "文章链接", "网址", "地址"),
+    "published_at": (
+        "published_at",
+        "发布时间",
+        "发表时间",
+        "群发时间",
+        "发文时间",
+        "创建时间",
+        "时间",
+        "日期",
+    ),
+    "repost": ("is_repost", "repost", "是否转发", "是否转载", "类型", "原创/转发"),
+    "column": ("column", "栏目", "所属栏目"),
+}
+FIELD_LABELS = {
+    "id": "编号",
+    "title": "标题",
+    "url": "链接",
+    "published_at": "发布时间",
+    "repost": "是否转发",
+    "column": "栏目",
+}
+
+
+def normalise_header(header: object) -> str:
+    return "".join(str(header or "").split()).lower().lstrip("\ufeff")
+
+
+_LOOKUP = {normalise_header(h): name for name, headers in FIELD_HEADERS.items() for h in headers}
+
+
+def match_headers(headers: list[object]) -> dict[str, int]:
+    """Field name → column index. The first column that matches a field wins.
+
+    Earlier names in a field's list are preferred when an export has several: ``标题`` beats
+    ``内容`` for the title, ``发布时间`` beats ``日期``.
+    """
+    best: dict[str, tuple[int, int]] = {}
+    for index, header in enumerate(headers):
+        key = normalise_header(header)
+        name = _LOOKUP.get(key)
+        if name is None:
+            continue
+        rank = [normalise_header(h) for h in FIELD_HEADERS[name]].index(key)
+        if name not in best or rank < best[name][0]:
+            best[name] = (rank, index)
+    return {name: index for name, (_rank, index) in best.items()}

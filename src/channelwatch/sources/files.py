@@ -1,0 +1,395 @@
+"""Exported publication logs: CSV, XLSX, JSON lists and saved Weibo/WeChat API responses.
+
+``open_export`` picks the format from the extension and the content (``--format`` forces it) and
+returns an ``ExportFile`` whose ``rows()`` streams one ``Row`` per data row: either an ``Observed``
+publication or the reasons the row is invalid. Nothing here decides whether a file is accepted:
+``ingest`` does, after seeing every row.
+
+Encodings of CSV files are detected with charset-normalizer (UTF-8 with or without BOM is checked
+first, because it is by far the most common and detectors can mistake short UTF-8 for others);
+GBK and GB2312 are read as GB18030, their superset, so rare characters in names never fail.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from channelwatch.dates import DateParseError, parse_datetime
+from channelwatch.errors import InputError, RowProblem
+from channelwatch.identity import is_repost_value
+from channelwatch.sources.base import Observed
+from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers
+
+__all__ = ["FORMATS", "ExportFile", "Row", "detect_encoding", "open_export"]
+
+FORMATS = ("csv", "xlsx", "json")
+_SAMPLE_BYTES = 1 << 20
+_NO_PROBLEMS: tuple[RowProblem, ...] = ()
+
+
+@dataclass(slots=True)
+class Row:
+    line: int
+    cells: list[str]
+    observed: Observed | None
+    problems: tuple[RowProblem, ...] | list[RowProblem] = _NO_PROBLEMS
+
+
+@dataclass
+class ExportFile:
+    """An opened export: its header (for the rejected file) and a stream of rows."""
+
+    path: Path
+    format: str
+    header: list[str]
+    rows: Callable[[], Iterator[Row]]
+    encoding: str | None = None
+    position: Callable[[], int] = field(default=lambda: 0)
+    size: int = 0
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+# --- encodings -----------------------------------------------------------------------------------
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The encoding of a CSV sample: utf-8-sig, utf-8, or what charset-normalizer finds."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    name = (best.encoding if best else "gb18030").lower().replace("-", "_")
+    if name in {"gbk", "gb2312", "gb18030", "cp936", "hz", "euc_cn", "big5"} and name != "big5":
+        return "gb18030"
+    return best.encoding if best else "gb18030"
+
+
+# --- row conversion --------------------------------------------------------------------------------
+
+
+class _RowConverter:
+    """Turns one tabular row (cells by column index) into a ``Row``."""
+
+    def __init__(self, path: Path, header: list[str], zone: str) -> None:
+        self.zone = zone
+        self.header = header
+        self.columns = match_headers(list(header))
+        if "published_at" not in self.columns:
+            raise InputError(
+                f"{path}：找不到发布时间列。表头为：{'、'.join(h for h in header if h) or '（空）'}；"
+                f"可接受的列名：{'、'.join(FIELD_HEADERS['published_at'])}"
+            )
+        if "title" not in self.columns and "url" not in self.columns:
+            raise InputError(
+                f"{path}：找不到标题列或链接列（至少需要一个）。表头为：{'、'.join(h for h in header if h)}；"
+                f"标题可用列名：{'、'.join(FIELD_HEADERS['title'])}；链接可用列名：{'、'.join(FIELD_HEADERS['url'])}"
+            )
+        c = self.columns
+        self._id = c.get("id")
+        self._title = c.get("title")
+        self._url = c.get("url")
+        self._date = c["published_at"]
+        self._repost = c.get("repost")
+        self._column = c.get("column")
+
+    def _label(self, index: int) -> str:
+        return str(self.header[index]) if index < len(self.header) else ""
+
+    def convert(self, line: int, cells: list[Any], origin: str) -> Row:
+        width = len(cells)
+
+        def cell(index: int | None) -> Any:
+            if index is None or index >= width:
+                return None
+            value = cells[index]
+            if isinstance(value, str):
+                value = value.strip()
+                return value or None
+            return value
+
+        problems: list[RowProblem] = []
+        raw_date = cell(self._date)
+        published: datetime | None = None
+        if raw_date is None:
+            problems.append(RowProblem(line, self._label(self._date), "", "缺少发布时间"))
+        else:
+            try:
+                published = parse_datetime(raw_date, self.zone)
+            except DateParseError as exc:
+                problems.append(RowProblem(line, self._label(self._date), str(raw_date), str(exc)))
+        title = cell(self._title)
+        url = cell(self._url)
+        if title is None and url is None:
+            label = self._label(self._title) if self._title is not None else self._label(self._url or 0)
+            problems.append(RowProblem(line, label, "", "标题和链接都为空"))
+        repost = False
+        if self._repost is not None:
+            raw_repost = cell(self._repost)
+            marked = is_repost_value(raw_repost)
+            if marked is None:
+                problems.append(
+                    RowProblem(
+                        line,
+                        self._label(self._repost),
+                        str(raw_repost),
+                        "无法识别的转发标记（可用：转发、转载、是、原创、否、true、false、1、0）",
+                    )
+                )
+            else:
+                repost = marked
+        texts = [_as_text(v) for v in cells]
+        if problems:
+            return Row(line, texts, None, problems)
+        assert published is not None
+        platform_id = cell(self._id)
+        column = cell(self._column)
+        return Row(
+            line,
+            texts,
+            Observed(
+                published_at=published,
+                platform_id=_as_text(platform_id) or None,
+                title=_as_text(title) if title is not None else None,
+                url=_as_text(url) if url is not None else None,
+                is_repost=repost,
+                column_name=_as_text(column) if column is not None else None,
+                origin=origin,
+            ),
+        )
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        # An id typed into Excel comes back as 4.5e15-style floats; keep its digits.
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+# --- CSV -------------------------------------------------------------------------------------------
+
+
+def _open_csv(path: Path, zone: str, encoding: str | None) -> ExportFile:
+    raw = path.open("rb")
+    try:
+        sample = raw.read(_SAMPLE_BYTES)
+        raw.seek(0)
+        chosen = encoding or detect_encoding(sample)
+        codecs.lookup(chosen)
+    except LookupError:
+        raw.close()
+        raise InputError(f"{path}：未知的编码「{encoding}」") from None
+    text = io.TextIOWrapper(raw, encoding=chosen, newline="", errors="strict")
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.excel
+        sniff = sample.decode(chosen if chosen != "utf-8-sig" else "utf-8-sig", errors="ignore")[:8192]
+        if sniff.count("\t") > sniff.count(",") and sniff.count("\t") > sniff.count(";"):
+            dialect = csv.excel_tab
+        reader = csv.reader(text, dialect)
+        header = next(reader, None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raw.close()
+        raise InputError(f"{path}：无法按 {chosen} 编码读取表头（{exc}），可用 --encoding 指定编码") from None
+    if header is None:
+        raw.close()
+        raise InputError(f"{path}：文件是空的")
+    converter = _RowConverter(path, [h.strip().lstrip("\ufeff") for h in header], zone)
+    name = path.name
+
+    def rows() -> Iterator[Row]:
+        convert = converter.convert
+        try:
+            for cells in reader:
+                if not cells or not any(c.strip() for c in cells):
+                    continue
+                line = reader.line_num
+                yield convert(line, cells, f"{name}:{line}")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path}：第{reader.line_num + 1}行附近无法按 {chosen} 编码解码（{exc.reason}），"
+                "文件可能混用了编码；可用 --encoding 指定编码"
+            ) from None
+        except csv.Error as exc:
+            raise InputError(f"{path}：第{reader.line_num}行不是有效的 CSV（{exc}）") from None
+
+    return ExportFile(
+        path=path,
+        format="csv",
+        header=converter.header,
+        rows=rows,
+        encoding=chosen,
+        position=raw.tell,
+        size=path.stat().st_size,
+        close=raw.close,
+    )
+
+
+# --- XLSX ------------------------------------------------------------------------------------------
+
+
+def _open_xlsx(path: Path, zone: str) -> ExportFile:
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException
+        raise InputError(f"{path}：不是有效的 XLSX 文件（{type(exc).__name__}）") from None
+    sheet = workbook.worksheets[0]
+    rows_iter = sheet.iter_rows(values_only=True)
+    header_line = 0
+    header: list[str] | None = None
+    for values in rows_iter:
+        header_line += 1
+        if any(v not in (None, "") for v in values):
+            header = [_as_text(v).strip() for v in values]
+            break
+    if header is None:
+        workbook.close()
+        raise InputError(f"{path}：工作表「{sheet.title}」是空的")
+    converter = _RowConverter(path, header, zone)
+    done = [header_line]
+
+    def rows() -> Iterator[Row]:
+        line = header_line
+        for values in rows_iter:
+            line += 1
+            done[0] = line
+            if not any(v not in (None, "") for v in values):
+                continue
+            yield converter.convert(line, list(values), f"{path.name}:{line}")
+
+    total = sheet.max_row or 0
+    return ExportFile(
+        path=path,
+        format="xlsx",
+        header=header,
+        rows=rows,
+        position=lambda: done[0],
+        size=total,
+        close=workbook.close,
+    )
+
+
+# --- JSON ------------------------------------------------------------------------------------------
+
+
+def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> ExportFile:
+    try:
+        with path.open("rb") as handle:
+            payload = json.loads(handle.read().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}：JSON 文件须为 UTF-8 编码") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}：第{exc.lineno}行第{exc.colno}列不是有效的 JSON（{exc.msg}）") from None
+
+    from channelwatch.sources import wechat, weibo
+
+    if weibo.is_getindex_payload(payload):
+        return _from_observed(path, "weibo-json", weibo.rows_from_getindex(payload, zone, now, path.name))
+    if wechat.is_batchget_payload(payload):
+        return _from_observed(path, "wechat-json", wechat.rows_from_batchget(payload, zone, path.name))
+    if wechat.is_articlesummary_payload(payload):
+        return _from_observed(path, "wechat-json", wechat.rows_from_articlesummary(payload, zone, path.name))
+    if isinstance(payload, dict):
+        for key in ("items", "data", "list", "records", "rows"):
+            if isinstance(payload.get(key), list):
+                payload = payload[key]
+                break
+    if not isinstance(payload, list):
+        raise InputError(
+            f"{path}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / 微信 freepublish/batchget 响应"
+        )
+    header: list[str] = []
+    for entry in payload:
+        if isinstance(entry, dict):
+            for key in entry:
+                if str(key) not in header:
+                    header.append(str(key))
+    converter = _RowConverter(path, header, zone)
+
+    def rows() -> Iterator[Row]:
+        for index, entry in enumerate(payload, 1):
+            if not isinstance(entry, dict):
+                yield Row(index, [_as_text(entry)], None, [RowProblem(index, "", _as_text(entry), "不是对象")])
+                continue
+            cells = [entry.get(key) for key in header]
+            yield converter.convert(index, cells, f"{path.name}#{index}")
+
+    return ExportFile(path=path, format="json", header=header, rows=rows, size=len(payload))
+
+
+def _from_observed(path: Path, fmt: str, produced: list[Row]) -> ExportFile:
+    header = [FIELD_LABELS[f] for f in ("id", "title", "url", "published_at", "repost")]
+    return ExportFile(path=path, format=fmt, header=header, rows=lambda: iter(produced), size=len(produced))
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+
+def sniff_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return "csv"
+    if suffix in {".xlsx", ".xlsm"}:
+        return "xlsx"
+    if suffix == ".json":
+        return "json"
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in {b"[", b"{"}:
+        return "json"
+    if suffix == ".xls":
+        raise InputError(f"{path}：不支持旧版 .xls 格式，请在 Excel/WPS 中另存为 .xlsx 或 .csv")
+    return "csv"
+
+
+def open_export(
+    path: Path,
+    *,
+    zone: str,
+    kind: str = "other",
+    format: str | None = None,
+    encoding: str | None = None,
+    now: datetime | None = None,
+) -> ExportFile:
+    """Open an exported log for streaming. Raises ``InputError`` for unreadable files."""
+    if not path.is_file():
+        raise InputError(f"找不到文件 {path}")
+    chosen = (format or sniff_format(path)).lower()
+    if chosen == "csv":
+        return _open_csv(path, zone, encoding)
+    if chosen == "xlsx":
+        return _open_xlsx(path, zone)
+    if chosen == "json":
+        return _open_json(path, zone, kind, now)
+    raise InputError(f"未知的格式「{format}」，可选：{'、'.join(FORMATS)}")
+
+
+def write_rejected(export: ExportFile, rejected: list[Row], target: Path) -> None:
+    """The rejected rows, unchanged, with the reason in a last column, as UTF-8 with BOM for Excel."""
+    with target.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*export.header, "拒收原因"])
+        for row in rejected:
+            writer.writerow([*row.cells, "；".join(p.describe() for p in row.problems)])
