@@ -45,6 +45,7 @@ class DateParseError(ValueError):
     """The text is not a date in any accepted form; the message is user-facing Chinese."""
 
 
+@lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
@@ -82,8 +83,14 @@ def from_timestamp(seconds: float, zone: str) -> datetime:
     return datetime.fromtimestamp(seconds, _zone(zone))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _parse_text(text: str, zone: str) -> datetime:
+    if len(text) >= 10 and text[4] == "-" and text[7] == "-":
+        # The common export form (2020-06-01[ 08:00[:00]][+08:00]) through the C parser first.
+        try:
+            return to_office(datetime.fromisoformat(text), zone)
+        except ValueError:
+            pass
     match = _DATE_SEP.match(text)
     if match:
         year, month, day, hour, minute, second, fraction, offset = match.groups()

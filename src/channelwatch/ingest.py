@@ -74,29 +74,27 @@ def open_store(instance: Instance) -> Store:
 def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationRecord:
     """Apply the counting rules (DESIGN §3) to one observed publication."""
     local = to_office(observed.published_at, zone)
-    local_day = local.date()
     push_id = observed.push_id
     if kind == "wechat" and observed.url:
         # The URL's mid names the push in every export, the API's article_id only in API answers:
         # deriving pushes from the URL keeps the push count right across overlapping sources.
         push_id = wechat_push_key(observed.url) or push_id
+    title = observed.title
     return store.PublicationRecord(
-        identity=identity_key(
-            platform_id=observed.platform_id,
-            url=observed.url,
-            title=observed.title,
-            local_day=local_day,
-            kind=kind,
+        identity_key(
+            platform_id=observed.platform_id, url=observed.url, title=title, local_day=local.date(), kind=kind
         ),
-        published_at=local.astimezone(UTC),
-        local_date=local_day,
-        title_key=title_key(observed.title) if observed.title else None,
-        platform_id=observed.platform_id,
-        title=observed.title,
-        url=observed.url,
-        column_name=observed.column_name,
-        push_id=push_id,
-        is_repost=observed.is_repost,
+        observed.platform_id,
+        title,
+        observed.url,
+        observed.column_name,
+        push_id,
+        observed.is_repost,
+        local.astimezone(UTC),
+        local.year,
+        local.month,
+        f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
+        title_key(title) if title else None,
     )
 
 
@@ -268,18 +266,18 @@ def _valid_records(
     result: ImportResult,
     progress: ProgressCallback | None,
 ) -> Iterator[store.PublicationRecord]:
+    # Valid rows are stored even after an invalid one: the transaction is rolled back at the end
+    # unless --skip-invalid, and storing on keeps "new / already known" exact either way.
     read = 0
-    for row in export.rows():
+    for entry in export.rows():
         read += 1
-        if row.observed is None:
-            rejected.append(row)
+        if entry.__class__ is Observed:
+            yield record_of(entry, zone, kind)
         else:
-            # Valid rows are stored even after an invalid one: the transaction is rolled back at the
-            # end unless --skip-invalid, and storing on keeps "new / already known" exact either way.
-            yield record_of(row.observed, zone, kind)
+            rejected.append(entry)  # type: ignore[arg-type]
         if progress is not None and read % 5000 == 0:
             progress(export.position(), export.size)
-        result.rows_read = read
+            result.rows_read = read
     result.rows_read = read
     if progress is not None:
         progress(export.size, export.size)

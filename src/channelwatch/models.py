@@ -54,10 +54,10 @@ class Publication(SQLModel, table=True):
     __tablename__ = "publication"
     __table_args__ = (
         UniqueConstraint("channel_id", "identity", name="uq_publication_identity"),
-        # Covers every period figure: WHERE local_year = ? GROUP BY channel, month, repost.
-        Index("ix_publication_period", "local_year", "channel_id", "local_month", "is_repost"),
-        Index("ix_publication_channel_time", "channel_id", "published_at"),
-        Index("ix_publication_title_key", "local_year", "title_key"),
+        # One covering index serves every figure: counts per channel, month and repost, the distinct
+        # titles of the unique-items figure, and the newest month of a channel (freshness). A second
+        # secondary index would cost import speed on every row for little gain (benchmark: -25 %).
+        Index("ix_publication_period", "channel_id", "local_year", "local_month", "is_repost", "title_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -103,3 +103,8 @@ class Run(SQLModel, table=True):
     pages_fetched: int = 0
     message: str | None = Field(default=None, sa_type=Text)
     job_id: str | None = None
+
+
+# Tables of later features live in their own modules; importing them here registers them on
+# SQLModel.metadata before store.ensure_schema creates the schema.
+from channelwatch import jobstate  # noqa: E402,F401  isort: skip

@@ -266,6 +266,28 @@ class Freshness:
         return None if self.days_since is None else self.limit_days - self.days_since
 
 
+def _newest(conn: Connection, pub: Any, channel_id: int) -> datetime | None:
+    """The newest publication time of a channel, found through the period index.
+
+    The newest (year, month) comes from the index alone; only that month's rows are read for the
+    exact time, so the answer costs the same for ten publications or ten million.
+    """
+    top = conn.execute(
+        select(pub.c.local_year, pub.c.local_month)
+        .where(pub.c.channel_id == channel_id)
+        .order_by(pub.c.local_year.desc(), pub.c.local_month.desc())
+        .limit(1)
+    ).first()
+    if top is None:
+        return None
+    found: datetime | None = conn.execute(
+        select(func.max(pub.c.published_at)).where(
+            pub.c.channel_id == channel_id, pub.c.local_year == top[0], pub.c.local_month == top[1]
+        )
+    ).scalar()
+    return found
+
+
 def freshness(
     conn: Connection,
     office_id: int,
@@ -285,7 +307,7 @@ def freshness(
     )
     result = []
     for channel_id, key, name, kind in list(rows):
-        latest = conn.execute(select(func.max(pub.c.published_at)).where(pub.c.channel_id == channel_id)).scalar()
+        latest = _newest(conn, pub, channel_id)
         total = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
         local = None
         days = None

@@ -13,12 +13,14 @@ should never have to run a separate migration tool — opening the store upgrade
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
@@ -191,20 +193,25 @@ def sync_channel(conn: Connection, office_id: int, key: str, kind: str, name: st
 # --- publications ---------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class PublicationRecord:
-    """A publication ready to store: identity computed, time in UTC, local period resolved."""
+class PublicationRecord(NamedTuple):
+    """A publication ready to store: identity computed, time in UTC, office-time period resolved.
+
+    The fields are in the order of the upsert's parameters, so that a batch of records goes to the
+    driver's ``executemany`` as it is, with no per-row copying (import speed, DESIGN §8).
+    """
 
     identity: str
+    platform_id: str | None
+    title: str | None
+    url: str | None
+    column_name: str | None
+    push_id: str | None
+    is_repost: bool
     published_at: datetime  # aware, UTC
-    local_date: date
-    title_key: str | None = None
-    platform_id: str | None = None
-    title: str | None = None
-    url: str | None = None
-    column_name: str | None = None
-    push_id: str | None = None
-    is_repost: bool = False
+    local_year: int
+    local_month: int
+    local_date: str  # the office-time day, ISO 8601
+    title_key: str | None
 
 
 @dataclass
@@ -219,8 +226,8 @@ class UpsertCounts:
 
 
 _COLUMNS = (
-    "channel_id, identity, platform_id, title, url, column_name, push_id, is_repost, published_at, "
-    "local_year, local_month, local_date, title_key, first_seen, last_seen, first_run_id"
+    "identity, platform_id, title, url, column_name, push_id, is_repost, published_at, "
+    "local_year, local_month, local_date, title_key, channel_id, first_seen, last_seen, first_run_id"
 )
 # Seeing an identity again never adds a row: it fills what was missing and moves last_seen
 # (DESIGN §3 rule 2). A repost mark, once seen, stays: exports without a repost column say nothing.
@@ -235,26 +242,36 @@ _ON_CONFLICT = (
     "push_id = COALESCE(publication.push_id, excluded.push_id), "
     "is_repost = (publication.is_repost OR excluded.is_repost)"
 )
-_SQLITE_UPSERT = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join('?' * 16)}) {_ON_CONFLICT}"
-_PG_UPSERT = (
-    f"INSERT INTO publication ({_COLUMNS}) VALUES ("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) " + _ON_CONFLICT
-)
+
+
+def _upsert_sql(dialect: str, channel_id: int, seen: datetime, run_id: int | None) -> str:
+    """The upsert with the batch's constants inlined: they are our own integers and timestamp."""
+    run = "NULL" if run_id is None else str(int(run_id))
+    if dialect == "sqlite":
+        seen_text = _sqlite_time(seen)
+        values = ", ".join(["?"] * 12) + f", {int(channel_id)}, '{seen_text}', '{seen_text}', {run}"
+    else:
+        seen_text = seen.astimezone(UTC).isoformat()
+        values = (
+            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS date), %s, "
+            f"{int(channel_id)}, '{seen_text}', '{seen_text}', {run}"
+        )
+    return f"INSERT INTO publication ({_COLUMNS}) VALUES ({values}) {_ON_CONFLICT}"
 
 
 def _sqlite_time(moment: datetime) -> str:
-    # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive).
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive, always microseconds).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+# Raw executemany hands datetimes to the sqlite3 module itself; store them exactly as SQLAlchemy
+# does (its own DateTime binds are strings already, so they never reach this adapter).
+sqlite3.register_adapter(datetime, _sqlite_time)
 
 
 def _batches(records: Iterable[PublicationRecord], size: int) -> Iterator[list[PublicationRecord]]:
-    batch: list[PublicationRecord] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
         yield batch
 
 
@@ -282,64 +299,13 @@ def upsert_publications(
         conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
         before = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
 
+    sql = _upsert_sql(dialect, channel_id, seen, run_id)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     try:
-        if dialect == "sqlite":
-            seen_text = _sqlite_time(seen)
-            for batch in _batches(records, BATCH_SIZE):
-                total += len(batch)
-                cursor.executemany(
-                    _SQLITE_UPSERT,
-                    [
-                        (
-                            channel_id,
-                            r.identity,
-                            r.platform_id,
-                            r.title,
-                            r.url,
-                            r.column_name,
-                            r.push_id,
-                            int(r.is_repost),
-                            _sqlite_time(r.published_at),
-                            r.local_date.year,
-                            r.local_date.month,
-                            r.local_date.isoformat(),
-                            r.title_key,
-                            seen_text,
-                            seen_text,
-                            run_id,
-                        )
-                        for r in batch
-                    ],
-                )
-        else:
-            for batch in _batches(records, BATCH_SIZE):
-                total += len(batch)
-                cursor.executemany(
-                    _PG_UPSERT,
-                    [
-                        (
-                            channel_id,
-                            r.identity,
-                            r.platform_id,
-                            r.title,
-                            r.url,
-                            r.column_name,
-                            r.push_id,
-                            r.is_repost,
-                            r.published_at,
-                            r.local_date.year,
-                            r.local_date.month,
-                            r.local_date,
-                            r.title_key,
-                            seen,
-                            seen,
-                            run_id,
-                        )
-                        for r in batch
-                    ],
-                )
+        for batch in _batches(records, BATCH_SIZE):
+            total += len(batch)
+            cursor.executemany(sql, batch)
     finally:
         cursor.close()
 

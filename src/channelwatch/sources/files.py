@@ -37,10 +37,15 @@ _NO_PROBLEMS: tuple[RowProblem, ...] = ()
 
 @dataclass(slots=True)
 class Row:
+    """A row as read, with its problems; readers yield these only for invalid rows."""
+
     line: int
     cells: list[str]
     observed: Observed | None
     problems: tuple[RowProblem, ...] | list[RowProblem] = _NO_PROBLEMS
+
+
+Entry = Observed | Row  # what ExportFile.rows() yields: a valid publication, or an invalid row
 
 
 @dataclass
@@ -50,7 +55,7 @@ class ExportFile:
     path: Path
     format: str
     header: list[str]
-    rows: Callable[[], Iterator[Row]]
+    rows: Callable[[], Iterator[Entry]]
     encoding: str | None = None
     position: Callable[[], int] = field(default=lambda: 0)
     size: int = 0
@@ -111,70 +116,70 @@ class _RowConverter:
     def _label(self, index: int) -> str:
         return str(self.header[index]) if index < len(self.header) else ""
 
-    def convert(self, line: int, cells: list[Any], origin: str) -> Row:
+    def convert(self, line: int, cells: list[Any], origin: str) -> Entry:
+        # This runs once per row of files with millions of rows: cells are read inline, and the
+        # text copy of the row (for the rejected file) is only made for invalid rows.
         width = len(cells)
-
-        def cell(index: int | None) -> Any:
-            if index is None or index >= width:
-                return None
-            value = cells[index]
-            if isinstance(value, str):
-                value = value.strip()
-                return value or None
-            return value
-
-        problems: list[RowProblem] = []
-        raw_date = cell(self._date)
+        raw_date = _cell(cells, self._date, width)
+        title = _cell(cells, self._title, width)
+        url = _cell(cells, self._url, width)
         published: datetime | None = None
+        repost = False
+        problems: list[RowProblem] | None = None
         if raw_date is None:
-            problems.append(RowProblem(line, self._label(self._date), "", "缺少发布时间"))
+            problems = [RowProblem(line, self._label(self._date), "", "缺少发布时间")]
         else:
             try:
                 published = parse_datetime(raw_date, self.zone)
             except DateParseError as exc:
-                problems.append(RowProblem(line, self._label(self._date), str(raw_date), str(exc)))
-        title = cell(self._title)
-        url = cell(self._url)
+                problems = [RowProblem(line, self._label(self._date), str(raw_date), str(exc))]
         if title is None and url is None:
             label = self._label(self._title) if self._title is not None else self._label(self._url or 0)
-            problems.append(RowProblem(line, label, "", "标题和链接都为空"))
-        repost = False
+            problems = (problems or []) + [RowProblem(line, label, "", "标题和链接都为空")]
         if self._repost is not None:
-            raw_repost = cell(self._repost)
+            raw_repost = _cell(cells, self._repost, width)
             marked = is_repost_value(raw_repost)
             if marked is None:
-                problems.append(
+                problems = (problems or []) + [
                     RowProblem(
                         line,
                         self._label(self._repost),
                         str(raw_repost),
                         "无法识别的转发标记（可用：转发、转载、是、原创、否、true、false、1、0）",
                     )
-                )
+                ]
             else:
                 repost = marked
-        texts = [_as_text(v) for v in cells]
         if problems:
-            return Row(line, texts, None, problems)
+            return Row(line, [_as_text(v) for v in cells], None, problems)
         assert published is not None
-        platform_id = cell(self._id)
-        column = cell(self._column)
-        return Row(
-            line,
-            texts,
-            Observed(
-                published_at=published,
-                platform_id=_as_text(platform_id) or None,
-                title=_as_text(title) if title is not None else None,
-                url=_as_text(url) if url is not None else None,
-                is_repost=repost,
-                column_name=_as_text(column) if column is not None else None,
-                origin=origin,
-            ),
+        platform_id = _cell(cells, self._id, width)
+        column = _cell(cells, self._column, width)
+        return Observed(
+            published_at=published,
+            platform_id=None if platform_id is None else _as_text(platform_id),
+            title=None if title is None else _as_text(title),
+            url=None if url is None else _as_text(url),
+            is_repost=repost,
+            column_name=None if column is None else _as_text(column),
+            origin=origin,
         )
 
 
+def _cell(cells: list[Any], index: int | None, width: int) -> Any:
+    """A cell's value, stripped; None for a missing or blank cell."""
+    if index is None or index >= width:
+        return None
+    value = cells[index]
+    if value.__class__ is str:
+        value = value.strip()
+        return value or None
+    return value
+
+
 def _as_text(value: Any) -> str:
+    if value.__class__ is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -215,14 +220,14 @@ def _open_csv(path: Path, zone: str, encoding: str | None) -> ExportFile:
     converter = _RowConverter(path, [h.strip().lstrip("\ufeff") for h in header], zone)
     name = path.name
 
-    def rows() -> Iterator[Row]:
+    def rows() -> Iterator[Entry]:
         convert = converter.convert
         try:
             for cells in reader:
                 if not cells or not any(c.strip() for c in cells):
                     continue
                 line = reader.line_num
-                yield convert(line, cells, f"{name}:{line}")
+                yield convert(line, cells, name)
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"{path}：第{reader.line_num + 1}行附近无法按 {chosen} 编码解码（{exc.reason}），"
@@ -268,7 +273,7 @@ def _open_xlsx(path: Path, zone: str) -> ExportFile:
     converter = _RowConverter(path, header, zone)
     done = [header_line]
 
-    def rows() -> Iterator[Row]:
+    def rows() -> Iterator[Entry]:
         line = header_line
         for values in rows_iter:
             line += 1
@@ -326,7 +331,7 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
                     header.append(str(key))
     converter = _RowConverter(path, header, zone)
 
-    def rows() -> Iterator[Row]:
+    def rows() -> Iterator[Entry]:
         for index, entry in enumerate(payload, 1):
             if not isinstance(entry, dict):
                 yield Row(index, [_as_text(entry)], None, [RowProblem(index, "", _as_text(entry), "不是对象")])
@@ -338,8 +343,10 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
 
 
 def _from_observed(path: Path, fmt: str, produced: list[Row]) -> ExportFile:
+    """Rows parsed from a saved API answer: valid ones are handed on as their publication."""
     header = [FIELD_LABELS[f] for f in ("id", "title", "url", "published_at", "repost")]
-    return ExportFile(path=path, format=fmt, header=header, rows=lambda: iter(produced), size=len(produced))
+    entries: list[Entry] = [row.observed if row.observed is not None else row for row in produced]
+    return ExportFile(path=path, format=fmt, header=header, rows=lambda: iter(entries), size=len(entries))
 
 
 # --- entry point -----------------------------------------------------------------------------------
