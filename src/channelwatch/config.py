@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from channelwatch.delivery import DeliveryConfig
 from channelwatch.errors import ChannelNotFound, ConfigError
 
 __all__ = [
@@ -76,8 +77,7 @@ class Config(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     channels: list[ChannelConfig] = Field(default_factory=list)
     freshness: FreshnessConfig = FreshnessConfig()
-    # Sections owned by later features are validated by their own modules (delivery.py, …).
-    delivery: dict[str, Any] | None = None
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     @field_validator("channels")
     @classmethod

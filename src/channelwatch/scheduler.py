@@ -1,0 +1,478 @@
+"""The daemon: job files → APScheduler, catch-up of missed runs, one daemon per database (issue 4).
+
+- Each job runs at its times in the office's time zone, one run of a job at a time
+  (``max_instances=1``, ``coalesce=True``; across processes a per-job lock, so ``run-job`` by hand
+  never overlaps the daemon's run of the same job).
+- On start, a job whose scheduled time passed while no daemon ran (after its last run, recorded in
+  the database) runs **once**, at once, if that time is within the job's grace time.
+- One daemon per database: a file lock beside the SQLite file, ``pg_try_advisory_lock`` on
+  PostgreSQL. A second daemon exits at once with a message. Both locks die with the process, so a
+  ``kill -9`` never leaves a stale lock.
+- SIGTERM/SIGINT stop the scheduler and wait for running jobs to finish (every job's writes are
+  transactions, so even a second signal, which exits at once, leaves nothing half-written).
+- One log line per job run on stderr, with its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from channelwatch import jobstate, store
+from channelwatch.config import Instance
+from channelwatch.dates import to_office
+from channelwatch.errors import UserError
+from channelwatch.ingest import Store, open_store
+from channelwatch.jobs import Job, load_jobs, make_trigger, missed_fire
+
+__all__ = ["JobOutcome", "execute", "run_daemon", "try_lock"]
+
+log = logging.getLogger(__name__)
+
+
+# --- locks ---------------------------------------------------------------------------------------------
+
+
+class Lock(Protocol):
+    description: str
+
+    def release(self) -> None: ...
+
+
+@dataclass
+class _FileLock:
+    lock: Any
+    description: str
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@dataclass
+class _AdvisoryLock:
+    connection: Any
+    key: int
+    description: str
+
+    def release(self) -> None:
+        try:
+            self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+            self.connection.commit()
+        finally:
+            self.connection.close()
+
+
+def _advisory_key(name: str) -> int:
+    digest = hashlib.sha256(f"channelwatch:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def sqlite_path(opened: Store) -> Path | None:
+    url = opened.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def try_lock(opened: Store, name: str) -> Lock | None:
+    """Take the named lock for this database without waiting; ``None`` when another process holds it."""
+    database = sqlite_path(opened)
+    if database is not None:
+        from filelock import FileLock, Timeout
+
+        path = database.with_name(f"{database.name}.{name}.lock")
+        lock = FileLock(path, thread_local=False, fallback_to_soft=False, preserve_lock_file=True)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return None
+        return _FileLock(lock, f"锁文件 {path}")
+    if opened.engine.url.get_backend_name() == "postgresql":
+        key = _advisory_key(name)
+        connection = opened.engine.connect()
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+        connection.commit()
+        if not got:
+            connection.close()
+            return None
+        return _AdvisoryLock(connection, key, f"PostgreSQL 咨询锁 {key}")
+    raise UserError(f"不支持为数据库 {opened.engine.url.get_backend_name()} 加锁")
+
+
+def _job_lock_name(opened: Store, job_id: str) -> str:
+    return f"job-{opened.office_id}-{job_id}"
+
+
+# --- actions -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobOutcome:
+    status: str  # ok | warn | failed | skipped
+    message: str
+
+
+def _office_now(opened: Store, moment: datetime | None = None) -> datetime:
+    return to_office(moment or datetime.now(UTC), opened.instance.timezone)
+
+
+def _poll(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.polling import poll_channels  # issue 3; imported here to keep the daemon light
+
+    channels = list(job.spec.channels) if job.spec.channels else None
+    results = poll_channels(opened, channels, full=job.spec.full, job_id=job.id)
+    if not results:
+        return JobOutcome("ok", "no pollable channel")
+    failed = [r for r in results if r.status != "ok"]
+    parts = [
+        f"{r.channel} {r.status} new={r.new} seen={r.seen} pages={r.pages}"
+        + (f" ({r.message})" if r.status != "ok" and r.message else "")
+        for r in results
+    ]
+    return JobOutcome("failed" if failed else "ok", "; ".join(parts))
+
+
+def _import_inbox(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.inbox import import_inbox
+
+    result = import_inbox(opened, opened.instance.path(job.spec.path), settle=job.spec.settle, job_id=job.id)
+    status = "failed" if result.count("error") else "warn" if result.count("rejected") or result.problems else "ok"
+    return JobOutcome(status, result.summary())
+
+
+def quarterly_outgoing(opened: Store, year: int, quarter: int) -> tuple[Any, Any]:
+    """The quarterly report of ``year``/``quarter`` and the ``Outgoing`` that delivers it."""
+    from channelwatch.deliver import Attachment, Outgoing
+    from channelwatch.reports.quarterly import build_quarterly
+
+    keys = [c.id for c in opened.instance.config.channels]
+    with store.read(opened.engine) as conn:
+        report = build_quarterly(
+            conn,
+            opened.office_id,
+            year,
+            quarter,
+            channel_keys=keys,
+            templates_dir=opened.instance.templates_dir,
+            today=_office_now(opened).date(),
+        )
+    outgoing = Outgoing(
+        report="quarterly",
+        period=report.key,
+        subject=report.subject,
+        text=report.text,
+        html=report.html,
+        attachments=[Attachment(report.attachment_name, report.xlsx_bytes())],
+        data=report.as_json(),
+    )
+    return report, outgoing
+
+
+def deliver_quarterly(
+    opened: Store, year: int, quarter: int, *, resend: bool = False, job_id: str | None = None
+) -> Any:
+    """Deliver one quarter under the database-wide delivery lock (job and CLI never send at once)."""
+    from channelwatch.deliver import deliver
+
+    lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+    try:
+        _report, outgoing = quarterly_outgoing(opened, year, quarter)
+        return deliver(opened, outgoing, resend=resend, job_id=job_id)
+    finally:
+        lock.release()
+
+
+def _wait_for_lock(opened: Store, name: str, timeout: float) -> Lock:
+    deadline = time.monotonic() + timeout
+    while True:
+        lock = try_lock(opened, name)
+        if lock is not None:
+            return lock
+        if time.monotonic() > deadline:
+            raise UserError("另一个进程正在发送报告，请稍后再试")
+        time.sleep(0.2)
+
+
+def _quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.deliver import undelivered_periods
+    from channelwatch.reports.quarterly import previous_quarter
+
+    year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
+    periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
+    descriptions, failed = [], False
+    for period in sorted(periods):
+        outcome = deliver_quarterly(opened, int(period[:4]), int(period[5:]), job_id=job.id)
+        failed = failed or bool(outcome.failed)
+        descriptions.append(outcome.describe())
+    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+
+
+def freshness_rows(opened: Store, warn_days: int | None = None, limit_days: int | None = None) -> list[Any]:
+    from channelwatch.stats import freshness
+
+    settings = opened.instance.config.freshness
+    configured = {c.id for c in opened.instance.config.channels}
+    with store.read(opened.engine) as conn:
+        rows = freshness(
+            conn,
+            opened.office_id,
+            opened.instance.timezone,
+            warn_days=warn_days or settings.warn_days,
+            limit_days=limit_days or settings.limit_days,
+        )
+    return [r for r in rows if r.key in configured]
+
+
+def freshness_sentence(row: Any) -> str:
+    """One Chinese sentence about a channel that needs attention."""
+    if row.status == "empty":
+        return f"{row.name}（{row.key}）尚无任何发布记录，请确认渠道已接入（导入或抓取）。"
+    latest = row.last_published.strftime("%Y-%m-%d")
+    if row.status == "overdue":
+        return (
+            f"{row.name}（{row.key}）已 {row.days_since} 天未更新（最新发布 {latest}），"
+            f"已超过 {row.limit_days} 天的期限。"
+        )
+    return (
+        f"{row.name}（{row.key}）已 {row.days_since} 天未更新（最新发布 {latest}），"
+        f"距 {row.limit_days} 天期限还剩 {row.days_left} 天。"
+    )
+
+
+def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    rows = freshness_rows(opened, job.spec.warn_days, job.spec.limit_days)
+    late = [r for r in rows if r.status in {"warn", "overdue", "empty"}]
+    if not late:
+        return JobOutcome("ok", "all channels fresh: " + ", ".join(f"{r.key} {r.days_since}d" for r in rows))
+    message = "; ".join(
+        f"{r.key} {r.status}" + (f" {r.days_since}d, {r.days_left}d left" if r.days_since is not None else "")
+        for r in late
+    )
+    if job.spec.notify:
+        from channelwatch.deliver import Outgoing, deliver
+
+        office = opened.instance.config.office
+        today = _office_now(opened, scheduled_for).date()
+        body = "\n".join(
+            [
+                f"{office.name}信息更新预警（{today.isoformat()}）",
+                "",
+                *[freshness_sentence(r) for r in late],
+                "",
+                "政务新媒体和网站栏目两周未更新即为检查不合格（单项否决），请及时更新。",
+                "（本邮件由 channelwatch 自动生成发送。）",
+                "",
+            ]
+        )
+        outgoing = Outgoing(
+            report="freshness",
+            period=today.isoformat(),
+            subject=f"{office.name}信息更新预警：{len(late)}个渠道需要更新",
+            text=body,
+            data={
+                "channels": [
+                    {"id": r.key, "status": r.status, "days_since": r.days_since, "days_left": r.days_left}
+                    for r in late
+                ]
+            },
+        )
+        lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+        try:
+            outcome = deliver(opened, outgoing, job_id=job.id)
+        finally:
+            lock.release()
+        message += " | " + outcome.describe()
+        if outcome.failed:
+            return JobOutcome("failed", message)
+    return JobOutcome("warn", message)
+
+
+ACTIONS: dict[str, Callable[[Store, Job, datetime], JobOutcome]] = {
+    "poll": _poll,
+    "import-inbox": _import_inbox,
+    "quarterly-report": _quarterly,
+    "freshness-check": _freshness,
+}
+
+
+def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: datetime | None = None) -> JobOutcome:
+    """Run ``job`` once now, recorded as a job run; never raises for the job's own failures."""
+    lock = try_lock(opened, _job_lock_name(opened, job.id))
+    if lock is None:
+        outcome = JobOutcome("skipped", "another run of this job is still in progress")
+        log.info("job %s (%s) skipped [%s]: %s", job.id, job.action, trigger, outcome.message)
+        return outcome
+    started = time.monotonic()
+    fire = scheduled_for or datetime.now(UTC)
+    try:
+        run_id = jobstate.start_job_run(opened.engine, opened.office_id, job.id, job.action, trigger, fire)
+        try:
+            outcome = ACTIONS[job.action](opened, job, fire)
+        except UserError as exc:
+            outcome = JobOutcome("failed", str(exc))
+        except Exception as exc:
+            log.debug("job %s raised", job.id, exc_info=True)
+            outcome = JobOutcome("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        jobstate.finish_job_run(opened.engine, run_id, outcome.status, outcome.message, scheduled_for=fire)
+    finally:
+        lock.release()
+    log.info(
+        "job %s (%s) %s in %.2fs [%s]: %s",
+        job.id,
+        job.action,
+        outcome.status,
+        time.monotonic() - started,
+        trigger,
+        outcome.message,
+    )
+    return outcome
+
+
+def close_interrupted(opened: Store, jobs: list[Job]) -> None:
+    """Runs left ``running`` by a killed process, whose job lock is free now, are closed as interrupted."""
+    from sqlalchemy import select
+
+    runs = jobstate.JobRun.__table__  # type: ignore[attr-defined]
+    states = jobstate.JobState.__table__  # type: ignore[attr-defined]
+    for job in jobs:
+        lock = try_lock(opened, _job_lock_name(opened, job.id))
+        if lock is None:
+            continue
+        try:
+            with store.write(opened.engine) as conn:
+                stale = list(
+                    conn.execute(
+                        select(runs.c.id).where(
+                            runs.c.office_id == opened.office_id, runs.c.job_id == job.id, runs.c.status == "running"
+                        )
+                    ).scalars()
+                )
+                if not stale:
+                    continue
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(stale))
+                    .values(status="interrupted", message="进程在运行中被终止", finished_at=store.utc_now())
+                )
+                conn.execute(
+                    states.update()
+                    .where(
+                        states.c.office_id == opened.office_id,
+                        states.c.job_id == job.id,
+                        states.c.last_status == "running",
+                    )
+                    .values(last_status="interrupted", last_message="进程在运行中被终止")
+                )
+            log.warning("job %s: %d run(s) interrupted by a previous crash", job.id, len(stale))
+        finally:
+            lock.release()
+
+
+# --- the daemon ----------------------------------------------------------------------------------------
+
+
+def run_daemon(instance: Instance, *, ready: Callable[[], None] | None = None) -> None:
+    """Run the instance's jobs until SIGTERM or SIGINT."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    jobs = load_jobs(instance)  # a bad job file stops here, naming the file and key
+    if not jobs:
+        raise UserError(f"{instance.jobs_dir} 下没有任务文件（*.toml），守护进程无事可做")
+    opened = open_store(instance)
+    daemon_lock = try_lock(opened, "daemon")
+    if daemon_lock is None:
+        opened.dispose()
+        where = sqlite_path(opened)
+        raise UserError(
+            "另一个 channelwatch 守护进程已在使用这个数据库"
+            + (f"（{where}）" if where else "")
+            + "，本进程退出。每个数据库只能运行一个守护进程。"
+        )
+    stop = threading.Event()
+    try:
+        zone = instance.timezone
+        now = datetime.now(UTC)
+        jobstate.register_jobs(opened.engine, opened.office_id, [j.id for j in jobs], now)
+        close_interrupted(opened, jobs)
+        states = jobstate.job_states(opened.engine, opened.office_id)
+        catch_up: dict[str, datetime] = {}
+        catch_lock = threading.Lock()
+
+        def run(job: Job) -> None:
+            with catch_lock:
+                missed = catch_up.pop(job.id, None)
+            if missed is not None:
+                execute(opened, job, trigger="catch-up", scheduled_for=missed)
+            else:
+                execute(opened, job, trigger="schedule")
+
+        scheduler = BackgroundScheduler(
+            timezone=ZoneInfo(zone),
+            executors={"default": ThreadPoolExecutor(max_workers=max(2, min(8, len(jobs))))},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        for job in jobs:
+            state = states[job.id]
+            reference = state.last_fire or state.registered_at
+            trigger = make_trigger(job, zone, start=reference if job.spec.every else None)
+            missed = missed_fire(job, zone, reference, now)
+            options: dict[str, Any] = {}
+            if missed is not None:
+                catch_up[job.id] = missed
+                options["next_run_time"] = datetime.now(ZoneInfo(zone))
+                log.info("job %s missed its run at %s: catching up once now", job.id, to_office(missed, zone))
+            scheduler.add_job(
+                run,
+                trigger,
+                args=[job],
+                id=job.id,
+                name=job.id,
+                misfire_grace_time=max(1, int(job.grace_seconds(zone))),
+                **options,
+            )
+
+        first_signal = True
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            nonlocal first_signal
+            if first_signal:
+                first_signal = False
+                log.info("received %s: stopping after running jobs finish", signal.Signals(signum).name)
+                stop.set()
+            else:
+                log.warning("second %s: exiting at once (open transactions roll back)", signal.Signals(signum).name)
+                os._exit(1)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        scheduler.start()
+        log.info(
+            "daemon started (pid %d, %d jobs, %s): %s",
+            os.getpid(),
+            len(jobs),
+            daemon_lock.description,
+            ", ".join(f"{j.id} {j.schedule_text}" for j in jobs),
+        )
+        if ready is not None:
+            ready()
+        while not stop.wait(1.0):
+            pass
+        scheduler.shutdown(wait=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        log.info("daemon stopped")
+    finally:
+        daemon_lock.release()
+        opened.dispose()
