@@ -1,0 +1,263 @@
+"""Daemon commands: daemon, jobs, run-job, quarterly, freshness."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class QuarterlyFormat(StrEnum):
+    text = "text"
+    html = "html"
+    json = "json"
+
+
+_STATUS = {
+    "ok": "成功",
+    "warn": "有提醒",
+    "failed": "失败",
+    "running": "运行中",
+    "interrupted": "中断",
+    "skipped": "跳过",
+    None: "从未运行",
+}
+
+_DELIVERY_STATUS = {"pending": "待发送", "failed": "发送失败", "sending": "发送中断"}
+
+
+def _daemon_logging() -> None:
+    # One line per job run (scheduler.py) at INFO; everything else stays at the CLI's level.
+    logging.getLogger("channelwatch.scheduler").setLevel(logging.INFO)
+
+
+@app.command("daemon")
+def daemon_command(ctx: typer.Context) -> None:
+    """运行守护进程：按 jobs/*.toml 定时抓取、导入收件箱、发送季度统计、检查更新时效，直到收到 SIGTERM/SIGINT。"""
+    from channelwatch.scheduler import run_daemon
+
+    _daemon_logging()
+    run_daemon(instance_of(ctx))
+
+
+def _local(moment: datetime | None, zone: str) -> str:
+    from channelwatch.dates import to_office
+
+    if moment is None:
+        return "—"
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return to_office(aware, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from channelwatch.deliver import undelivered
+    from channelwatch.jobs import load_jobs, next_fire
+    from channelwatch.jobstate import job_states
+    from channelwatch.scheduler import _job_lock_name, try_lock
+
+    instance = instance_of(ctx)
+    jobs = load_jobs(instance)
+    opened = store_of(ctx)
+    zone = instance.timezone
+    states = job_states(opened.engine, opened.office_id)
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        state = states.get(job.id)
+        status = state.last_status if state else None
+        if status == "running":
+            # A run recorded as running whose job lock is free belongs to a process that died.
+            lock = try_lock(opened, _job_lock_name(opened, job.id))
+            if lock is not None:
+                lock.release()
+                status = "interrupted"
+        reference = (state.last_fire or state.registered_at) if state else now
+        upcoming = next_fire(job, zone, now, start=reference if job.spec.every else None)
+        rows.append(
+            {
+                "id": job.id,
+                "action": job.action,
+                "schedule": job.schedule_text,
+                "file": str(job.path),
+                "last_status": status,
+                "last_started": _local(state.last_started if state else None, zone),
+                "last_finished": _local(state.last_finished if state else None, zone),
+                "last_message": state.last_message if state else None,
+                "next_run": _local(upcoming, zone),
+            }
+        )
+    pending = [
+        {
+            "report": row.report,
+            "period": row.period,
+            "target": row.target,
+            "status": row.status,
+            "attempts": row.attempts,
+            "last_attempt": _local(row.last_attempt_at, zone),
+            "message": row.message,
+        }
+        for row in undelivered(opened)
+    ]
+    return rows, pending
+
+
+@app.command("jobs")
+def jobs_command(
+    ctx: typer.Context,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="输出格式")] = OutputFormat.text,
+) -> None:
+    """列出任务：计划、上次运行结果、下次运行时间，以及尚未发送成功的报告。"""
+    from channelwatch.render import pad
+
+    rows, pending = _job_rows(ctx)
+    if format is OutputFormat.json:
+        typer.echo(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        echo(f"{instance_of(ctx).jobs_dir} 下没有任务文件。")
+    header = ["任务", "动作", "计划", "上次结果", "上次开始", "下次运行"]
+    widths = [16, 18, 26, 10, 21, 20]
+    echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)))
+    for row in rows:
+        cells = [
+            row["id"],
+            row["action"],
+            row["schedule"],
+            _STATUS.get(row["last_status"], row["last_status"]),
+            row["last_started"],
+            row["next_run"],
+        ]
+        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
+        if row["last_message"] and row["last_status"] not in {None, "ok"}:
+            echo(f"    {row['last_message'][:300]}")
+    if pending:
+        echo("")
+        echo("尚未发送成功的报告（下次运行报告任务时自动重试）：")
+        for item in pending:
+            state = _DELIVERY_STATUS.get(item["status"], item["status"])
+            reason = f"：{item['message']}" if item["message"] else ""
+            echo(
+                f"  {item['report']} {item['period']} → {item['target']}  {state}，已尝试 {item['attempts']} 次{reason}"
+            )
+
+
+@app.command("run-job")
+def run_job_command(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="任务 id（见 channelwatch jobs）")],
+) -> None:
+    """立即运行一个任务（用 cron 或 systemd 定时器代替守护进程时使用）。"""
+    from channelwatch.jobs import find_job, load_jobs
+    from channelwatch.scheduler import execute
+
+    _daemon_logging()
+    job = find_job(load_jobs(instance_of(ctx)), job_id)
+    outcome = execute(store_of(ctx), job, trigger="manual")
+    echo(f"任务 {job.id}（{job.action}）：{_STATUS.get(outcome.status, outcome.status)}：{outcome.message}")
+    if outcome.status == "failed":
+        raise typer.Exit(1)
+    if outcome.status == "skipped":
+        fail(f"任务 {job.id} 正在另一个进程中运行，本次未运行")
+
+
+@app.command("quarterly")
+def quarterly_command(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option("--year", "-y", help="年份，如 2020", min=1990, max=2100)],
+    quarter: Annotated[int, typer.Option("--quarter", "-q", help="季度 1–4", min=1, max=4)],
+    send: Annotated[bool, typer.Option("--send", help="按 [delivery] 配置发送（并存入发件箱）")] = False,
+    resend: Annotated[bool, typer.Option("--resend", help="已发送过也再次发送（隐含 --send）")] = False,
+    format: Annotated[QuarterlyFormat, typer.Option("--format", "-f", help="打印的格式")] = QuarterlyFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="把 XLSX 统计表写入此文件")] = None,
+) -> None:
+    """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
+    from channelwatch.scheduler import deliver_quarterly, quarterly_outgoing
+
+    opened = store_of(ctx)
+    if send or resend:
+        outcome = deliver_quarterly(opened, year, quarter, resend=resend)
+        labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
+        for target in outcome.targets:
+            detail = f"：{target.message}" if target.message else ""
+            echo(f"{target.target}：{labels.get(target.status, target.status)}{detail}")
+        if output is not None:
+            report, _ = quarterly_outgoing(opened, year, quarter)
+            output.write_bytes(report.xlsx_bytes())
+            echo(f"已写入 {output}")
+        if outcome.failed:
+            fail("部分发送失败（见上方），下次运行季度统计任务或再次执行本命令时会重试")
+        return
+    report, _ = quarterly_outgoing(opened, year, quarter)
+    if output is not None:
+        output.write_bytes(report.xlsx_bytes())
+        echo(f"已写入 {output}", err=True)
+    if format is QuarterlyFormat.json:
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+    elif format is QuarterlyFormat.html:
+        typer.echo(report.html, nl=False)
+    else:
+        typer.echo(f"主题：{report.subject}\n")
+        typer.echo(report.text, nl=False)
+
+
+@app.command("freshness")
+def freshness_command(
+    ctx: typer.Context,
+    warn_days: Annotated[int | None, typer.Option("--warn-days", help="超过多少天未更新即预警", min=1)] = None,
+    limit_days: Annotated[int | None, typer.Option("--limit-days", help="期限天数（默认 14）", min=1)] = None,
+    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="输出格式")] = OutputFormat.text,
+) -> None:
+    """各渠道距最新一次发布的天数；超过预警天数的标出距期限还剩几天。"""
+    from channelwatch.render import pad
+    from channelwatch.scheduler import freshness_rows, freshness_sentence
+
+    rows = freshness_rows(store_of(ctx), warn_days, limit_days)
+    if format is OutputFormat.json:
+        data = [
+            {
+                "id": r.key,
+                "name": r.name,
+                "kind": r.kind,
+                "total": r.total,
+                "last_published": r.last_published.isoformat() if r.last_published else None,
+                "days_since": r.days_since,
+                "days_left": r.days_left,
+                "warn_days": r.warn_days,
+                "limit_days": r.limit_days,
+                "status": r.status,
+            }
+            for r in rows
+        ]
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    labels = {"ok": "正常", "warn": "预警", "overdue": "已超期", "empty": "无数据"}
+    header = ["渠道", "名称", "最新发布", "距今", "剩余", "状态"]
+    widths = [12, 16, 18, 8, 8, 8]
+    echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)))
+    for r in rows:
+        cells = [
+            r.key,
+            r.name,
+            r.last_published.strftime("%Y-%m-%d %H:%M") if r.last_published else "—",
+            f"{r.days_since}天" if r.days_since is not None else "—",
+            f"{r.days_left}天" if r.days_left is not None else "—",
+            labels[r.status],
+        ]
+        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
+    late = [r for r in rows if r.status != "ok"]
+    if late:
+        echo("")
+        for r in late:
+            echo(freshness_sentence(r))
