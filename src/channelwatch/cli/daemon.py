@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -84,7 +84,8 @@ def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, 
                 lock.release()
                 status = "interrupted"
         reference = (state.last_fire or state.registered_at) if state else now
-        upcoming = next_fire(job, zone, now, start=reference if job.spec.every else None)
+        # Strictly after now: a job not yet seen by a daemon first runs one interval after it starts.
+        upcoming = next_fire(job, zone, now + timedelta(microseconds=1), start=reference if job.spec.every else None)
         rows.append(
             {
                 "id": job.id,
