@@ -13,21 +13,41 @@ Terms used by every source module:
     ``Options`` model validates the channel's ``[channels.poll]`` table; unknown keys are errors.
     The registry is lazy (type → "module:Class") so that ``channelwatch --help`` imports no HTTP or
     HTML library.
+
+*page*
+    What a poll source yields, one per listing page (a list page, a feed, one API answer): the
+    observed publications in listing order, and apart from them the *pinned* ones (sticky posts
+    shown on top out of date order), which never decide whether paging goes on.
+
+*poll context* (``PollContext``)
+    What ``polling`` hands a source: the shared HTTP client (sources never build one), the office
+    time zone, whether this is a ``--full`` poll, and ``known()`` to ask which observed publications
+    the store already holds (a website source uses it to skip article pages it has read before).
+
+A source raises ``SourceError`` subclasses (``FetchError``, ``BlockedError``, ``LayoutError``) with a
+Chinese message; ``polling`` records it on the run and stores nothing of that run.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+if TYPE_CHECKING:
+    from channelwatch.sources.http import Fetched, HttpClient
+
 __all__ = [
     "Observed",
+    "Page",
+    "PollContext",
     "PollOptions",
+    "PollSource",
     "parse_duration",
     "poll_source_class",
     "register_poll_source",
@@ -78,10 +98,57 @@ class PollOptions(BaseModel):
         return parse_duration(value)
 
 
+@dataclass
+class Page:
+    """One listing page as a source read it."""
+
+    url: str  # for messages; never carries a secret (see http.redact)
+    entries: list[Observed] = field(default_factory=list)
+    pinned: list[Observed] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.entries) + len(self.pinned)
+
+
+@dataclass
+class PollContext:
+    """What a poll source gets from ``polling`` for one run of one channel."""
+
+    channel: str  # the channel id, for messages
+    zone: str
+    client: HttpClient
+    full: bool = False
+    # Which of these publications the store already holds: index → stored publication time (UTC).
+    known: Callable[[list[Observed]], Awaitable[dict[int, datetime]]] | None = None
+    where: str = ""  # "channels[2](id=weibo).poll", for messages that point at the config
+
+
 class PollSource:
-    """Base of poll sources. Subclasses set ``Options`` and implement polling (see sources/poll.py)."""
+    """Base of poll sources: set ``Options`` and implement ``pages()``.
+
+    ``pages()`` yields one ``Page`` per listing page, newest first, and stops at the end of the
+    listing or at ``max_pages``; the caller stops iterating early when a page holds nothing new
+    (incremental polling), so a source must not do work between pages that it cannot abandon.
+    """
 
     Options: ClassVar[type[PollOptions]] = PollOptions
+    label: ClassVar[str] = "poll"
+
+    def __init__(self, options: PollOptions, context: PollContext) -> None:
+        self.options = options
+        self.context = context
+
+    def describe(self) -> str:
+        """The run's ``source`` column: the poll type and what it polls (never a secret)."""
+        return self.options.type
+
+    def pages(self) -> AsyncIterator[Page]:
+        raise NotImplementedError
+
+    async def fetch(self, method: str, url: str, **kwargs: Any) -> Fetched:
+        """A request through the shared client, paced by this channel's ``min_interval``."""
+        return await self.context.client.request(method, url, min_interval=self.options.min_interval, **kwargs)
 
 
 _REGISTRY: dict[str, str] = {}
@@ -114,7 +181,12 @@ def _load_builtin() -> None:
         _REGISTRY.setdefault(poll_type, target)
 
 
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {
+    "html-list": "channelwatch.sources.website:HtmlListSource",
+    "rss": "channelwatch.sources.rss:FeedSource",
+    "weibo": "channelwatch.sources.weibo:WeiboSource",
+    "wechat": "channelwatch.sources.wechat:WechatSource",
+}
 
 
 def validate_poll_options(table: dict[str, Any]) -> str | None:

@@ -4,17 +4,30 @@ One ``item`` of ``freepublish/batchget`` is one push (发布); each ``content.ne
 article, and WeChat counts articles (DESIGN §3 rule 6). An article's identity is its URL
 (``__biz, mid, idx, sn``); only where no URL is known, ``article_id`` + index. ``is_deleted``
 articles still count for the period they were published in (rule 5).
+
+``WechatSource`` (``type = "wechat"``) polls the official API: an ``access_token`` from
+``cgi-bin/token`` (cached per app until shortly before ``expires_in``), then
+``freepublish/batchget`` paged by ``offset``/``count`` (at most 20). 40001/42001 mean the token went
+stale: a new one is fetched and the page asked once more. 45009/45011/48001 end the run with a clear
+message. The app secret comes from ``secret_env`` and travels only in the token request's query
+string; that URL is redacted (``http.redact``) wherever it could be shown.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import Field
+
 from channelwatch.dates import DateParseError, from_timestamp, parse_datetime
-from channelwatch.errors import RowProblem
-from channelwatch.sources.base import Observed
+from channelwatch.errors import BlockedError, FetchError, LayoutError, RowProblem
+from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
 
 __all__ = [
+    "WechatOptions",
+    "WechatSource",
     "articles_from_push",
     "is_articlesummary_payload",
     "is_batchget_payload",
@@ -141,3 +154,123 @@ def rows_from_articlesummary(payload: dict[str, Any], zone: str, name: str) -> l
             continue
         rows.append(Row(index, cells, observed))
     return rows
+
+
+# --- polling ------------------------------------------------------------------------------------------------
+
+LAYOUT_CHANGED = "页面结构可能已变化"
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+FATAL_ERRORS = {
+    45009: "微信接口今日调用次数已达上限（errcode 45009），请明天再试，或在公众平台「开发 - 接口权限」中清零",
+    45011: "微信接口调用过于频繁（errcode 45011），请稍后再试，或加大 min_interval",
+    48001: "公众号没有 freepublish 接口权限（errcode 48001）：需要已认证的公众号，并在公众平台开通「发布能力」接口权限",
+}
+TOKEN_PROBLEMS = {
+    40013: "AppID 无效（errcode 40013），请检查配置中的 appid",
+    40125: "AppSecret 无效（errcode 40125），请检查环境变量中的 AppSecret",
+    40164: "调用接口的 IP 不在公众号的白名单中（errcode 40164），请在公众平台「基本配置 - IP白名单」中添加本机 IP",
+    40243: "AppSecret 已被冻结（errcode 40243），请在公众平台解冻",
+}
+
+# (base_url, appid) → (access_token, time.monotonic() when it must be renewed)
+_TOKENS: dict[tuple[str, str], tuple[str, float]] = {}
+
+
+class WechatOptions(PollOptions):
+    appid: str = Field(pattern=r"^[A-Za-z0-9_-]{4,64}$")
+    secret_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    base_url: str = Field(default="https://api.weixin.qq.com", pattern=r"^https?://")
+    count: int = Field(default=20, ge=1, le=20)
+    min_interval: float = 1.0
+
+
+class WechatSource(PollSource):
+    Options = WechatOptions
+
+    options: WechatOptions
+
+    def describe(self) -> str:
+        return f"wechat appid={self.options.appid}"
+
+    @property
+    def _base(self) -> str:
+        return self.options.base_url.rstrip("/")
+
+    async def _token(self, *, renew: bool = False) -> str:
+        from channelwatch.config import secret
+        from channelwatch.sources.http import register_secret
+
+        key = (self._base, self.options.appid)
+        cached = _TOKENS.get(key)
+        if cached is not None and not renew and cached[1] > time.monotonic():
+            return cached[0]
+        _TOKENS.pop(key, None)
+        app_secret = secret(self.options.secret_env, what="公众号 AppSecret", where=f"{self.context.where}.secret_env")
+        register_secret(app_secret)
+        fetched = await self.fetch(
+            "GET",
+            f"{self._base}/cgi-bin/token",
+            params={"grant_type": "client_credential", "appid": self.options.appid, "secret": app_secret},
+        )
+        if fetched.status != 200:
+            raise FetchError(f"获取微信 access_token 失败：HTTP {fetched.status}")
+        payload = fetched.json()
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not token:
+            code = payload.get("errcode") if isinstance(payload, dict) else None
+            message = TOKEN_PROBLEMS.get(code) if isinstance(code, int) else None
+            raise BlockedError(message or f"获取微信 access_token 失败：errcode {code}")
+        register_secret(str(token))
+        expires_in = float(payload.get("expires_in") or 7200)
+        margin = min(300.0, expires_in * 0.1)  # renew shortly before WeChat's expiry
+        _TOKENS[key] = (str(token), time.monotonic() + expires_in - margin)
+        return str(token)
+
+    async def _batchget(self, offset: int) -> dict[str, Any]:
+        url = f"{self._base}/cgi-bin/freepublish/batchget"
+        body = {"offset": offset, "count": self.options.count, "no_content": 1}
+        token = await self._token()
+        for attempt in (1, 2):
+            fetched = await self.fetch("POST", url, params={"access_token": token}, json=body, idempotent=True)
+            if fetched.status != 200:
+                raise FetchError(f"微信 freepublish/batchget 返回 HTTP {fetched.status}")
+            payload = fetched.json()
+            if not isinstance(payload, dict):
+                raise LayoutError(f"{LAYOUT_CHANGED}：微信接口返回的不是对象")
+            code = payload.get("errcode") or 0
+            if code in TOKEN_ERRORS and attempt == 1:
+                token = await self._token(renew=True)  # stale token: renew and ask once more
+                continue
+            if code in FATAL_ERRORS:
+                raise BlockedError(FATAL_ERRORS[code])
+            if code in TOKEN_ERRORS:
+                raise BlockedError(f"微信 access_token 刚刚更新后仍被拒绝（errcode {code}），请检查 AppID/AppSecret")
+            if code:
+                raise FetchError(f"微信接口返回错误 errcode {code}：{payload.get('errmsg', '')}")
+            return payload
+        raise AssertionError("unreachable")
+
+    async def pages(self) -> AsyncIterator[Page]:
+        offset = 0
+        zone = self.context.zone
+        for _number in range(self.options.max_pages):
+            payload = await self._batchget(offset)
+            items = payload.get("item")
+            if not isinstance(items, list):
+                raise LayoutError(f"{LAYOUT_CHANGED}：微信 batchget 的回答没有 item 列表")
+            origin = f"{self._base}/cgi-bin/freepublish/batchget?offset={offset}"
+            page = Page(url=origin)
+            for index, push in enumerate(items, 1):
+                if not isinstance(push, dict):
+                    raise LayoutError(f"{LAYOUT_CHANGED}：微信 batchget 第{offset + index}项不是对象")
+                try:
+                    page.entries.extend(articles_from_push(push, zone, f"{origin}#item{index}"))
+                except (DateParseError, ValueError) as exc:
+                    raise LayoutError(
+                        f"{LAYOUT_CHANGED}：微信 batchget 第{offset + index}项无法读取（{exc}）"
+                    ) from None
+            yield page
+            offset += len(items)
+            total = payload.get("total_count")
+            if not items or (isinstance(total, int) and offset >= total):
+                return

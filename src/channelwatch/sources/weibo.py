@@ -5,21 +5,41 @@ holding ``mblog``; ``card_type == 11`` nests cards in ``card_group``. A post wit
 ``retweeted_status`` is a repost, counted under its own id (the original's id is ignored). Pinned
 posts sit on top of page 1 out of date order. ``created_at`` may be relative (``3小时前``): resolved
 against the time the page was fetched, which for a saved file is the file's modification time.
+
+``WeiboSource`` (``type = "weibo"``) polls the same API: it finds the post list's ``containerid``
+from the profile answer (``tabsInfo``, falling back to ``107603{uid}``), pages through it with the
+headers the mobile site expects and the cookie from ``cookie_env``, and rests every ``rest_every``
+pages. Weibo blocks rather than errs: HTTP 432 or ``ok == -100`` means the cookie is missing or
+expired, 418/403 means too fast. Each ends the run as failed with a message saying what to do,
+never as "0 posts"; after 418/403 this process leaves the host alone for ``backoff``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
 
 from channelwatch.dates import DateParseError, parse_relative
-from channelwatch.errors import RowProblem
-from channelwatch.sources.base import Observed
+from channelwatch.errors import BlockedError, FetchError, LayoutError, RowProblem
+from channelwatch.sources.base import Observed, Page, PollOptions, PollSource, parse_duration
 
-__all__ = ["WeiboPost", "is_getindex_payload", "iter_posts", "post_observed", "rows_from_getindex"]
+__all__ = [
+    "WeiboOptions",
+    "WeiboPost",
+    "WeiboSource",
+    "is_getindex_payload",
+    "iter_posts",
+    "post_observed",
+    "rows_from_getindex",
+]
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
@@ -123,3 +143,139 @@ def rows_from_getindex(payload: dict[str, Any], zone: str, now: datetime | None,
             continue
         rows.append(Row(index, cells, observed))
     return rows
+
+
+# --- polling ------------------------------------------------------------------------------------------------
+
+MOBILE_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1"
+)
+LAYOUT_CHANGED = "页面结构可能已变化"
+
+# After a 418/403 this process leaves the host alone until then (host → time.monotonic()).
+_BACKOFF_UNTIL: dict[str, float] = {}
+
+
+class WeiboOptions(PollOptions):
+    uid: str = Field(pattern=r"^\d{5,12}$")
+    base_url: str = Field(default="https://m.weibo.cn", pattern=r"^https?://")
+    cookie_env: str | None = None
+    min_interval: float = 3.0  # careful crawlers wait seconds between requests
+    rest_every: int = Field(default=20, ge=0)  # pages; 0: never rest
+    rest: float = 30.0
+    backoff: float = 600.0
+
+    @field_validator("rest", "backoff", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class WeiboSource(PollSource):
+    Options = WeiboOptions
+
+    options: WeiboOptions
+
+    def describe(self) -> str:
+        return f"weibo uid={self.options.uid}"
+
+    @property
+    def _base(self) -> str:
+        return self.options.base_url.rstrip("/")
+
+    def _headers(self) -> dict[str, str]:
+        from channelwatch.config import secret
+        from channelwatch.sources.http import register_secret
+
+        headers = {
+            "User-Agent": MOBILE_USER_AGENT,
+            "Accept": "application/json, text/plain, */*",
+            "Referer": f"{self._base}/u/{self.options.uid}",
+            "MWeibo-Pwa": "1",
+            "X-Requested-With": "XMLHttpRequest",
+        }
+        if self.options.cookie_env:
+            cookie = secret(self.options.cookie_env, what="微博登录 Cookie", where=f"{self.context.where}.cookie_env")
+            register_secret(cookie)
+            headers["Cookie"] = cookie
+        return headers
+
+    def _cookie_message(self, what: str) -> str:
+        if self.options.cookie_env:
+            where = f"环境变量 {self.options.cookie_env}（由配置 {self.context.where}.cookie_env 指定）"
+        else:
+            where = f"一个环境变量，并在配置 {self.context.where} 中写上 cookie_env = \"该变量名\""
+        return (
+            f"微博拒绝了请求（{what}）：登录 Cookie 已失效或未设置，需要更新 Cookie。"
+            f"请在浏览器中登录 m.weibo.cn，复制请求中的 Cookie，设置到{where}，然后重新抓取"
+        )
+
+    async def _get(self, params: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        url = f"{self._base}/api/container/getIndex"
+        blocked = frozenset({403, 418, 432})
+        fetched = await self.fetch("GET", url, params=params, headers=headers, accept_statuses=blocked)
+        if fetched.status == 432:
+            raise BlockedError(self._cookie_message("HTTP 432"))
+        if fetched.status in (403, 418):
+            host = urlsplit(self._base).netloc
+            _BACKOFF_UNTIL[host] = time.monotonic() + self.options.backoff
+            raise BlockedError(
+                f"微博限制了访问频率（HTTP {fetched.status}），本次抓取已停止，"
+                f"{self.options.backoff:.0f} 秒内不再请求；"
+                f"请稍后再试，或在配置 {self.context.where} 中加大 min_interval"
+            )
+        if fetched.status == 404:
+            raise FetchError(f"{url} 返回 HTTP 404，请检查 base_url")
+        payload = fetched.json()
+        if not isinstance(payload, dict):
+            raise LayoutError(f"{LAYOUT_CHANGED}：微博接口返回的不是对象")
+        if str(payload.get("ok")) == "-100":
+            raise BlockedError(self._cookie_message("ok = -100，需要登录"))
+        return payload
+
+    @staticmethod
+    def _containerid(profile: dict[str, Any]) -> str | None:
+        data = profile.get("data")
+        info = data.get("tabsInfo") if isinstance(data, dict) else None
+        tabs = info.get("tabs") if isinstance(info, dict) else None
+        for tab in tabs if isinstance(tabs, list) else []:
+            if isinstance(tab, dict) and tab.get("tab_type") == "weibo" and tab.get("containerid"):
+                return str(tab["containerid"])
+        return None
+
+    async def pages(self) -> AsyncIterator[Page]:
+        options = self.options
+        host = urlsplit(self._base).netloc
+        resting = _BACKOFF_UNTIL.get(host, 0.0) - time.monotonic()
+        if resting > 0:
+            raise BlockedError(f"微博此前限制了访问频率，仍在退避期（还剩 {resting:.0f} 秒），本次不请求")
+        headers = self._headers()
+        base_params = {"type": "uid", "value": options.uid}
+        profile = await self._get(base_params, headers)
+        containerid = self._containerid(profile) or f"107603{options.uid}"
+        zone = self.context.zone
+        for number in range(1, options.max_pages + 1):
+            if options.rest_every and number > 1 and (number - 1) % options.rest_every == 0:
+                await asyncio.sleep(options.rest)
+            payload = await self._get({**base_params, "containerid": containerid, "page": number}, headers)
+            fetched_at = datetime.now(UTC)
+            origin = f"{self._base}/api/container/getIndex?containerid={containerid}&page={number}"
+            page = Page(url=origin)
+            if str(payload.get("ok")) != "1":
+                yield page  # ok == 0 with no cards: the end of the listing
+                return
+            posts = list(iter_posts(payload))
+            for index, post in enumerate(posts, 1):
+                try:
+                    observed = post_observed(post, zone, fetched_at, f"{origin}#{index}")
+                except DateParseError:
+                    raise LayoutError(
+                        f"{LAYOUT_CHANGED}：微博第{number}页第{index}条的时间「{post.created_at}」无法识别"
+                    ) from None
+                except ValueError:
+                    raise LayoutError(f"{LAYOUT_CHANGED}：微博第{number}页第{index}条没有 id") from None
+                (page.pinned if post.pinned else page.entries).append(observed)
+            yield page
+            if not posts:
+                return

@@ -1,0 +1,48 @@
+"""The ``poll`` command: fetch what the configured channels published since the last poll."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from channelwatch.cli.common import app, echo, fail, store_of
+
+
+@app.command("poll")
+def poll_command(
+    ctx: typer.Context,
+    channels: Annotated[
+        list[str] | None, typer.Argument(help="要抓取的渠道 id（默认：所有配置了 [channels.poll] 的渠道）")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="不在“整页都已抓过”时停止，一直翻到 max_pages 或列表末尾")
+    ] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="同时抓取的渠道数上限", min=1, max=1000)] = 100,
+) -> None:
+    """立即抓取网站、微博、公众号的新发布（默认增量：遇到整页都已保存过即停止）。任一渠道失败时退出码为 1。"""
+    from channelwatch.polling import poll_channels
+
+    opened = store_of(ctx)
+    results = poll_channels(opened, channels or None, full=full, concurrency=concurrency)
+    if not results:
+        fail(
+            f"没有可抓取的渠道：请在 {opened.instance.config_path} 中为渠道添加 [channels.poll]，"
+            "或用 channelwatch import 导入导出文件"
+        )
+    failed = []
+    for result in results:
+        if result.status == "ok":
+            line = (
+                f"{result.channel}：成功，抓取 {result.pages} 页，看到 {result.seen} 条，新增 {result.new} 条"
+                f"（{result.seconds:.1f} 秒，运行记录 #{result.run_id}）"
+            )
+            echo(line)
+            if result.message:
+                echo(f"  注意：{result.message}")
+        else:
+            failed.append(result)
+            echo(f"{result.channel}：失败（运行记录 #{result.run_id}）：{result.message}", err=True)
+    if failed:
+        names = "、".join(r.channel for r in failed)
+        fail(f"{len(failed)} 个渠道抓取失败：{names}（原因见上方，也可用 channelwatch runs 查看）")

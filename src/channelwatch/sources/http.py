@@ -1,0 +1,368 @@
+"""The one HTTP layer every poll source goes through.
+
+``HttpClient`` wraps one ``httpx.AsyncClient`` and adds what polite, robust polling needs:
+
+* one user agent, connect and read timeouts;
+* retries with exponential backoff and jitter, for idempotent requests only, and only on transport
+  faults (timeouts, refused or reset connections), 5xx answers and rate-limit answers (429);
+  ``Retry-After`` (seconds or an HTTP date) is honoured up to ``max_retry_after``;
+* a per-host concurrency limit and a minimum interval between two requests to one host (the
+  interval is the channel's ``min_interval``: the caller passes it with each request);
+* conditional requests (``If-None-Match`` / ``If-Modified-Since``) for pages and feeds: a ``304``
+  hands back the body cached from the previous answer, so parsers see the same page;
+* a response-size cap, enforced while streaming.
+
+Sources receive the client; they never build one. Every failure is mapped to ``FetchError`` with a
+Chinese message. URLs in messages and logs go through ``redact()``: query values of credentials
+(``secret``, ``access_token``, …) and every value passed to ``register_secret()`` become ``***``,
+because WeChat's token request carries the app secret in its query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from channelwatch import __version__
+from channelwatch.errors import FetchError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "ConditionalCache",
+    "Fetched",
+    "HttpClient",
+    "HttpSettings",
+    "redact",
+    "register_secret",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"channelwatch/{__version__} (government disclosure statistics; +https://pypi.org/project/channelwatch/)"
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_SECRET_PARAMS = re.compile(
+    r"((?<![A-Za-z0-9_])(?:secret|appsecret|access_token|token|password|passwd|cookie)=)[^&#\s\"']*", re.IGNORECASE
+)
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret value so that ``redact()`` masks it wherever it appears."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with credential query values and every registered secret replaced by ``***``."""
+    text = _SECRET_PARAMS.sub(r"\1***", text)
+    for value in _SECRETS:
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    """httpx logs every request URL at INFO; with ``--verbose`` that would print the WeChat secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+for _name in ("httpx", "httpcore", __name__):
+    logging.getLogger(_name).addFilter(_FILTER)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """How the client behaves; the defaults suit real sites, tests shorten the times."""
+
+    user_agent: str = USER_AGENT
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    retries: int = 3  # further attempts after the first
+    backoff: float = 1.0  # first retry waits about this long, then 2x, 4x, … (with jitter)
+    backoff_max: float = 60.0
+    max_retry_after: float = 300.0  # a longer Retry-After ends the run instead of stalling it
+    per_host: int = 4  # concurrent requests to one host
+    max_connections: int = 100
+    max_bytes: int = 10 * 1024 * 1024
+    cache_bytes: int = 64 * 1024 * 1024  # bodies kept for conditional requests
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One answer: status, headers, the whole body (at most ``max_bytes``)."""
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    not_modified: bool = False  # 304: ``content`` is the body cached from the previous answer
+
+    def text(self) -> str:
+        """The body decoded by its declared charset, else a ``<meta charset>``, else UTF-8/GB18030."""
+        charset = _charset(self.headers.get("content-type", ""))
+        if charset is None:
+            match = re.search(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_-]+)", self.content[:4096], re.IGNORECASE)
+            charset = match.group(1).decode("ascii") if match else None
+        for candidate in (charset, "utf-8", "gb18030"):
+            if not candidate:
+                continue
+            try:
+                return self.content.decode(_CHARSET_ALIASES.get(candidate.lower(), candidate))
+            except (LookupError, UnicodeDecodeError):
+                continue
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; a truncated or non-JSON body is a ``FetchError``."""
+        import json
+
+        try:
+            return json.loads(self.content)
+        except (ValueError, UnicodeDecodeError):
+            raise FetchError(
+                f"{redact(self.url)} 返回的数据不完整或不是 JSON（{len(self.content)} 字节），本次抓取作废"
+            ) from None
+
+
+# Chinese sites declare gb2312/gbk and then use characters only gb18030 has.
+_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030"}
+
+
+def _charset(content_type: str) -> str | None:
+    match = re.search(r"charset=[\"']?([A-Za-z0-9_-]+)", content_type, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+@dataclass
+class _CacheEntry:
+    etag: str | None
+    last_modified: str | None
+    content: bytes
+    headers: dict[str, str]
+
+
+class ConditionalCache:
+    """Validators and bodies of pages already fetched, least recently used dropped beyond a byte budget.
+
+    Kept by the caller across polls (the daemon keeps one per store for its lifetime); a process
+    that polls once gains nothing from it and loses nothing.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, _CacheEntry] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, url: str) -> _CacheEntry | None:
+        entry = self._entries.get(url)
+        if entry is not None:
+            self._entries.move_to_end(url)
+        return entry
+
+    def put(self, url: str, entry: _CacheEntry) -> None:
+        old = self._entries.pop(url, None)
+        if old is not None:
+            self._bytes -= len(old.content)
+        if len(entry.content) > self.max_bytes:
+            return
+        self._entries[url] = entry
+        self._bytes += len(entry.content)
+        while self._bytes > self.max_bytes and self._entries:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped.content)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass
+class _Host:
+    """Per-host state: a concurrency limit and the earliest time of the next request."""
+
+    semaphore: asyncio.Semaphore
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_at: float = 0.0
+
+
+class HttpClient:
+    """The shared client. Use ``async with HttpClient(settings) as client:`` and ``await client.request(…)``."""
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        cache: ConditionalCache | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        self.settings = settings or HttpSettings()
+        self.cache = cache if cache is not None else ConditionalCache(self.settings.cache_bytes)
+        self._hosts: dict[str, _Host] = {}
+        s = self.settings
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": s.user_agent},
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
+            follow_redirects=True,
+            transport=transport,
+            trust_env=False,
+        )
+        self.requests_sent = 0
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _host(self, url: str) -> _Host:
+        parts = urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc.lower()}"
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self.settings.per_host))
+        return host
+
+    async def _pace(self, host: _Host, interval: float) -> None:
+        """Wait until ``interval`` has passed since the previous request to this host started."""
+        async with host.lock:
+            now = time.monotonic()
+            wait = host.next_at - now
+            host.next_at = max(now, host.next_at) + interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        min_interval: float = 0.0,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+        conditional: bool = False,
+        idempotent: bool | None = None,
+        accept_statuses: frozenset[int] = frozenset(),
+    ) -> Fetched:
+        """One request with the layer's retries, pacing and caps.
+
+        Answers with 2xx, 304 (when ``conditional``), 404 and any status in ``accept_statuses`` are
+        returned; other 4xx and exhausted retries raise ``FetchError``. ``idempotent`` marks a
+        read-only POST (WeChat's batchget) as safe to retry.
+        """
+        import httpx
+
+        s = self.settings
+        method = method.upper()
+        may_retry = idempotent if idempotent is not None else method in IDEMPOTENT
+        request = self._client.build_request(method, url, params=params, headers=headers, json=json)
+        full_url = str(request.url)
+        shown = redact(full_url)
+        cached = self.cache.get(full_url) if conditional and method == "GET" else None
+        if cached is not None:
+            if cached.etag:
+                request.headers["If-None-Match"] = cached.etag
+            if cached.last_modified:
+                request.headers["If-Modified-Since"] = cached.last_modified
+        host = self._host(full_url)
+        attempt = 0
+        while True:
+            attempt += 1
+            async with host.semaphore:
+                await self._pace(host, min_interval)
+                self.requests_sent += 1
+                try:
+                    status, response_headers, content = await self._send(request)
+                except FetchError:
+                    raise
+                except httpx.TimeoutException as exc:
+                    problem = f"请求 {shown} 超时（{type(exc).__name__}）"
+                    retry_after = None
+                    status = 0
+                except httpx.TransportError as exc:
+                    problem = f"无法连接 {shown}：{redact(str(exc)) or type(exc).__name__}"
+                    retry_after = None
+                    status = 0
+            if status:
+                if status == 304 and cached is not None:
+                    return Fetched(full_url, 200, cached.headers, cached.content, not_modified=True)
+                if 200 <= status < 300 or status == 404 or status in accept_statuses:
+                    if status == 200 and conditional and method == "GET":
+                        etag, modified = response_headers.get("etag"), response_headers.get("last-modified")
+                        if etag or modified:
+                            self.cache.put(full_url, _CacheEntry(etag, modified, content, response_headers))
+                    return Fetched(full_url, status, response_headers, content)
+                if status not in RETRY_STATUSES:
+                    raise FetchError(f"{shown} 返回 HTTP {status}")
+                problem = f"{shown} 返回 HTTP {status}"
+                retry_after = _retry_after(response_headers.get("retry-after"))
+            if not may_retry or attempt > s.retries:
+                raise FetchError(f"{problem}（已尝试 {attempt} 次）")
+            delay = min(s.backoff_max, s.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            if retry_after is not None:
+                if retry_after > s.max_retry_after:
+                    raise FetchError(f"{problem}，服务器要求 {retry_after:.0f} 秒后再试，超过上限，本次抓取停止")
+                delay = max(delay, retry_after)
+            log.info("%s; retry %d/%d in %.2fs", redact(problem), attempt, s.retries, delay)
+            await asyncio.sleep(delay)
+
+    async def _send(self, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
+        """Send and read the body, stopping at ``max_bytes``."""
+        response = await self._client.send(request, stream=True)
+        try:
+            limit = self.settings.max_bytes
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise FetchError(f"{redact(str(request.url))} 的响应过大（{declared} 字节，上限 {limit} 字节）")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError(f"{redact(str(request.url))} 的响应超过上限 {limit} 字节，已中止")
+                chunks.append(chunk)
+            return response.status_code, {k.lower(): v for k, v in response.headers.items()}, b"".join(chunks)
+        finally:
+            await response.aclose()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,200 @@
+"""Government website column lists (``type = "html-list"``), read with CSS selectors.
+
+A TRS-like column page lists entries (``ul.list li``) with a link and usually a date; further pages
+are ``index_1.html``, ``index_2.html``, … (reference/platform-sources.md). The config names the
+selectors (DESIGN §4): ``item`` selects one entry, ``title``/``link``/``date`` select inside it,
+``selector@attr`` reads an attribute instead of the text (``a@href``; ``@title`` reads the entry's
+own attribute). Links are resolved against the page URL. A 404 for a further page ends the list.
+
+When a list shows no dates, ``detail_date = true`` reads the ``PubDate`` meta tag of each article
+page, and only of articles the store does not know yet (their stored date is reused), so a repeat
+poll fetches no article page.
+
+Layout alarm (issue 3): entries without a link, or dates that no longer parse, mean the page has
+changed; the run fails with "页面结构可能已变化" and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin
+
+from pydantic import Field, field_validator
+
+from channelwatch.dates import DateParseError, parse_datetime
+from channelwatch.errors import FetchError, LayoutError
+from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
+from channelwatch.sources.http import redact
+
+if TYPE_CHECKING:
+    from selectolax.lexbor import LexborNode as Node
+
+__all__ = ["HtmlListOptions", "HtmlListSource", "parse_list_page", "pub_date_of"]
+
+LAYOUT_CHANGED = "页面结构可能已变化"
+
+
+class HtmlListOptions(PollOptions):
+    url: str = Field(pattern=r"^https?://")
+    item: str = "ul li"
+    title: str = "a"
+    link: str = "a@href"
+    date: str | None = "span"
+    page_url: str | None = None  # "index_{n}.html": page 2 is n = 1, page 3 is n = 2, …
+    detail_date: bool = False
+    column: str | None = None  # the column's name (栏目), stored with each publication
+
+    @field_validator("page_url")
+    @classmethod
+    def _has_n(cls, value: str | None) -> str | None:
+        if value is not None and "{n}" not in value:
+            raise ValueError("page_url 必须包含 {n}（例如 index_{n}.html）")
+        return value
+
+
+def _split(selector: str) -> tuple[str, str | None]:
+    """``"a@href"`` → ``("a", "href")``; ``"@title"`` → ``("", "title")``; ``"span"`` → ``("span", None)``."""
+    css, sep, attr = selector.rpartition("@")
+    if not sep:
+        return selector.strip(), None
+    return css.strip(), attr.strip() or None
+
+
+def _select(entry: Node, selector: str) -> str | None:
+    css, attr = _split(selector)
+    node = entry.css_first(css) if css else entry
+    if node is None:
+        return None
+    value = node.attributes.get(attr) if attr else node.text(separator=" ", strip=True)
+    value = " ".join(value.split()) if value else ""
+    return value or None
+
+
+def parse_list_page(
+    html: str, url: str, options: HtmlListOptions, zone: str
+) -> list[tuple[Observed | None, str | None, str]]:
+    """The entries of one list page: (observed or None when its date must come from the article page,
+    its absolute link, the entry's title). Raises ``LayoutError`` when entries lost their link or date."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    tree = HTMLParser(html)
+    shown = redact(url)
+    results: list[tuple[Observed | None, str | None, str]] = []
+    for index, entry in enumerate(tree.css(options.item), 1):
+        title = _select(entry, options.title)
+        href = _select(entry, options.link)
+        if not href or href.startswith(("javascript:", "#")):
+            raise LayoutError(f"{LAYOUT_CHANGED}：{shown} 第{index}条没有链接（选择器 link = {options.link!r}）")
+        link = urljoin(url, href)
+        date_text = _select(entry, options.date) if options.date else None
+        if date_text is None:
+            if not options.detail_date:
+                raise LayoutError(
+                    f"{LAYOUT_CHANGED}：{shown} 第{index}条没有日期（选择器 date = {options.date!r}）；"
+                    "如果列表页本来就不显示日期，请设置 detail_date = true"
+                )
+            results.append((None, link, title or ""))
+            continue
+        try:
+            published = parse_datetime(date_text, zone)
+        except DateParseError:
+            raise LayoutError(f"{LAYOUT_CHANGED}：{shown} 第{index}条的日期「{date_text}」无法识别") from None
+        observed = Observed(
+            published_at=published,
+            title=title,
+            url=link,
+            column_name=options.column,
+            origin=f"{shown}#{index}",
+        )
+        results.append((observed, link, title or ""))
+    return results
+
+
+def pub_date_of(html: str, zone: str) -> datetime | None:
+    """The ``PubDate`` meta tag of an article page (TRS and the 集约化 platforms write it)."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    tree = HTMLParser(html)
+    for name in ("PubDate", "pubdate", "publishdate", "PublishDate"):
+        node = tree.css_first(f'meta[name="{name}"]')
+        content = node.attributes.get("content") if node is not None else None
+        if content:
+            try:
+                return parse_datetime(content.strip(), zone)
+            except DateParseError:
+                return None
+    return None
+
+
+class HtmlListSource(PollSource):
+    Options = HtmlListOptions
+
+    options: HtmlListOptions
+
+    def describe(self) -> str:
+        return f"html-list {self.options.url}"
+
+    def page_urls(self) -> list[str]:
+        first = self.options.url
+        if self.options.page_url is None:
+            return [first]
+        further = [urljoin(first, self.options.page_url.format(n=n)) for n in range(1, self.options.max_pages)]
+        return [first, *further]
+
+    async def pages(self) -> AsyncIterator[Page]:
+        zone = self.context.zone
+        for number, url in enumerate(self.page_urls()[: self.options.max_pages], 1):
+            fetched = await self.fetch("GET", url, conditional=True)
+            if fetched.status == 404:
+                if number == 1:
+                    raise LayoutError(f"{LAYOUT_CHANGED}：列表页 {redact(url)} 返回 404，请检查 url")
+                return  # a 404 for a further page ends the list
+            text = fetched.text()
+            if re.search(r"<html", text[:2048], re.IGNORECASE) and not re.search(r"</html\s*>", text[-4096:], re.I):
+                # A cut-off page parses "fine" with entries missing: never count from one.
+                raise FetchError(f"列表页 {redact(url)} 不完整（没有 </html> 结尾），本次抓取作废")
+            parsed = parse_list_page(text, url, self.options, zone)
+            if any(o is None for o, _, _ in parsed):
+                entries = await self._with_detail_dates(parsed)
+            else:
+                entries = [o for o, _, _ in parsed if o is not None]
+            yield Page(url=redact(url), entries=entries)
+
+    async def _with_detail_dates(self, parsed: list[tuple[Observed | None, str | None, str]]) -> list[Observed]:
+        """Entries in list order, dates of undated ones from their article pages (unknown ones only)."""
+        zone = self.context.zone
+        placeholders = [
+            o
+            or Observed(published_at=datetime.now(UTC), title=title or None, url=link, column_name=self.options.column)
+            for o, link, title in parsed
+        ]
+        known = await self.context.known(placeholders) if self.context.known is not None else {}
+        result: list[Observed] = []
+        for index, (observed, link, title) in enumerate(parsed):
+            if observed is not None:
+                result.append(observed)
+                continue
+            assert link is not None
+            if index in known:
+                published = known[index]
+            else:
+                article = await self.fetch("GET", link)
+                found = pub_date_of(article.text(), zone) if article.status == 200 else None
+                if found is None:
+                    raise LayoutError(
+                        f"{LAYOUT_CHANGED}：文章页 {redact(link)} 没有可识别的 PubDate 日期（HTTP {article.status}）"
+                    )
+                published = found
+            result.append(
+                Observed(
+                    published_at=published,
+                    title=title or None,
+                    url=link,
+                    column_name=self.options.column,
+                    origin=redact(link),
+                )
+            )
+        return result

@@ -1,0 +1,88 @@
+"""The HTML list source against the contract and its own rules (selectors, 404, detail dates)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from channelwatch.dates import parse_datetime
+from channelwatch.sources.website import HtmlListOptions, parse_list_page, pub_date_of
+from tests.fakeplatforms import OFFICE_TZ, FakePlatforms
+from tests.sources.contract import PollEnv, SourceContract
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "platforms"
+ZONE = "Asia/Shanghai"
+
+
+class TestHtmlListContract(SourceContract):
+    channel = "website"
+    page_size = 5
+
+    def add_items(self, server: FakePlatforms, pages: float) -> int:
+        start = datetime(2020, 1, 1, 9, 0, tzinfo=OFFICE_TZ) if not server.site_articles else None
+        return len(server.add_site_articles(round(pages * self.page_size), start=start))
+
+    def break_payload(self, server: FakePlatforms) -> None:
+        server.fault("truncate", target="site", match="index")
+
+
+def test_saved_list_page_selectors_and_relative_links() -> None:
+    options = HtmlListOptions(type="html-list", url="http://www.example.gov.cn/xxgk/index.html", item="ul.list li")
+    html = (DATA / "website_list.html").read_text(encoding="utf-8")
+    parsed = parse_list_page(html, options.url, options, ZONE)
+    urls = [link for _, link, _ in parsed]
+    assert urls == [
+        "http://www.example.gov.cn/xxgk/202012/t20201228_3001.html",
+        "http://www.example.gov.cn/xxgk/202011/t20201128_3000.html",
+        "http://www.example.gov.cn/xxgk/202006/t20200601_2999.html",
+    ]
+    first = parsed[0][0]
+    assert first is not None and first.title == "王洼产业园区2020年政府信息公开工作年度报告"
+    assert first.published_at == parse_datetime("2020-12-28", ZONE)
+
+
+def test_attribute_selectors_read_attributes() -> None:
+    options = HtmlListOptions(
+        type="html-list", url="http://www.example.gov.cn/xxgk/index.html", item="ul.list li", title="a@title"
+    )
+    html = (DATA / "website_list.html").read_text(encoding="utf-8")
+    titles = [t for _, _, t in parse_list_page(html, options.url, options, ZONE)]
+    assert titles[1] == "关于开展冬季安全生产大检查的通知"
+
+
+def test_pub_date_meta_of_saved_article() -> None:
+    html = (DATA / "website_article.html").read_text(encoding="utf-8")
+    assert pub_date_of(html, ZONE) == parse_datetime("2020-11-28 09:30", ZONE)
+
+
+def test_detail_date_reads_article_pages_once(poll_env_factory: object) -> None:
+    env: PollEnv = poll_env_factory("website", detail_date="true")  # type: ignore[operator]
+    articles = env.server.add_site_articles(7, show_date=False, start=datetime(2020, 3, 1, 14, 30, tzinfo=OFFICE_TZ))
+    result = env.poll()
+    assert (result.status, result.new) == ("ok", 7), result.message
+    detail_requests = [r for r in env.server.requests if "/t2020" in r.path]
+    assert len(detail_requests) == 7
+    # The stored time is the article page's PubDate, not the day of the poll.
+    stored = env.opened.engine.connect().exec_driver_sql("SELECT min(published_at) FROM publication").scalar_one()
+    assert str(stored).startswith("2020-03-01 06:30")  # 14:30 +08:00 in UTC
+    again = env.poll(full=True)
+    assert (again.status, again.new, again.seen) == ("ok", 0, 7)
+    assert len([r for r in env.server.requests if "/t2020" in r.path]) == 7  # no article page fetched again
+    assert articles
+
+
+def test_missing_date_without_detail_date_is_layout_alarm(poll_env_factory: object) -> None:
+    env: PollEnv = poll_env_factory("website")  # type: ignore[operator]
+    env.server.add_site_articles(3, show_date=False)
+    result = env.poll()
+    assert result.status == "failed"
+    assert result.message and "页面结构可能已变化" in result.message and "detail_date" in result.message
+    assert env.stored() == 0
+
+
+def test_first_page_404_fails(poll_env_factory: object, fake_platforms: FakePlatforms) -> None:
+    missing = f'"{fake_platforms.url}/site/nothing/index.html"'
+    env: PollEnv = poll_env_factory("website", url=missing)  # type: ignore[operator]
+    result = env.poll()
+    assert result.status == "failed"
+    assert result.message and "404" in result.message
