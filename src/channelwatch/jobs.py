@@ -265,6 +265,8 @@ def load_job(path: Path, instance: Instance) -> Job:
         spec = _MODELS[action].model_validate(data)
     except ValidationError as exc:
         message = format_validation_error(path, exc, data).replace("配置文件", "任务文件", 1)
+        # The only whole-file rule is the schedule's: name its keys instead of an empty key path.
+        message = message.replace("\n  ：", "\n  every/cron：")
         raise ConfigError(message) from None
     _check_channels(spec, instance, path, data)
     return Job(spec=spec, path=path)
