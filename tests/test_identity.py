@@ -1,0 +1,136 @@
+"""identity.py: canonical URLs, WeChat article keys, title fingerprints, repost markers."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from channelwatch.identity import (
+    canonical_url,
+    identity_key,
+    is_repost_value,
+    normalise_title,
+    title_fingerprint,
+    wechat_article_key,
+    wechat_push_key,
+)
+
+DAY = date(2020, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTP://WWW.Example.GOV.cn/xxgk/a.html", "http://www.example.gov.cn/xxgk/a.html"),
+        ("http://www.example.gov.cn:80/a.html", "http://www.example.gov.cn/a.html"),
+        ("https://www.example.gov.cn:443/a.html", "https://www.example.gov.cn/a.html"),
+        ("http://www.example.gov.cn:8080/a.html", "http://www.example.gov.cn:8080/a.html"),
+        ("http://www.example.gov.cn/a.html#top", "http://www.example.gov.cn/a.html"),
+        ("http://www.example.gov.cn/a.html?utm_source=wx&id=3", "http://www.example.gov.cn/a.html?id=3"),
+        ("http://www.example.gov.cn/a.html?b=2&a=1", "http://www.example.gov.cn/a.html?a=1&b=2"),
+        ("http://www.example.gov.cn/a.html?from=timeline&spm=1.2", "http://www.example.gov.cn/a.html"),
+        ("http://www.example.gov.cn", "http://www.example.gov.cn/"),
+        ("http://www.example.gov.cn/A.html", "http://www.example.gov.cn/A.html"),  # path keeps its case
+    ],
+)
+def test_canonical_url(url: str, expected: str) -> None:
+    assert canonical_url(url) == expected
+    assert canonical_url(expected) == expected
+
+
+LONG = "https://mp.weixin.qq.com/s?__biz=MzA5NjE0NDY2Mg==&mid=2650001234&idx=2&sn=abcdef0123"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        LONG,
+        LONG + "&chksm=8b1234abcd&scene=21#wechat_redirect",
+        "http://mp.weixin.qq.com/s?sn=abcdef0123&idx=2&mid=2650001234&__biz=MzA5NjE0NDY2Mg==#rd",
+        LONG + "&scene=126&sessionid=1600000000&key=secretish&ascene=1&devicetype=Windows",
+        "https://MP.WEIXIN.QQ.COM/s?__biz=MzA5NjE0NDY2Mg==&mid=2650001234&idx=2&sn=abcdef0123&chksm=00",
+    ],
+)
+def test_wechat_long_urls_share_one_key(url: str) -> None:
+    assert wechat_article_key(url) == "MzA5NjE0NDY2Mg==/2650001234/2/abcdef0123"
+    assert wechat_push_key(url) == "MzA5NjE0NDY2Mg==/2650001234"
+    assert identity_key(platform_id=None, url=url, title="x", local_day=DAY, kind="wechat") == (
+        "wx:MzA5NjE0NDY2Mg==/2650001234/2/abcdef0123"
+    )
+
+
+def test_wechat_article_index_matters() -> None:
+    first = LONG.replace("idx=2", "idx=1")
+    assert wechat_article_key(first) != wechat_article_key(LONG)
+    assert wechat_push_key(first) == wechat_push_key(LONG)
+
+
+def test_wechat_short_url_drops_query() -> None:
+    assert wechat_article_key("https://mp.weixin.qq.com/s/AbCdEf123?scene=1#x") == "/s/AbCdEf123"
+    assert wechat_push_key("https://mp.weixin.qq.com/s/AbCdEf123") is None
+    assert wechat_article_key("https://www.example.gov.cn/s/AbCdEf123") is None
+
+
+def test_wechat_url_wins_over_article_id() -> None:
+    # The same article known by its push's article_id in one source and by URL in another must
+    # have one identity: for WeChat the URL wins (DESIGN §3 rule 1).
+    with_id = identity_key(platform_id="OgU123:2", url=LONG, title="t", local_day=DAY, kind="wechat")
+    without_id = identity_key(platform_id=None, url=LONG + "&chksm=1", title="t", local_day=DAY, kind="wechat")
+    assert with_id == without_id
+    assert identity_key(platform_id="OgU123:2", url=None, title="t", local_day=DAY, kind="wechat") == "id:OgU123:2"
+
+
+def test_order_of_preference() -> None:
+    assert identity_key(platform_id="4455", url="http://a/b", title="t", local_day=DAY, kind="weibo") == "id:4455"
+    assert identity_key(platform_id=None, url="HTTP://A/b#x", title="t", local_day=DAY) == "url:http://a/b"
+    fp = identity_key(platform_id=None, url=None, title="园区 召开 会议！", local_day=DAY)
+    assert fp.startswith("fp:2020-06-01:")
+    assert fp == identity_key(platform_id=None, url=None, title="园区召开会议", local_day=DAY)
+    with pytest.raises(ValueError):
+        identity_key(platform_id=None, url=None, title=None, local_day=DAY)
+
+
+def test_fingerprints() -> None:
+    assert normalise_title("  王洼产业园区：召开 安全生产会议。 ") == "王洼产业园区召开安全生产会议"
+    assert normalise_title("ＡＢＣ１２３（全角）") == "abc123全角"  # NFKC folds full-width forms
+    assert title_fingerprint("园区召开会议", DAY) == title_fingerprint("【园区召开会议】", DAY)
+    assert title_fingerprint("园区召开会议", DAY) != title_fingerprint("园区召开会议", date(2020, 6, 2))
+    assert title_fingerprint("园区召开会议", DAY) != title_fingerprint("园区召开大会", DAY)
+
+
+@pytest.mark.parametrize("value", ["转发", "转载", "是", "true", "TRUE", "1", "yes", " 转发 ", True, 1])
+def test_repost_markers(value: object) -> None:
+    assert is_repost_value(value) is True
+
+
+@pytest.mark.parametrize("value", ["原创", "否", "false", "0", "no", "", None, False, 0])
+def test_original_markers(value: object) -> None:
+    assert is_repost_value(value) is False
+
+
+def test_unknown_marker() -> None:
+    assert is_repost_value("也许") is None
+
+
+@given(st.text())
+def test_normalise_title_is_idempotent(title: str) -> None:
+    once = normalise_title(title)
+    assert normalise_title(once) == once
+
+
+hosts = st.sampled_from(["www.example.gov.cn", "WWW.EXAMPLE.GOV.CN", "mp.weixin.qq.com", "a.b"])
+params = st.dictionaries(
+    st.sampled_from(["id", "page", "utm_source", "from", "spm", "x", "chksm"]), st.text("abc123", max_size=4), max_size=4
+)
+
+
+@given(st.sampled_from(["http", "https", "HTTP"]), hosts, st.text("abc/._-", max_size=12), params)
+def test_canonical_url_is_idempotent(scheme: str, host: str, path: str, query: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    url = f"{scheme}://{host}/{path}?{urlencode(query)}#frag"
+    once = canonical_url(url)
+    assert canonical_url(once) == once
