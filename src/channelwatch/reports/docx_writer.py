@@ -81,7 +81,7 @@ def _paragraph(
 
 def _column_widths(grid: Grid) -> list[float]:
     if grid.label_columns == 3:
-        labels = [2.0, 2.3, 4.3]
+        labels = [1.6, 2.0, 3.8]
     elif grid.label_columns == 1:
         labels = [4.0]
     else:
@@ -114,6 +114,9 @@ def _table(document: Any, grid: Grid) -> Any:
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
     widths = _column_widths(grid)
+    # Both the grid (w:gridCol, which LibreOffice and WPS follow) and each cell (w:tcW, which Word follows).
+    for index, column in enumerate(table.columns):
+        column.width = Cm(widths[index])
     for row in table.rows:
         for index, cell in enumerate(row.cells):
             cell.width = Cm(widths[index])
@@ -206,7 +209,8 @@ def write_docx(report: AnnualReport, target: Path) -> Path:
     for text in report.preamble:
         _paragraph(document, text)
     for part in report.sections:
-        _paragraph(document, part.title, font=HEADING_FONT, indent=True, outline=1)
+        heading = _paragraph(document, part.title, font=HEADING_FONT, indent=True, outline=1)
+        heading.paragraph_format.keep_with_next = True
         for index, text in enumerate(part.paragraphs):
             _paragraph(document, text, red=index in part.marked_paragraphs)
             if index == part.chart_after and report.chart_png is not None:
