@@ -222,10 +222,11 @@ class FakePlatforms:
     def add_site_articles(
         self, count: int, *, start: datetime | None = None, show_date: bool = True, step: timedelta | None = None
     ) -> list[SiteArticle]:
-        """``count`` articles, one a day (or ``step``) after ``start``; ids continue the existing ones."""
-        base = start or datetime(2020, 6, 1, 9, 0, tzinfo=OFFICE_TZ)
-        first = max((a.id for a in self.site_articles), default=1000) + 1
+        """``count`` articles, one a day (or ``step``) from ``start`` (default: after the newest one)."""
         gap = step or timedelta(days=1)
+        latest = max((a.published for a in self.site_articles), default=None)
+        base = start or (latest + gap if latest else datetime(2020, 6, 1, 9, 0, tzinfo=OFFICE_TZ))
+        first = max((a.id for a in self.site_articles), default=1000) + 1
         added = [
             SiteArticle(first + i, f"王洼产业园区通知公告第{first + i}号", base + gap * i, show_date)
             for i in range(count)

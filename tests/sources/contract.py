@@ -23,7 +23,7 @@ from channelwatch.ingest import Store, open_store
 from channelwatch.models import Publication, Run
 from channelwatch.polling import PollResult, poll_channels
 from channelwatch.sources.http import HttpSettings
-from tests.fakeplatforms import WEIBO_COOKIE, WECHAT_SECRET, FakePlatforms
+from tests.fakeplatforms import WECHAT_SECRET, WEIBO_COOKIE, FakePlatforms
 
 # Short times: a fault test must end in a second, not in the real defaults' minutes.
 FAST = HttpSettings(connect_timeout=1.0, read_timeout=0.5, retries=2, backoff=0.02, backoff_max=0.1, max_retry_after=5)
