@@ -12,7 +12,7 @@ from channelwatch.cli.common import app
 from channelwatch.cli import core  # noqa: F401  isort: skip
 from channelwatch.cli import daemon  # noqa: E402,F401  isort: skip
 from channelwatch.cli import poll  # noqa: E402,F401  isort: skip
-from channelwatch.cli import report  # noqa: E402,F401  isort: skip
+from channelwatch.cli import report  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 
