@@ -208,6 +208,25 @@ def test_docx_is_a_real_document_with_real_tables(instance: Path, tmp_path: Path
     assert _header_rows(appeals) == 3
 
 
+def test_forced_docx_marks_the_failed_cells(instance: Path, tmp_path: Path) -> None:
+    from docx import Document
+
+    inputs = example_inputs(instance)
+    inputs.section3["carried_forward"] = [1, 0, 0, 0, 0, 0, 1]
+    put_inputs(instance, 2020, inputs)
+    target = tmp_path / "forced.docx"
+    assert run(instance, "report", "annual", "--year", "2020", "-o", str(target)).exit_code == 1
+    assert not target.exists()
+    assert run(instance, "report", "annual", "--year", "2020", "-o", str(target), "--force").exit_code == 0
+    document = Document(str(target))
+    assert any("核对未通过" in p.text for p in document.paragraphs)
+    requests = document.tables[len(FORMAT_2019.section2)]
+    carried = next(row for row in requests.rows if row.cells[0].text == "四、结转下年度继续办理")
+    marked = [cell for cell in carried.cells[3:] if cell.text.endswith("※")]
+    assert [cell.text for cell in marked] == ["1※", "1※"]  # 自然人 and 总计
+    assert all('w:fill="FFFF00"' in cell._tc.xml for cell in marked)
+
+
 def test_docx_default_file_name(instance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     put_inputs(instance, 2020)
     monkeypatch.chdir(tmp_path)

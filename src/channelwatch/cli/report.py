@@ -51,7 +51,9 @@ def annual_command(
     from channelwatch.reports.annual import build_annual_report, default_output_name, write_annual_report
 
     opened = store_of(ctx)
-    report = build_annual_report(opened, year)
+    # Markdown on the screen has nowhere to put the chart: skip drawing it.
+    chart = format is not AnnualOutput.markdown or output is not None
+    report = build_annual_report(opened, year, with_chart=chart)
     for warning in report.warnings:
         echo(f"提示：{warning}", err=True)
     if report.mismatches:

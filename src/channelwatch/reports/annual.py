@@ -284,10 +284,9 @@ def build_annual_report(
         (i for i, text in enumerate(overview.paragraphs) if sentence and sentence[:20] in text),
         len(overview.paragraphs) - 1 if overview.paragraphs else None,
     )
-    _mark_text(
-        overview, "overview_intro", marks, _text_offsets(overview.paragraphs, inputs, ("overview_intro", "overview"))
-    )
-    _mark_text(overview, "overview", marks, _text_offsets(overview.paragraphs, inputs, ("overview_intro", "overview")))
+    offsets = _text_offsets(overview.paragraphs, inputs, ("overview_intro", "overview"))
+    for key in ("overview_intro", "overview"):
+        _mark_text(overview, key, marks, offsets)
     widest = max(len(block.columns) for block in fmt.section2) + 1
     proactive = Section(
         fmt.sections[1],
