@@ -1,6 +1,6 @@
 """The test command: linters, type check, then the test suite. Exits non-zero on the first failure.
 
-    python scripts/check.py [extra pytest arguments]
+python scripts/check.py [extra pytest arguments]
 """
 
 from __future__ import annotations

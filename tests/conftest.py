@@ -101,12 +101,26 @@ def postgres_server() -> Iterator[str]:
     log = base / "server.log"
     subprocess.run(
         [*as_postgres, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
-        [*as_postgres, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60",
-         "-o", f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off -c full_page_writes=off", "start"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off -c full_page_writes=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"

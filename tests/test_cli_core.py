@@ -49,8 +49,14 @@ def test_summary_json_contract(loaded: Path) -> None:
     assert data["period"] == {"year": 2020, "quarter": None, "month": None, "start": "2020-01-01", "end": "2020-12-31"}
     assert (data["total"], data["reposts"], data["unique_items"]) == (1279, 412, 1270)
     assert [c["id"] for c in data["channels"]] == ["website", "weibo", "wechat"]
-    assert data["channels"][1] == {"id": "weibo", "kind": "weibo", "name": "微博", "total": 1225, "reposts": 400,
-                                   "original": 825}
+    assert data["channels"][1] == {
+        "id": "weibo",
+        "kind": "weibo",
+        "name": "微博",
+        "total": 1225,
+        "reposts": 400,
+        "original": 825,
+    }
     assert len(data["months"]) == 12 and len(data["quarters"]) == 4
     assert sum(m["total"] for m in data["months"]) == sum(q["total"] for q in data["quarters"]) == 1279
     assert all(m["total"] == sum(m["channels"].values()) for m in data["months"])
@@ -163,7 +169,10 @@ def test_init_writes_a_working_instance(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda t: t.replace('short_name = "我委"', 'short_name = "我委"\nshortname = "x"'), "office.shortname：未知的配置项"),
+        (
+            lambda t: t.replace('short_name = "我委"', 'short_name = "我委"\nshortname = "x"'),
+            "office.shortname：未知的配置项",
+        ),
         (lambda t: t.replace('id = "weibo"', 'id = "website"'), "渠道 id「website」重复"),
         (lambda t: t.replace('kind = "weibo"', 'kind = "douyin"'), "channels[2](id=weibo).kind：取值无效"),
         (lambda t: t.replace("Asia/Shanghai", "Asia/Beijing"), "未知的时区「Asia/Beijing」"),

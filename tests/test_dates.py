@@ -52,7 +52,9 @@ def test_excel_cells_and_numbers() -> None:
     assert parse_datetime(stamp * 1000, ZONE) == datetime(2020, 6, 1, 8, 0, tzinfo=CST)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "昨天下午", "2020-13-01", "2020-02-30", "2020年2月30日", "n/a", "32/1/2020"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "昨天下午", "2020-13-01", "2020-02-30", "2020年2月30日", "n/a", "32/1/2020"]
+)
 def test_rejected_forms(text: str) -> None:
     with pytest.raises(DateParseError):
         parse_datetime(text, ZONE)

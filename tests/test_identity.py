@@ -123,7 +123,9 @@ def test_normalise_title_is_idempotent(title: str) -> None:
 
 hosts = st.sampled_from(["www.example.gov.cn", "WWW.EXAMPLE.GOV.CN", "mp.weixin.qq.com", "a.b"])
 params = st.dictionaries(
-    st.sampled_from(["id", "page", "utm_source", "from", "spm", "x", "chksm"]), st.text("abc123", max_size=4), max_size=4
+    st.sampled_from(["id", "page", "utm_source", "from", "spm", "x", "chksm"]),
+    st.text("abc123", max_size=4),
+    max_size=4,
 )
 
 

@@ -114,9 +114,17 @@ def test_json_list(opened: Store, tmp_path: Path) -> None:
     path.write_text(
         json.dumps(
             [
-                {"title": "文章一", "url": "https://mp.weixin.qq.com/s/AAA", "published_at": "2020-05-01T09:00:00+08:00"},
-                {"title": "文章二", "url": "https://mp.weixin.qq.com/s/BBB?scene=1", "published_at": 1588381200,
-                 "is_repost": True},
+                {
+                    "title": "文章一",
+                    "url": "https://mp.weixin.qq.com/s/AAA",
+                    "published_at": "2020-05-01T09:00:00+08:00",
+                },
+                {
+                    "title": "文章二",
+                    "url": "https://mp.weixin.qq.com/s/BBB?scene=1",
+                    "published_at": 1588381200,
+                    "is_repost": True,
+                },
             ],
             ensure_ascii=False,
         ),
@@ -138,7 +146,10 @@ def test_saved_weibo_page(opened: Store, tmp_path: Path) -> None:
     with store.read(opened.engine) as conn:
         rows = list_publications(conn, opened.channel_id("weibo"), Period(2020), "Asia/Shanghai")
     assert [r.platform_id for r in rows] == [
-        "4400000000000001", "4556000000000001", "4556000000000002", "4556000000000003",
+        "4400000000000001",
+        "4556000000000001",
+        "4556000000000002",
+        "4556000000000003",
     ]
     assert rows[3].url == "https://weibo.com/5678901234/Jx3Kb1"
     assert rows[3].published_at == "2020-11-28 10:00"
@@ -171,8 +182,14 @@ def batchget(pushes: list[tuple[str, int, list[tuple[str, str, str]]]]) -> dict[
                 "update_time": stamp,
                 "content": {
                     "news_item": [
-                        {"title": title, "author": author, "digest": "", "content_source_url": "", "url": url,
-                         "is_deleted": False}
+                        {
+                            "title": title,
+                            "author": author,
+                            "digest": "",
+                            "content_source_url": "",
+                            "url": url,
+                            "is_deleted": False,
+                        }
                         for title, author, url in articles
                     ]
                 },
@@ -188,10 +205,12 @@ def wx(mid: int, idx: int) -> str:
 
 def test_saved_wechat_batchget_counts_articles_and_pushes(opened: Store, tmp_path: Path) -> None:
     stamp = int(datetime(2020, 8, 3, 18, 0, tzinfo=CST).timestamp())
-    payload = batchget([
-        ("OgU_1", stamp, [("头条", "管委会", wx(1, 1)), ("次条", "转载", wx(1, 2)), ("三条", "管委会", wx(1, 3))]),
-        ("OgU_2", stamp + 86400, [("单篇", "管委会", wx(2, 1))]),
-    ])
+    payload = batchget(
+        [
+            ("OgU_1", stamp, [("头条", "管委会", wx(1, 1)), ("次条", "转载", wx(1, 2)), ("三条", "管委会", wx(1, 3))]),
+            ("OgU_2", stamp + 86400, [("单篇", "管委会", wx(2, 1))]),
+        ]
+    )
     path = tmp_path / "batchget.json"
     path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
     result = import_file(opened, "wechat", path)
@@ -248,8 +267,13 @@ def test_website_article_in_two_columns_counts_once(opened: Store, tmp_path: Pat
 def test_rejected_file_stores_nothing(opened: Store, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "bad.csv",
-        [ROWS[0], ["4400000000000009", "没有日期", "", "原创"], ["4400000000000010", "日期错", "2020-02-30", "原创"],
-         ["4400000000000011", "", "2020-06-05", "原创"], ["4400000000000012", "标记错", "2020-06-05", "也许"]],
+        [
+            ROWS[0],
+            ["4400000000000009", "没有日期", "", "原创"],
+            ["4400000000000010", "日期错", "2020-02-30", "原创"],
+            ["4400000000000011", "", "2020-06-05", "原创"],
+            ["4400000000000012", "标记错", "2020-06-05", "也许"],
+        ],
     )
     with pytest.raises(InputError) as caught:
         import_file(opened, "weibo", path)

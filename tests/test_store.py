@@ -113,7 +113,9 @@ def test_samples_give_the_2020_report_figures(any_instance_dir: Path) -> None:
     assert (by_key["weibo"].reposts, by_key["wechat"].reposts, figures.reposts) == (400, 12, 412)
     assert figures.unique_items == 1270
     assert figures.as_json()["months"][0] == {
-        "month": "2020-01", "total": 104, "channels": {"website": 1, "weibo": 99, "wechat": 4}
+        "month": "2020-01",
+        "total": 104,
+        "channels": {"website": 1, "weibo": 99, "wechat": 4},
     }
     # The posts of the year's edges fall in their office-time year.
     with store.read(opened.engine) as conn:
