@@ -272,3 +272,19 @@ def test_bad_delivery_config_names_the_key(tmp_path: Path) -> None:
     result = cli(root, "jobs")
     assert result.exit_code == 1
     assert "delivery.email.to" in result.output and "delivery.email.security" in result.output
+
+
+def test_stale_freshness_warning_is_superseded_not_kept_pending(tmp_path: Path) -> None:
+    from channelwatch.deliver import Outgoing, deliver, supersede
+
+    root = write_instance(tmp_path / "inst", extra=delivery_toml(_free_port()))  # nothing listens there
+    opened = open_store(load_instance(root))
+    try:
+        warning = Outgoing(report="freshness", period="2021-03-01", subject="预警", text="微博已 11 天未更新。")
+        outcome = deliver(opened, warning)
+        assert [t.target for t in outcome.failed] == ["email"]
+        assert [(r.period, r.target) for r in undelivered(opened)] == [("2021-03-01", "email")]
+        assert supersede(opened, "freshness", "2021-03-02") == 1
+        assert undelivered(opened) == []
+    finally:
+        opened.dispose()

@@ -38,7 +38,7 @@ from channelwatch.delivery import DeliveryConfig, EmailConfig
 from channelwatch.ingest import Store
 from channelwatch.jobstate import Delivery
 
-__all__ = ["Attachment", "DeliveryOutcome", "Outgoing", "deliver", "undelivered", "undelivered_periods"]
+__all__ = ["Attachment", "DeliveryOutcome", "Outgoing", "deliver", "supersede", "undelivered", "undelivered_periods"]
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _claim(
                     .order_by(table.c.id)
                 )
             )
-            open_rows = [r.id for r in rows if r.status != "sent"]
+            open_rows = [r.id for r in rows if r.status not in ("sent", "superseded")]
             if open_rows:
                 claimed[target] = open_rows[-1]
                 continue
@@ -343,11 +343,33 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
 def undelivered(opened: Store, report: str | None = None) -> list[Any]:
     """Delivery rows not (yet) sent: pending, failed, or interrupted while sending."""
     table = _table()
-    query = select(table).where(table.c.office_id == opened.office_id, table.c.status != "sent")
+    query = select(table).where(table.c.office_id == opened.office_id, table.c.status.not_in(["sent", "superseded"]))
     if report is not None:
         query = query.where(table.c.report == report)
     with store.read(opened.engine) as conn:
         return list(conn.execute(query.order_by(table.c.id)))
+
+
+def supersede(opened: Store, report: str, current_period: str) -> int:
+    """Unsent rows of ``report`` for other periods become ``superseded``: a newer report replaces them.
+
+    Used for freshness warnings: yesterday's warning that could not be sent is not worth sending
+    today beside today's, and must not stay listed as pending forever.
+    """
+    table = _table()
+    with store.write(opened.engine) as conn:
+        result = conn.execute(
+            table.update()
+            .where(
+                table.c.office_id == opened.office_id,
+                table.c.report == report,
+                table.c.period != current_period,
+                table.c.status != "sent",
+                table.c.status != "superseded",
+            )
+            .values(status="superseded")
+        )
+        return int(result.rowcount or 0)
 
 
 def undelivered_periods(opened: Store, report: str) -> list[str]:

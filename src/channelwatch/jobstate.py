@@ -82,7 +82,7 @@ class Delivery(SQLModel, table=True):
     report: str  # quarterly | freshness
     period: str  # 2020Q4, or a date for freshness warnings
     target: str  # outbox | email | webhook
-    status: str = "pending"  # pending | sending | sent | failed
+    status: str = "pending"  # pending | sending | sent | failed | superseded
     attempts: int = 0
     message_id: str | None = None  # the e-mail Message-ID, the same on every attempt
     created_at: datetime = Field(sa_column=_utc(nullable=False))

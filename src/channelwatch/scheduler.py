@@ -261,7 +261,7 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
         for r in late
     )
     if job.spec.notify:
-        from channelwatch.deliver import Outgoing, deliver
+        from channelwatch.deliver import Outgoing, deliver, supersede
 
         office = opened.instance.config.office
         today = _office_now(opened, scheduled_for).date()
@@ -290,6 +290,7 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
         )
         lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
         try:
+            supersede(opened, "freshness", outgoing.period)
             outcome = deliver(opened, outgoing, job_id=job.id)
         finally:
             lock.release()
