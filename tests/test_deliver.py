@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from channelwatch import store
@@ -288,3 +289,25 @@ def test_stale_freshness_warning_is_superseded_not_kept_pending(tmp_path: Path) 
         assert undelivered(opened) == []
     finally:
         opened.dispose()
+
+
+def test_send_interrupted_by_a_kill_is_retried_with_the_same_message_id(tmp_path: Path) -> None:
+    port = _free_port()
+    root = make_instance(tmp_path, delivery_toml(port))
+    assert cli(root, "quarterly", "-y", "2020", "-q", "4", "--send").exit_code == 1  # server down
+    opened = open_store(load_instance(root))
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    # What a process killed during the SMTP exchange leaves behind: the row still says "sending".
+    with store.write(opened.engine) as conn:
+        conn.execute(table.update().where(table.c.target == "email").values(status="sending"))
+        first_id = conn.execute(select(table.c.message_id).where(table.c.target == "email")).scalar_one()
+    assert "发送中断" in cli(root, "jobs").output
+    controller, server = start_smtp(port)
+    try:
+        assert cli(root, "quarterly", "-y", "2020", "-q", "4", "--send").exit_code == 0
+        assert cli(root, "quarterly", "-y", "2020", "-q", "4", "--send").exit_code == 0
+    finally:
+        controller.stop()
+    assert [m["Message-ID"] for m in server.messages] == [first_id]  # once, recognisable as the same message
+    assert undelivered(opened) == []
+    opened.dispose()
