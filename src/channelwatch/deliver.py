@@ -29,6 +29,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -302,7 +303,8 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
             outcome.targets.append(TargetOutcome(target, "skipped", "已发送过（如需再次发送请加 --resend）"))
     if not claimed:
         return outcome
-    now = datetime.now().astimezone()
+    # Outbox names and the Date header in office time: what the office's staff read.
+    now = datetime.now(ZoneInfo(opened.instance.timezone))
     # One Message-ID per delivery, taken from the e-mail row when there is one, so the outbox copy
     # and the sent message are the same message.
     key_row = next(claimed[t] for t in ("email", "webhook", "outbox") if t in claimed)
