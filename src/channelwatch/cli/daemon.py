@@ -45,7 +45,11 @@ def _daemon_logging() -> None:
 
 @app.command("daemon")
 def daemon_command(ctx: typer.Context) -> None:
-    """运行守护进程：按 jobs/*.toml 定时抓取、导入收件箱、发送季度统计、检查更新时效，直到收到 SIGTERM/SIGINT。"""
+    """运行守护进程：按 jobs/*.toml 定时抓取、导入收件箱、发送季度统计、检查更新时效。
+
+    收到 SIGTERM 或 SIGINT（Ctrl+C）后等正在运行的任务结束再退出。每个数据库只能运行一个守护进程。
+    每次任务运行在标准错误输出写一行日志。
+    """
     from channelwatch.scheduler import run_daemon
 
     _daemon_logging()
