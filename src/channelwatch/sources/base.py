@@ -105,6 +105,7 @@ class Page:
     url: str  # for messages; never carries a secret (see http.redact)
     entries: list[Observed] = field(default_factory=list)
     pinned: list[Observed] = field(default_factory=list)
+    last: bool = False  # the source will fetch no further page (max_pages reached, a feed, the end)
 
     @property
     def count(self) -> int:

@@ -94,6 +94,7 @@ class FeedSource(PollSource):
         if fetched.status == 404:
             raise FetchError(f"订阅地址 {redact(self.options.url)} 返回 404，请检查 url")
         yield Page(
+            last=True,
             url=redact(self.options.url),
             entries=parse_feed(fetched.content, self.options.url, self.context.zone, self.options.column),
         )

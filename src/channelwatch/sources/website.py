@@ -146,7 +146,8 @@ class HtmlListSource(PollSource):
 
     async def pages(self) -> AsyncIterator[Page]:
         zone = self.context.zone
-        for number, url in enumerate(self.page_urls()[: self.options.max_pages], 1):
+        urls = self.page_urls()[: self.options.max_pages]
+        for number, url in enumerate(urls, 1):
             fetched = await self.fetch("GET", url, conditional=True)
             if fetched.status == 404:
                 if number == 1:
@@ -161,7 +162,7 @@ class HtmlListSource(PollSource):
                 entries = await self._with_detail_dates(parsed)
             else:
                 entries = [o for o, _, _ in parsed if o is not None]
-            yield Page(url=redact(url), entries=entries)
+            yield Page(url=redact(url), entries=entries, last=number == len(urls))
 
     async def _with_detail_dates(self, parsed: list[tuple[Observed | None, str | None, str]]) -> list[Observed]:
         """Entries in list order, dates of undated ones from their article pages (unknown ones only)."""

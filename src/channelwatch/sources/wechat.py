@@ -253,13 +253,15 @@ class WechatSource(PollSource):
     async def pages(self) -> AsyncIterator[Page]:
         offset = 0
         zone = self.context.zone
-        for _number in range(self.options.max_pages):
+        for number in range(1, self.options.max_pages + 1):
             payload = await self._batchget(offset)
             items = payload.get("item")
             if not isinstance(items, list):
                 raise LayoutError(f"{LAYOUT_CHANGED}：微信 batchget 的回答没有 item 列表")
             origin = f"{self._base}/cgi-bin/freepublish/batchget?offset={offset}"
-            page = Page(url=origin)
+            total = payload.get("total_count")
+            ends = not items or (isinstance(total, int) and offset + len(items) >= total)
+            page = Page(url=origin, last=ends or number == self.options.max_pages)
             for index, push in enumerate(items, 1):
                 if not isinstance(push, dict):
                     raise LayoutError(f"{LAYOUT_CHANGED}：微信 batchget 第{offset + index}项不是对象")
@@ -271,6 +273,5 @@ class WechatSource(PollSource):
                     ) from None
             yield page
             offset += len(items)
-            total = payload.get("total_count")
-            if not items or (isinstance(total, int) and offset >= total):
+            if ends:
                 return

@@ -205,7 +205,7 @@ class WeiboSource(PollSource):
         if self.options.cookie_env:
             where = f"环境变量 {self.options.cookie_env}（由配置 {self.context.where}.cookie_env 指定）"
         else:
-            where = f"一个环境变量，并在配置 {self.context.where} 中写上 cookie_env = \"该变量名\""
+            where = f'一个环境变量，并在配置 {self.context.where} 中写上 cookie_env = "该变量名"'
         return (
             f"微博拒绝了请求（{what}）：登录 Cookie 已失效或未设置，需要更新 Cookie。"
             f"请在浏览器中登录 m.weibo.cn，复制请求中的 Cookie，设置到{where}，然后重新抓取"
@@ -261,7 +261,7 @@ class WeiboSource(PollSource):
             payload = await self._get({**base_params, "containerid": containerid, "page": number}, headers)
             fetched_at = datetime.now(UTC)
             origin = f"{self._base}/api/container/getIndex?containerid={containerid}&page={number}"
-            page = Page(url=origin)
+            page = Page(url=origin, last=number == options.max_pages)
             if str(payload.get("ok")) != "1":
                 yield page  # ok == 0 with no cards: the end of the listing
                 return

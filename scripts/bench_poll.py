@@ -1,0 +1,129 @@
+"""Benchmark (issue 3): 1,000 website channels polled by one ``poll`` against a loopback server.
+
+The server runs in its own process (so it does not share the GIL with the poller), listens on one
+127.0.0.1 port per channel (each channel is its own host, as real channels are), and answers every
+list page after 50 ms. The poll goes through the same library call as ``channelwatch poll``, into a
+SQLite store in a temporary instance. Printed: wall time, the ideal (channels × 50 ms ÷ concurrency),
+their ratio, and the counts. Target: under 5 s.
+
+    .venv/bin/python scripts/bench_poll.py [--channels 1000] [--concurrency 100] [--delay 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ENTRIES_PER_PAGE = 10
+
+
+def _page(port: int) -> bytes:
+    items = "".join(
+        f'<li><a href="./202006/t202006{day:02d}_{port}{day}.html">第{port}号渠道第{day}条通知</a>'
+        f"<span>2020-06-{day:02d}</span></li>"
+        for day in range(1, ENTRIES_PER_PAGE + 1)
+    )
+    head = '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+    return f'{head}<body><ul class="list">{items}</ul></body></html>'.encode()
+
+
+def _serve(count: int, delay: float, conn: Connection) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        body = _page(port)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        try:
+            while True:
+                request = await reader.readuntil(b"\r\n\r\n")
+                if not request:
+                    break
+                await asyncio.sleep(delay)
+                writer.write(head + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64) for _ in range(count)]
+        conn.send([s.sockets[0].getsockname()[1] for s in servers])
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
+
+    asyncio.run(main())
+
+
+def _config(ports: list[int], db: Path) -> str:
+    parts = [
+        '[office]\nname = "基准测试单位"\nshort_name = "本单位"\ntimezone = "Asia/Shanghai"\n\n'
+        f'[database]\nurl = "sqlite:///{db}"\n'
+    ]
+    for index, port in enumerate(ports):
+        parts.append(
+            f'\n[[channels]]\nid = "site{index:04d}"\nkind = "website"\nname = "网站{index}"\n'
+            f'  [channels.poll]\n  type = "html-list"\n  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+            '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "10ms"\n'
+        )
+    return "".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--channels", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--delay", type=float, default=0.05, help="server answer time per page, seconds")
+    args = parser.parse_args(argv)
+
+    from channelwatch.config import load_instance
+    from channelwatch.ingest import open_store
+    from channelwatch.polling import poll_channels
+
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=_serve, args=(args.channels, args.delay, child), daemon=True)
+    server.start()
+    ports: list[int] = parent.recv()
+    try:
+        with tempfile.TemporaryDirectory(prefix="cw-bench-poll-") as folder:
+            root = Path(folder)
+            (root / "config").mkdir()
+            (root / "config" / "channelwatch.toml").write_text(_config(ports, root / "bench.db"), encoding="utf-8")
+            opened = open_store(load_instance(root))
+            started = time.perf_counter()
+            results = poll_channels(opened, concurrency=args.concurrency)
+            wall = time.perf_counter() - started
+            again_started = time.perf_counter()
+            again = poll_channels(opened, concurrency=args.concurrency)
+            again_wall = time.perf_counter() - again_started
+            opened.dispose()
+    finally:
+        parent.send("stop")
+        server.join(timeout=5)
+        if server.is_alive():
+            server.terminate()
+    ideal = args.channels * args.delay / args.concurrency
+    ok = sum(r.status == "ok" for r in results)
+    new = sum(r.new for r in results)
+    print(f"channels:     {args.channels} (one loopback port each, {args.delay * 1000:.0f} ms per page)")
+    print(f"concurrency:  {args.concurrency}")
+    print(f"wall time:    {wall:.2f} s")
+    print(f"ideal:        {ideal:.2f} s  ({args.channels} × {args.delay * 1000:.0f} ms ÷ {args.concurrency})")
+    print(f"ratio:        {wall / ideal:.2f}")
+    print(f"channels ok:  {ok}/{len(results)}; publications new: {new} (expected {args.channels * ENTRIES_PER_PAGE})")
+    print(f"repeat poll:  {again_wall:.2f} s, new: {sum(r.new for r in again)}")
+    print(f"target:       under 5 s — {'met' if wall < 5 else 'NOT met'}")
+    failed = [r for r in results if r.status != "ok"]
+    for result in failed[:5]:
+        print(f"  failed {result.channel}: {result.message}", file=sys.stderr)
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
