@@ -80,3 +80,26 @@ def test_bad_poll_config_names_key(tmp_path: Path, fake_platforms: FakePlatforms
     root = write_poll_instance(tmp_path / "bad", {"weibo": tables["weibo"] + '\nuid_typo = "1"'})
     code, out = run(root, "poll")
     assert code == 1 and "uid_typo" in out and "未知的配置项" in out
+
+
+def test_poll_on_both_backends(
+    tmp_path: Path, database_url: str, fake_platforms: FakePlatforms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grouped commits with a savepoint per channel work on SQLite and PostgreSQL alike."""
+    monkeypatch.setenv("CW_TEST_WEIBO_COOKIE", WEIBO_COOKIE)
+    monkeypatch.setenv("CW_TEST_WECHAT_SECRET", WECHAT_SECRET)
+    tables = poll_tables(fake_platforms)
+    fake_platforms.add_site_articles(6)
+    fake_platforms.add_weibo_posts(12, reposts=1)
+    fake_platforms.add_wechat_pushes(2)
+    fake_platforms.fault("weibo432", target="weibo", match="page=2")
+    root = write_poll_instance(tmp_path / "both", {k: tables[k] for k in ("website", "weibo", "wechat")}, database_url)
+    code, out = run(root, "poll")
+    assert code == 1 and "weibo：失败" in out
+    summary = json.loads(run(root, "summary", "--year", "2020", "--format", "json")[1])
+    assert {c["id"]: c["total"] for c in summary["channels"]} == {"website": 6, "weibo": 0, "wechat": 4}
+    fake_platforms.clear_faults()
+    assert run(root, "poll")[0] == 0
+    assert run(root, "poll")[0] == 0
+    summary = json.loads(run(root, "summary", "--year", "2020", "--format", "json")[1])
+    assert {c["id"]: c["total"] for c in summary["channels"]} == {"website": 6, "weibo": 12, "wechat": 4}

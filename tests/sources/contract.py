@@ -82,9 +82,9 @@ def poll_tables(server: FakePlatforms) -> dict[str, str]:
 KINDS = {"website": "website", "rss": "website", "weibo": "weibo", "wechat": "wechat"}
 
 
-def write_poll_instance(root: Path, tables: dict[str, str]) -> Path:
+def write_poll_instance(root: Path, tables: dict[str, str], url: str | None = None) -> Path:
     """An instance whose channels (id = key of ``tables``) each poll with the given table."""
-    parts = [OFFICE]
+    parts = [OFFICE if url is None else OFFICE.replace("sqlite:///data/channelwatch.db", url)]
     for key, table in tables.items():
         parts.append(f'\n[[channels]]\nid = "{key}"\nkind = "{KINDS.get(key, "website")}"\nname = "{key}"\n')
         parts.append("  [channels.poll]\n" + textwrap.indent(textwrap.dedent(table).strip(), "  ") + "\n")
