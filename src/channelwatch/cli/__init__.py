@@ -11,7 +11,7 @@ from channelwatch.cli.common import app
 # Each module adds its commands to ``app`` (import order = order in --help).
 from channelwatch.cli import core  # noqa: F401  isort: skip
 from channelwatch.cli import daemon  # noqa: F401  isort: skip
-from channelwatch.cli import poll  # noqa: E402,F401  isort: skip
+from channelwatch.cli import poll  # noqa: F401  isort: skip
 from channelwatch.cli import report  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
