@@ -24,6 +24,7 @@ from channelwatch.dates import to_office
 from channelwatch.errors import InputError
 from channelwatch.identity import identity_key, title_key, wechat_push_key
 from channelwatch.models import Channel, Office, Run
+from channelwatch.readahead import READAHEAD_MIN_BYTES, parsed_in_child
 from channelwatch.sources.base import Observed
 from channelwatch.sources.files import ExportFile, Row, open_export, write_rejected
 
@@ -203,12 +204,28 @@ def import_file(
     rejected: list[Row] = []
     try:
         with store.write(opened.engine) as conn:
-            counts = store.upsert_publications(
-                conn,
-                channel_id,
-                _valid_records(export, zone, channel.kind, rejected, result, progress),
-                run_id=run_id,
-            )
+            records: Iterable[Any]
+            if export.format in {"csv", "xlsx"} and path.stat().st_size >= READAHEAD_MIN_BYTES:
+                export.close()
+
+                def on_read(count: int) -> None:
+                    result.rows_read = count
+
+                records = parsed_in_child(
+                    path,
+                    zone=zone,
+                    kind=channel.kind,
+                    format=export.format,
+                    encoding=export.encoding,
+                    now=mtime,
+                    sqlite=conn.dialect.name == "sqlite",
+                    rejected=rejected,
+                    on_read=on_read,
+                    progress=progress,
+                )
+            else:
+                records = _valid_records(export, zone, channel.kind, rejected, result, progress)
+            counts = store.upsert_publications(conn, channel_id, records, run_id=run_id)
             result.rows_new, result.rows_known = counts.new, counts.known
             result.rows_rejected = sum(1 for _ in rejected)
             if rejected and not skip_invalid:

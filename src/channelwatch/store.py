@@ -250,7 +250,7 @@ def _upsert_sql(dialect: str, channel_id: int, seen: datetime, run_id: int | Non
     """The upsert with the batch's constants inlined: they are our own integers and timestamp."""
     run = "NULL" if run_id is None else str(int(run_id))
     if dialect == "sqlite":
-        seen_text = _sqlite_time(seen)
+        seen_text = sqlite_time(seen)
         values = ", ".join(["?"] * 12) + f", {int(channel_id)}, '{seen_text}', '{seen_text}', {run}"
     else:
         seen_text = seen.astimezone(UTC).isoformat()
@@ -261,17 +261,17 @@ def _upsert_sql(dialect: str, channel_id: int, seen: datetime, run_id: int | Non
     return f"INSERT INTO publication ({_COLUMNS}) VALUES ({values}) {_ON_CONFLICT}"
 
 
-def _sqlite_time(moment: datetime) -> str:
+def sqlite_time(moment: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive, always microseconds).
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 # Raw executemany hands datetimes to the sqlite3 module itself; store them exactly as SQLAlchemy
 # does (its own DateTime binds are strings already, so they never reach this adapter).
-sqlite3.register_adapter(datetime, _sqlite_time)
+sqlite3.register_adapter(datetime, sqlite_time)
 
 
-def _batches(records: Iterable[PublicationRecord], size: int) -> Iterator[list[PublicationRecord]]:
+def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(records)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -280,7 +280,7 @@ def _batches(records: Iterable[PublicationRecord], size: int) -> Iterator[list[P
 def upsert_publications(
     conn: Connection,
     channel_id: int,
-    records: Iterable[PublicationRecord],
+    records: Iterable[PublicationRecord | tuple[Any, ...]],
     *,
     run_id: int | None,
     seen_at: datetime | None = None,

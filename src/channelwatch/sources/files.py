@@ -66,7 +66,13 @@ class ExportFile:
 
 
 def detect_encoding(sample: bytes) -> str:
-    """The encoding of a CSV sample: utf-8-sig, utf-8, or what charset-normalizer finds."""
+    """The encoding of a CSV sample: utf-8-sig, utf-8, gb18030, or what charset-normalizer finds.
+
+    When the sample is not valid UTF-8, the header decides between the two families Chinese
+    exports come in: the encoding under which the first line holds known column names wins. A file
+    that is UTF-8 but for a few GBK rows (pasted from elsewhere) is thus read as UTF-8 and fails at
+    the bad row with its line number, instead of being read whole as mojibake.
+    """
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -76,13 +82,21 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    first_line = sample.split(b"\n", 1)[0]
+    for candidate in ("gb18030", "utf-8"):
+        try:
+            header = next(csv.reader([first_line.decode(candidate)]), [])
+        except UnicodeDecodeError:
+            continue
+        if "published_at" in match_headers(list(header)):
+            return candidate
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
-    name = (best.encoding if best else "gb18030").lower().replace("-", "_")
-    if name in {"gbk", "gb2312", "gb18030", "cp936", "hz", "euc_cn", "big5"} and name != "big5":
+    if best is None:
         return "gb18030"
-    return best.encoding if best else "gb18030"
+    name = best.encoding.lower().replace("-", "_")
+    return "gb18030" if name in {"gbk", "gb2312", "gb18030", "cp936", "hz", "euc_cn"} else best.encoding
 
 
 # --- row conversion --------------------------------------------------------------------------------
