@@ -71,7 +71,7 @@ def _child(
         export.close()
     except InputError as exc:
         sender.send(("error", exc.args[0] if exc.args else str(exc), exc.problems))
-    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent as a failed import
+    except BaseException as exc:  # everything must reach the parent as a failed import
         sender.send(("crash", f"{type(exc).__name__}: {exc}"))
     finally:
         sender.close()
