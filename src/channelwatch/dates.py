@@ -63,6 +63,8 @@ def _offset(text: str) -> tzinfo:
 def to_office(moment: datetime, zone: str) -> datetime:
     """An aware datetime in office time; a naive one is taken to be office time already."""
     tz = _zone(zone)
+    if moment.tzinfo is tz:
+        return moment
     if moment.tzinfo is None:
         return moment.replace(tzinfo=tz)
     return moment.astimezone(tz)
@@ -122,6 +124,12 @@ def _parse_text(text: str, zone: str) -> datetime:
 
 def parse_datetime(value: object, zone: str) -> datetime:
     """Any accepted form → aware datetime in ``zone``. Raises ``DateParseError``."""
+    if value.__class__ is str:
+        # Text is what almost every row of a CSV export holds: checked first, cached by value.
+        text = value.strip()
+        if text:
+            return _parse_text(text, zone)
+        raise DateParseError("缺少日期")
     if isinstance(value, datetime):
         return to_office(value, zone)
     if isinstance(value, date):

@@ -177,8 +177,14 @@ REPOST_TRUE = {"转发", "转载", "是", "true", "1", "yes", "y", "repost"}
 REPOST_FALSE = {"原创", "否", "false", "0", "no", "n", "", "original"}
 
 
+_MARKERS = {**dict.fromkeys(REPOST_TRUE, True), **dict.fromkeys(REPOST_FALSE, False)}
+
+
 def is_repost_value(value: object) -> bool | None:
     """True/False for the accepted repost markers (DESIGN §6), None for anything else."""
+    found = _MARKERS.get(value) if value.__class__ is str else None
+    if found is not None:
+        return found
     if value is None:
         return False
     if isinstance(value, bool):

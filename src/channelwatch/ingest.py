@@ -76,26 +76,32 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
     """Apply the counting rules (DESIGN §3) to one observed publication."""
     local = to_office(observed.published_at, zone)
     push_id = observed.push_id
-    if kind == "wechat" and observed.url:
+    platform_id, url, title = observed.platform_id, observed.url, observed.title
+    if kind == "wechat" and url:
         # The URL's mid names the push in every export, the API's article_id only in API answers:
         # deriving pushes from the URL keeps the push count right across overlapping sources.
-        push_id = wechat_push_key(observed.url) or push_id
-    title = observed.title
-    return store.PublicationRecord(
-        identity_key(
-            platform_id=observed.platform_id, url=observed.url, title=title, local_day=local.date(), kind=kind
+        push_id = wechat_push_key(url) or push_id
+    if platform_id and kind != "wechat":
+        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
+    else:
+        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=local.date(), kind=kind)
+    # tuple.__new__ skips the named tuple's Python-level constructor: this runs once per imported row.
+    return tuple.__new__(
+        store.PublicationRecord,
+        (
+            identity,
+            platform_id,
+            title,
+            url,
+            observed.column_name,
+            push_id,
+            observed.is_repost,
+            local.astimezone(UTC),
+            local.year,
+            local.month,
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
+            title_key(title) if title else None,
         ),
-        observed.platform_id,
-        title,
-        observed.url,
-        observed.column_name,
-        push_id,
-        observed.is_repost,
-        local.astimezone(UTC),
-        local.year,
-        local.month,
-        f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
-        title_key(title) if title else None,
     )
 
 

@@ -3,20 +3,25 @@
 An import spends about half its time parsing (decoding, CSV, dates, identity keys) and half in the
 database's B-trees, and SQLite admits one writer. A child process that reads and parses while the
 parent writes puts both halves on their own core. Only the parent touches the database; the child
-sends batches of ready rows, and the invalid rows, through a pipe. Whatever happens in the child
-ends the parent's import with an error, so its transaction is rolled back and nothing is stored.
+sends batches of ready rows, and the invalid rows, as pickles on its standard output. Whatever
+happens in the child ends the parent's import with an error, so its transaction is rolled back and
+nothing is stored.
 
-The child is started with ``spawn``, never ``fork``: the daemon runs imports on scheduler threads,
-and forking a process with threads can copy a held lock into the child.
+The child is a plain ``python -m channelwatch.readahead`` process rather than a multiprocessing
+one: it neither forks a process that may hold locks on scheduler threads (the daemon), nor
+re-imports the parent's ``__main__`` the way ``spawn`` does.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from channelwatch.errors import ChannelwatchError, InputError
 from channelwatch.sources.base import Observed
@@ -33,22 +38,20 @@ class ReaderFailed(ChannelwatchError):
     """The reading process died or sent something unexpected; the import is rolled back."""
 
 
-def _child(
-    path: Path,
-    zone: str,
-    kind: str,
-    format: str | None,
-    encoding: str | None,
-    now: datetime | None,
-    sqlite: bool,
-    sender: Any,
-) -> None:
+def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
     from channelwatch.ingest import record_of
     from channelwatch.sources.files import open_export
     from channelwatch.store import sqlite_time
 
+    def send(message: tuple[Any, ...]) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    zone, kind, sqlite = spec["zone"], spec["kind"], spec["sqlite"]
+    now = datetime.fromisoformat(spec["now"]) if spec["now"] else None
     try:
-        export = open_export(path, zone=zone, kind=kind, format=format, encoding=encoding, now=now)
+        export = open_export(
+            Path(spec["path"]), zone=zone, kind=kind, format=spec["format"], encoding=spec["encoding"], now=now
+        )
         records: list[tuple[Any, ...]] = []
         rejected: list[Row] = []
         read = 0
@@ -56,25 +59,24 @@ def _child(
             read += 1
             if entry.__class__ is Observed:
                 record = record_of(entry, zone, kind)
-                if sqlite:
-                    # Ready for the driver as it is: the parent then does nothing per row but bind it.
-                    records.append((*record[:7], sqlite_time(record[7]), *record[8:]))
-                else:
-                    records.append(tuple(record))
+                # Ready for the driver as it is: the parent then does nothing per row but bind it.
+                records.append((*record[:7], sqlite_time(record[7]) if sqlite else record[7], *record[8:]))
             else:
                 rejected.append(entry)  # type: ignore[arg-type]
             if len(records) >= _BATCH:
-                sender.send(("batch", records, rejected, read, export.position(), export.size))
+                send(("batch", records, rejected, read, export.position(), export.size))
                 records, rejected = [], []
-        sender.send(("batch", records, rejected, read, export.size, export.size))
-        sender.send(("end", read))
+        send(("batch", records, rejected, read, export.size, export.size))
+        send(("end", read))
         export.close()
     except InputError as exc:
-        sender.send(("error", exc.args[0] if exc.args else str(exc), exc.problems))
+        send(("error", exc.args[0] if exc.args else str(exc), exc.problems))
+    except BrokenPipeError:
+        pass  # the parent is gone: nothing to report to
     except BaseException as exc:  # everything must reach the parent as a failed import
-        sender.send(("crash", f"{type(exc).__name__}: {exc}"))
+        send(("crash", f"{type(exc).__name__}: {exc}"))
     finally:
-        sender.close()
+        out.flush()
 
 
 def parsed_in_child(
@@ -91,22 +93,28 @@ def parsed_in_child(
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """The rows of an export as store-ready tuples, parsed in a child process; invalid rows go to ``rejected``."""
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child,
-        args=(path, zone, kind, format, encoding, now, sqlite, sender),
-        daemon=True,
-        name="channelwatch-reader",
+    spec = {
+        "path": str(path),
+        "zone": zone,
+        "kind": kind,
+        "format": format,
+        "encoding": encoding,
+        "now": now.isoformat() if now else None,
+        "sqlite": sqlite,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelwatch.readahead", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
-    process.start()
-    sender.close()
+    assert process.stdout is not None
     try:
         while True:
             try:
-                message = receiver.recv()
-            except EOFError:
-                raise ReaderFailed(f"读取 {path} 的进程意外结束（退出码 {process.exitcode}），未导入任何内容") from None
+                message = pickle.load(process.stdout)
+            except (EOFError, pickle.UnpicklingError):
+                code = process.wait()
+                raise ReaderFailed(f"读取 {path} 的进程意外结束（退出码 {code}），未导入任何内容") from None
             tag = message[0]
             if tag == "batch":
                 _tag, records, bad, read, position, size = message
@@ -123,8 +131,16 @@ def parsed_in_child(
             else:
                 raise ReaderFailed(f"读取 {path} 时出错：{message[1]}")
     finally:
-        receiver.close()
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-            process.join()
+        process.stdout.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    # Standard output carries the pickles; anything a library prints goes to standard error.
+    _pipe = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    _child(json.loads(sys.argv[1]), _pipe)

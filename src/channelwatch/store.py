@@ -263,7 +263,7 @@ def _upsert_sql(dialect: str, channel_id: int, seen: datetime, run_id: int | Non
 
 def sqlite_time(moment: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive, always microseconds).
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 # Raw executemany hands datetimes to the sqlite3 module itself; store them exactly as SQLAlchemy
