@@ -246,19 +246,15 @@ _ON_CONFLICT = (
 )
 
 
-def _upsert_sql(dialect: str, channel_id: int, seen: datetime, run_id: int | None) -> str:
-    """The upsert with the batch's constants inlined: they are our own integers and timestamp."""
-    run = "NULL" if run_id is None else str(int(run_id))
-    if dialect == "sqlite":
-        seen_text = sqlite_time(seen)
-        values = ", ".join(["?"] * 12) + f", {int(channel_id)}, '{seen_text}', '{seen_text}', {run}"
-    else:
-        seen_text = seen.astimezone(UTC).isoformat()
-        values = (
-            "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CAST(%s AS date), %s, "
-            f"{int(channel_id)}, '{seen_text}', '{seen_text}', {run}"
-        )
-    return f"INSERT INTO publication ({_COLUMNS}) VALUES ({values}) {_ON_CONFLICT}"
+# One constant statement per database: the driver prepares it once and keeps it in its statement
+# cache. (Inlining a batch's channel, run and time made every poll of every channel a new statement
+# to prepare, which cost more than storing its rows; scripts/bench_poll.py.)
+_SQLITE_UPSERT = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 16)}) {_ON_CONFLICT}"
+_PG_UPSERT = (
+    f"INSERT INTO publication ({_COLUMNS}) VALUES ("
+    + ", ".join(["%s"] * 10 + ["CAST(%s AS date)"] + ["%s"] * 5)
+    + f") {_ON_CONFLICT}"
+)
 
 
 def sqlite_time(moment: datetime) -> str:
@@ -301,13 +297,15 @@ def upsert_publications(
         conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
         before = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
 
-    sql = _upsert_sql(dialect, channel_id, seen, run_id)
+    sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
+    seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
+    tail = (channel_id, seen_value, seen_value, run_id)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     try:
         for batch in _batches(records, BATCH_SIZE):
             total += len(batch)
-            cursor.executemany(sql, batch)
+            cursor.executemany(sql, [(*record, *tail) for record in batch])
     finally:
         cursor.close()
 
