@@ -193,16 +193,22 @@ async def poll_channels_async(
 
     limit = asyncio.Semaphore(max(1, concurrency))
     database = _Database(opened.engine)
+    positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
     try:
+        # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
+        # a read per channel would queue a thousand small transactions on the store thread.
+        last_good = await database.call(_last_good_seen, opened.engine, [opened.channel_id(c.id) for c in channels])
+
+        def one(channel: ChannelConfig, http: HttpClient) -> Any:
+            where = _where(opened, channel.id, positions)
+            seen = last_good.get(opened.channel_id(channel.id), 0)
+            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where)
+
         if client is not None:
-            return list(
-                await asyncio.gather(*(_poll_one(opened, c, client, database, limit, full, job_id) for c in channels))
-            )
+            return list(await asyncio.gather(*(one(c, client) for c in channels)))
         cache = _CACHES.setdefault(opened.instance.database_url, ConditionalCache())
         async with HttpClient(settings, cache=cache) as own:
-            return list(
-                await asyncio.gather(*(_poll_one(opened, c, own, database, limit, full, job_id) for c in channels))
-            )
+            return list(await asyncio.gather(*(one(c, own) for c in channels)))
     finally:
         database.close()
 
@@ -220,6 +226,8 @@ async def _poll_one(
     limit: asyncio.Semaphore,
     full: bool,
     job_id: str | None,
+    last_good: int,
+    where: str,
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
     from channelwatch.sources.http import redact
@@ -237,7 +245,7 @@ async def _poll_one(
         return {index: stored[key] for index, key in keys.items() if key in stored}
 
     context = PollContext(channel=channel.id, zone=zone, client=client, full=full, known=known)
-    context.where = _where(opened, channel.id)
+    context.where = where
     source: PollSource = cls(options, context)
     async with limit:
         started = time.monotonic()
@@ -247,7 +255,6 @@ async def _poll_one(
         pages = 0
         collected: list[Observed] = []
         try:
-            last_good = await database.call(_last_good_seen, engine, channel_id)
             seen_identities: set[str] = set()
             listing = source.pages()
             try:
@@ -343,16 +350,17 @@ def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str,
     return found
 
 
-def _last_good_seen(engine: Engine, channel_id: int) -> int:
-    """Items seen by the channel's last successful poll (0 when it never had one)."""
+def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, int]:
+    """Items seen by each channel's last successful poll (channels that never had one are absent)."""
     run = Run.__table__  # type: ignore[attr-defined]
+    last_runs = (
+        select(func.max(run.c.id))
+        .where(run.c.channel_id.in_(channel_ids), run.c.kind == "poll", run.c.status == "ok")
+        .group_by(run.c.channel_id)
+    )
     with store.read(engine) as conn:
-        last = conn.execute(
-            select(func.max(run.c.id)).where(run.c.channel_id == channel_id, run.c.kind == "poll", run.c.status == "ok")
-        ).scalar_one()
-        if last is None:
-            return 0
-        return int(conn.execute(select(run.c.rows_read).where(run.c.id == last)).scalar_one() or 0)
+        rows = conn.execute(select(run.c.channel_id, run.c.rows_read).where(run.c.id.in_(last_runs)))
+        return {int(channel_id): int(seen or 0) for channel_id, seen in rows}
 
 
 def _insert_run(conn: Connection, *, channel_id: int, source: str, job_id: str | None) -> int:

@@ -257,7 +257,7 @@ def freshness_command(
             r.name,
             r.last_published.strftime("%Y-%m-%d %H:%M") if r.last_published else "—",
             f"{r.days_since}天" if r.days_since is not None else "—",
-            "—" if r.days_left is None else f"{r.days_left}天" if r.days_left >= 0 else "已超期",
+            "—" if r.days_left is None else f"{r.days_left}天" if r.days_left >= 0 else f"超{-r.days_left}天",
             labels[r.status],
         ]
         echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
