@@ -177,3 +177,27 @@ def test_two_processes_write_one_sqlite_file_at_once(tmp_path: Path) -> None:
     with store.read(opened.engine) as conn:
         assert summarise(conn, opened.office_id, Period(2020)).total == 3 * 20 * 500
     opened.dispose()
+
+
+def test_upgrade_runner_applies_new_steps_once(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database of the first release is upgraded in place by the steps appended after it."""
+    engine = store.open_engine(database_url)
+    assert store.ensure_schema(engine) == 0
+    with store.write(engine) as conn:
+        store.sync_office(conn, "某局", "我局", ZONE)
+
+    applied: list[int] = []
+
+    def add_note_column(conn) -> None:  # type: ignore[no-untyped-def]
+        applied.append(1)
+        conn.execute(text("ALTER TABLE office ADD COLUMN note VARCHAR"))
+
+    monkeypatch.setattr(store, "_MIGRATIONS", [*store._MIGRATIONS, add_note_column])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", len(store._MIGRATIONS))
+    assert store.ensure_schema(engine) == 1  # found the first release's version, upgraded from it
+    assert store.ensure_schema(engine) == 2  # nothing left to do
+    assert applied == [1]
+    with store.read(engine) as conn:
+        assert conn.execute(text("SELECT name, note FROM office")).one() == ("某局", None)  # data kept
+        assert conn.execute(select(SchemaVersion.version)).scalar() == 2  # type: ignore[call-overload]
+    engine.dispose()

@@ -104,6 +104,7 @@ class RunLine:
     rows_known: int
     rows_rejected: int
     pages_fetched: int
+    seconds: float | None
     job_id: str
     message: str
 
@@ -143,6 +144,7 @@ def list_runs(conn: Connection, opened: Store, *, limit: int, channel_id: int | 
             rows_known=r.rows_known,
             rows_rejected=r.rows_rejected,
             pages_fetched=r.pages_fetched,
+            seconds=_seconds(r.started_at, r.finished_at),
             job_id=r.job_id or "",
             message=r.message or "",
         )
@@ -150,9 +152,15 @@ def list_runs(conn: Connection, opened: Store, *, limit: int, channel_id: int | 
     ]
 
 
+def _seconds(started: Any, finished: Any) -> float | None:
+    if not started or not finished:
+        return None
+    return round((as_utc(finished) - as_utc(started)).total_seconds(), 3)
+
+
 def runs_text(rows: list[RunLine]) -> str:
-    header = ["编号", "开始时间", "渠道", "类型", "来源", "状态", "读取", "新增", "已有", "拒收", "页数"]
-    widths = [7, 21, 10, 6, 28, 12, 8, 8, 8, 8, 6]
+    header = ["编号", "开始时间", "渠道", "类型", "来源", "状态", "读取", "新增", "已有", "拒收", "页数", "用时"]
+    widths = [7, 21, 10, 6, 28, 12, 8, 8, 8, 8, 6, 8]
     lines = ["".join(pad(h, w) for h, w in zip(header, widths, strict=True))]
     for r in rows:
         source = r.source if len(r.source) <= 26 else r.source[:25] + "…"
@@ -168,6 +176,7 @@ def runs_text(rows: list[RunLine]) -> str:
             r.rows_known,
             r.rows_rejected,
             r.pages_fetched,
+            "—" if r.seconds is None else f"{r.seconds:.1f}秒",
         ]
         lines.append("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
         if r.message and r.status != "ok":
