@@ -41,7 +41,6 @@ class ReaderFailed(ChannelwatchError):
 def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
     from channelwatch.ingest import record_of
     from channelwatch.sources.files import open_export
-    from channelwatch.store import sqlite_time
 
     def send(message: tuple[Any, ...]) -> None:
         pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -60,7 +59,11 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
             if entry.__class__ is Observed:
                 record = record_of(entry, zone, kind)
                 # Ready for the driver as it is: the parent then does nothing per row but bind it.
-                records.append((*record[:7], sqlite_time(record[7]) if sqlite else record[7], *record[8:]))
+                if sqlite:
+                    # record_of's time is UTC already: format it without another conversion.
+                    records.append((*record[:7], record[7].isoformat(" ", "microseconds")[:26], *record[8:]))
+                else:
+                    records.append(tuple(record))
             else:
                 rejected.append(entry)  # type: ignore[arg-type]
             if len(records) >= _BATCH:
