@@ -120,8 +120,17 @@ def test_2021_draft_uses_the_2021_format(instance: Path) -> None:
 
 
 def test_year_on_year_clause_when_last_year_is_in_the_store(instance: Path) -> None:
+    # Only 1 January 2021 is in the store: no comparison of a day with a whole year.
+    partial = run(instance, "report", "annual", "--year", "2021", "-f", "markdown").stdout
+    assert "与2020年" not in partial
+    # A 2021 spread over every month (24 Weibo posts, besides the two New Year posts of the samples).
+    export = instance / "weibo-2021.csv"
+    rows = [f"{4600000000000000 + n},2021年第{n}条,2021-{n // 2 + 1:02d}-10 09:00,原创" for n in range(24)]
+    export.write_text("微博ID,微博内容,发布时间,是否转发\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert run(instance, "import", "weibo", str(export)).exit_code == 0
     text = run(instance, "report", "annual", "--year", "2021", "-f", "markdown").stdout
-    assert "与2020年（1279条）相比" in text
+    assert "2021年我委通过政府网站、微博、微信公众号等形式公开政府信息（含转发）共26条" in text
+    assert "与2020年（1279条）相比减少1253条" in text
 
 
 def test_format_of_each_year() -> None:

@@ -142,7 +142,7 @@ def test_polls_fill_counts_one_daemon_per_database_clean_stop(tmp_path: Path, pl
     assert code == 0, daemon.output
     output = daemon.output
     assert "job poll (poll) ok" in output and "daemon stopped" in output
-    assert "website ok new=" in output
+    assert "website 成功：" in output
     # Every poll run was closed: a clean stop leaves no run half-way.
     assert counts.runs(status="running") == []
     assert all(r.status == "ok" for r in counts.runs())

@@ -54,7 +54,7 @@ def test_second_daemon_refuses_to_start(any_instance_dir: Path) -> None:
         # run-job by hand while the daemon runs the same job: allowed, the job lock keeps runs apart.
         result = CliRunner().invoke(app, ["--instance", str(any_instance_dir), "run-job", "fresh"])
         assert result.exit_code in (0, 1), result.output
-        assert "website empty" in result.output or "正在另一个进程中运行" in result.output
+        assert "website 无发布记录" in result.output or "正在另一个进程中运行" in result.output
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(30)
@@ -63,4 +63,4 @@ def test_second_daemon_refuses_to_start(any_instance_dir: Path) -> None:
     state = job_states(opened.engine, opened.office_id)["fresh"]
     opened.dispose()
     assert state.last_status == "warn"
-    assert "website empty" in (state.last_message or "")
+    assert "website 无发布记录" in (state.last_message or "")

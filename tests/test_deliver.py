@@ -75,7 +75,7 @@ def smtp() -> Iterator[SmtpServer]:
     controller.stop()
 
 
-def delivery_toml(port: int, *, auth: bool = False, webhook: str | None = None) -> str:
+def delivery_toml(port: int, *, auth: bool = False, webhook: str | None = None, warn_to: bool = False) -> str:
     text = f"""
 [delivery]
 outbox = "outbox"
@@ -90,6 +90,8 @@ outbox = "outbox"
 """
     if auth:
         text += '  username = "tongji@example.gov.cn"\n  password_env = "CW_TEST_SMTP_PASSWORD"\n'
+    if warn_to:
+        text += '  warn_to = ["bangongshi@example.gov.cn"]\n'
     return text
 
 
@@ -278,7 +280,7 @@ def test_bad_delivery_config_names_the_key(tmp_path: Path) -> None:
 def test_stale_freshness_warning_is_superseded_not_kept_pending(tmp_path: Path) -> None:
     from channelwatch.deliver import Outgoing, deliver, supersede
 
-    root = write_instance(tmp_path / "inst", extra=delivery_toml(_free_port()))  # nothing listens there
+    root = write_instance(tmp_path / "inst", extra=delivery_toml(_free_port(), warn_to=True))  # nothing listens
     opened = open_store(load_instance(root))
     try:
         warning = Outgoing(report="freshness", period="2021-03-01", subject="预警", text="微博已 11 天未更新。")
@@ -311,3 +313,28 @@ def test_send_interrupted_by_a_kill_is_retried_with_the_same_message_id(tmp_path
     assert [m["Message-ID"] for m in server.messages] == [first_id]  # once, recognisable as the same message
     assert undelivered(opened) == []
     opened.dispose()
+
+
+def test_freshness_warnings_go_to_the_office_not_to_the_county(smtp: SmtpServer, tmp_path: Path) -> None:
+    from channelwatch.deliver import Outgoing, deliver
+
+    webhook_url = "http://127.0.0.1:9/never-called"  # the quarterly webhook must not get warnings
+    warning = Outgoing(report="freshness", period="2021-03-01", subject="预警", text="微博已 11 天未更新。")
+    root = write_instance(tmp_path / "without", extra=delivery_toml(smtp.port, webhook=webhook_url))
+    opened = open_store(load_instance(root))
+    try:
+        outcome = deliver(opened, warning)
+        assert [(t.target, t.status) for t in outcome.targets] == [("outbox", "sent")]  # no warn_to: outbox only
+    finally:
+        opened.dispose()
+    assert smtp.messages == []
+
+    root = write_instance(tmp_path / "with", extra=delivery_toml(smtp.port, webhook=webhook_url, warn_to=True))
+    opened = open_store(load_instance(root))
+    try:
+        outcome = deliver(opened, warning)
+        assert [(t.target, t.status) for t in outcome.targets] == [("outbox", "sent"), ("email", "sent")]
+    finally:
+        opened.dispose()
+    assert [e.rcpt_tos for e in smtp.envelopes] == [["bangongshi@example.gov.cn"]]
+    assert smtp.messages[0]["To"] == "bangongshi@example.gov.cn"

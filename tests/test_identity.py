@@ -136,3 +136,22 @@ def test_canonical_url_is_idempotent(scheme: str, host: str, path: str, query: d
     url = f"{scheme}://{host}/{path}?{urlencode(query)}#frag"
     once = canonical_url(url)
     assert canonical_url(once) == once
+
+
+def test_parameters_that_name_pages_are_kept_off_wechat() -> None:
+    # On a government site vid/key/lang may name different pages; only WeChat links drop them.
+    assert canonical_url("http://www.x.gov.cn/video/play.jsp?vid=101") != canonical_url(
+        "http://www.x.gov.cn/video/play.jsp?vid=102"
+    )
+    assert canonical_url("http://www.x.gov.cn/info.do?key=7&lang=zh") == "http://www.x.gov.cn/info.do?key=7&lang=zh"
+    assert canonical_url("https://mp.weixin.qq.com/s/Abc?key=1&lang=zh_CN&vid=2") == "https://mp.weixin.qq.com/s/Abc"
+
+
+def test_wechat_ids_without_url_name_one_article() -> None:
+    from channelwatch.identity import wechat_article_id, wechat_push_id
+
+    assert wechat_article_id("OgU123:2", "x") == "OgU123:2"  # API reader: article_id + index
+    assert wechat_article_id("2247483650_3", "x") == "2247483650:3"  # statistics API msgid
+    assert wechat_article_id("1000001", "第一篇") != wechat_article_id("1000001", "第二篇")  # export 消息ID
+    assert wechat_push_id("1000001") == wechat_push_id("2247483650_3".replace("2247483650", "1000001"))
+    assert wechat_push_id("OgU123:2") == "OgU123"

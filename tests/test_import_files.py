@@ -329,3 +329,26 @@ def test_unreadable_files(opened: Store, tmp_path: Path, name: str, content: byt
 def test_missing_file(opened: Store, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="找不到文件"):
         import_file(opened, "weibo", tmp_path / "nope.csv")
+
+
+def test_wechat_export_keyed_by_message_id_counts_each_article(opened: Store, tmp_path: Path) -> None:
+    """A back-end export without links: the articles of one push share its 消息ID (DESIGN §3 rule 6)."""
+    path = tmp_path / "wx.csv"
+    path.write_text(
+        "消息ID,文章标题,群发时间,是否转载\n"
+        "1000001,第一篇,2020-05-01 18:00,否\n"
+        "1000001,第二篇,2020-05-01 18:00,否\n"
+        "1000001,第三篇,2020-05-01 18:00,是\n"
+        "1000002,单独一篇,2020-05-02 18:00,否\n"
+        "1000003_1,统计接口格式,2020-05-03 18:00,否\n",
+        encoding="utf-8",
+    )
+    result = import_file(opened, "wechat", path)
+    assert (result.rows_new, result.rows_known) == (5, 0)
+    with store.read(opened.engine) as conn:
+        figures = summarise(conn, opened.office_id, Period(2020))
+        rows = list_publications(conn, opened.channel_id("wechat"), Period(2020), "Asia/Shanghai")
+    wechat = next(c for c in figures.channels if c.key == "wechat")
+    assert (wechat.total, wechat.reposts, wechat.pushes) == (5, 1, 3)
+    assert [(r.title, r.is_repost) for r in rows][:3] == [("第一篇", False), ("第二篇", False), ("第三篇", True)]
+    assert import_file(opened, "wechat", path).rows_new == 0  # and again: nothing new

@@ -76,8 +76,8 @@ def test_good_file_done_bad_file_failed_counts_right(instance_dir: Path) -> None
     assert counts["website"] == next(c.total for c in expected.channels if c.key == "website") > 0
     assert counts["weibo"] == 0
     state = job_states(opened.engine, opened.office_id)["inbox"]
-    assert state.last_status == "warn" and "imported=1" in (state.last_message or "")
-    assert "rejected=1" in (state.last_message or "")
+    assert state.last_status == "warn" and "导入 1 个文件" in (state.last_message or "")
+    assert "拒收 1 个" in (state.last_message or "")
     opened.dispose()
 
     # Fixed and dropped again: imported; the failed copy stays (nothing is ever deleted).
@@ -99,7 +99,7 @@ def test_file_still_being_written_is_left_for_the_next_round(instance_dir: Path)
     target = inbox / "website" / "export.csv"
     target.write_text(GOOD_CSV, encoding="utf-8")
     output = _run(instance_dir)
-    assert "waiting=1" in output
+    assert "未写完待下次 1 个" in output
     assert target.is_file() and not (inbox / "website" / "done").exists()
     assert _counts(instance_dir)["website"] == 0
 
@@ -147,7 +147,7 @@ def test_unknown_folder_and_loose_files_are_reported_and_left(instance_dir: Path
     (inbox / "website" / "~$export.xlsx").write_bytes(b"lock")
     (inbox / "website" / ".hidden.csv").write_text(GOOD_CSV, encoding="utf-8")
     output = _run(instance_dir)
-    assert "toutiao/: no channel with this id" in output and "loose.csv" in output
+    assert "toutiao/：配置中没有这个渠道 id" in output and "loose.csv" in output
     assert (inbox / "toutiao" / "x.csv").is_file() and (inbox / "loose.csv").is_file()
     assert (inbox / "website" / "~$export.xlsx").is_file() and (inbox / "website" / ".hidden.csv").is_file()
     assert _counts(instance_dir)["website"] == 0

@@ -1,12 +1,15 @@
-"""Property: re-importing any set of files, in any order, any number of times, changes no count."""
+"""Property: re-importing any set of files (CSV, XLSX, JSON), in any order, any number of times, changes no count."""
 
 from __future__ import annotations
 
+import json
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import Workbook
 
 from channelwatch import store
 from channelwatch.config import load_instance
@@ -28,13 +31,30 @@ POOL = [
 NO_ID_HEADER = ["标题", "发布时间", "是否转发"]
 
 
-def write_export(path: Path, members: list[int], with_ids: bool) -> Path:
-    lines = [",".join(["微博ID", "微博内容", "发布时间", "是否转发"] if with_ids else NO_ID_HEADER)]
+def write_export(path: Path, members: list[int], with_ids: bool, fmt: str) -> Path:
+    """One export of the pool's ``members`` as CSV, XLSX (date cells) or a JSON list."""
+    header = ["微博ID", "微博内容", "发布时间", "是否转发"] if with_ids else NO_ID_HEADER
+    rows = []
     for index in members:
         mid, title, when, repost = POOL[index]
-        lines.append(",".join([mid, title, when, repost] if with_ids else [title, when, repost]))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+        rows.append([mid, title, when, repost] if with_ids else [title, when, repost])
+    target = path.with_suffix("." + fmt)
+    if fmt == "csv":
+        target.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    elif fmt == "json":
+        target.write_text(json.dumps([dict(zip(header, r, strict=True)) for r in rows], ensure_ascii=False), "utf-8")
+    else:
+        book = Workbook()
+        sheet = book.active
+        assert sheet is not None
+        sheet.append(header)
+        date_column = header.index("发布时间")
+        for row in rows:
+            cells: list[object] = list(row)
+            cells[date_column] = datetime.strptime(row[date_column], "%Y-%m-%d %H:%M")  # a real date cell
+            sheet.append(cells)
+        book.save(target)
+    return target
 
 
 def figures(instance: Path) -> tuple[int, int, list[tuple[str, int]]]:
@@ -49,11 +69,16 @@ files_strategy = st.lists(st.lists(st.integers(0, len(POOL) - 1), min_size=1, ma
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=files_strategy, order=st.randoms(use_true_random=False), with_ids=st.booleans())
-def test_reimport_in_any_order_changes_no_count(files: list[list[int]], order, with_ids: bool) -> None:  # type: ignore[no-untyped-def]
+@given(
+    files=files_strategy,
+    formats=st.lists(st.sampled_from(["csv", "xlsx", "json"]), min_size=4, max_size=4),
+    order=st.randoms(use_true_random=False),
+    with_ids=st.booleans(),
+)
+def test_reimport_in_any_order_changes_no_count(files, formats, order, with_ids: bool) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        paths = [write_export(base / f"export{i}.csv", members, with_ids) for i, members in enumerate(files)]
+        paths = [write_export(base / f"export{i}", members, with_ids, formats[i]) for i, members in enumerate(files)]
         expected_members = {m for members in files for m in members}
         expected_total = len(expected_members)
         expected_reposts = sum(1 for m in expected_members if POOL[m][3] == "转发")

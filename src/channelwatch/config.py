@@ -107,6 +107,13 @@ _PYDANTIC_REASONS = {
     "greater_than_equal": "数值过小",
     "greater_than": "数值过小",
     "less_than_equal": "数值过大",
+    "enum": "取值无效",
+    "url_parsing": "不是有效的网址",
+    "too_short": "不能为空",
+    "string_too_long": "太长",
+    "less_than": "数值过大",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
 }
 
 
@@ -129,20 +136,27 @@ def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
     return "".join(parts)
 
 
+def describe_problem(detail: Any) -> str:
+    """One pydantic error as the Chinese reason and the offending value: ``reason（值：'x'）``."""
+    kind = detail["type"]
+    reason = _PYDANTIC_REASONS.get(kind)
+    if kind in {"value_error", "assertion_error"}:
+        reason = str(detail.get("ctx", {}).get("error", detail["msg"]))
+    elif kind == "literal_error":
+        expected = str(detail.get("ctx", {}).get("expected", ""))
+        choices = [c.strip().strip("'\"") for c in expected.replace(" or ", ", ").split(",")]
+        reason = f"取值无效，可选：{'、'.join(c for c in choices if c)}"
+    elif reason is None:
+        reason = f"取值无效（{detail['msg']}）"
+    value = detail.get("input")
+    shown = "" if kind == "missing" or isinstance(value, dict | list) else f"（值：{value!r}）"
+    return reason + shown
+
+
 def format_validation_error(path: Path, error: ValidationError, data: Any) -> str:
     lines = [f"配置文件 {path} 有误："]
     for detail in error.errors():
-        key = _key_path(tuple(detail["loc"]), data)
-        reason = _PYDANTIC_REASONS.get(detail["type"])
-        if detail["type"] in {"value_error", "assertion_error"}:
-            reason = str(detail.get("ctx", {}).get("error", detail["msg"]))
-        elif detail["type"] == "literal_error":
-            expected = detail.get("ctx", {}).get("expected", "")
-            reason = f"取值无效，可选：{expected}"
-        reason = reason or detail["msg"]
-        value = detail.get("input")
-        shown = "" if detail["type"] in {"missing"} or isinstance(value, dict | list) else f"（值：{value!r}）"
-        lines.append(f"  {key}：{reason}{shown}")
+        lines.append(f"  {_key_path(tuple(detail['loc']), data)}：{describe_problem(detail)}")
     return "\n".join(lines)
 
 

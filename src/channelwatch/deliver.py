@@ -85,22 +85,31 @@ class DeliveryOutcome:
         return [t for t in self.targets if t.status == "failed"]
 
     def describe(self) -> str:
+        """The outcome as the office reads it in ``jobs`` and ``run-job``."""
         parts = [
-            f"{t.target} {t.status}" + (f" ({t.message})" if t.status == "failed" and t.message else "")
+            f"{_TARGET_LABELS.get(t.target, t.target)}{_STATUS_LABELS.get(t.status, t.status)}"
+            + (f"（{t.message}）" if t.status == "failed" and t.message else "")
             for t in self.targets
         ]
-        return f"{self.report} {self.period}: " + ", ".join(parts)
+        return f"{_REPORT_LABELS.get(self.report, self.report)} {self.period}：" + "，".join(parts)
+
+
+_REPORT_LABELS = {"quarterly": "季度统计", "freshness": "更新预警"}
+_TARGET_LABELS = {"outbox": "发件箱", "email": "邮件", "webhook": "webhook "}
+_STATUS_LABELS = {"sent": "已发送", "skipped": "已发送过，跳过", "failed": "发送失败"}
 
 
 def _settings(opened: Store) -> DeliveryConfig:
     return opened.instance.config.delivery
 
 
-def targets_of(settings: DeliveryConfig) -> list[str]:
+def targets_of(settings: DeliveryConfig, report: str = "quarterly") -> list[str]:
+    """Where a report goes: always the outbox; e-mail when it has recipients for this report; the
+    webhook for the quarterly statistics only (it is the county office's system, not the office's)."""
     found = ["outbox"]
-    if settings.email is not None:
+    if settings.email is not None and settings.email.recipients(report):
         found.append("email")
-    if settings.webhook:
+    if settings.webhook and report == "quarterly":
         found.append("webhook")
     return found
 
@@ -189,7 +198,7 @@ def build_message(outgoing: Outgoing, email: EmailConfig | None, message_id: str
     message["Subject"] = outgoing.subject
     if email is not None:
         message["From"] = formataddr(("channelwatch", email.sender))
-        message["To"] = ", ".join(email.to)
+        message["To"] = ", ".join(email.recipients(outgoing.report))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id
     message.set_content(outgoing.text)
@@ -226,7 +235,7 @@ def write_outbox(folder: Path, outgoing: Outgoing, message: EmailMessage, now: d
     return eml
 
 
-def send_email(settings: EmailConfig, message: EmailMessage, *, where: str) -> None:
+def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: list[str] | None = None) -> None:
     password = None
     if settings.username:
         password = secret(settings.password_env, what="SMTP 密码", where=where)
@@ -244,7 +253,7 @@ def send_email(settings: EmailConfig, message: EmailMessage, *, where: str) -> N
             client.ehlo()
         if settings.username and password is not None:
             client.login(settings.username, password)
-        client.send_message(message, from_addr=settings.sender, to_addrs=list(settings.to))
+        client.send_message(message, from_addr=settings.sender, to_addrs=list(to if to is not None else settings.to))
     finally:
         try:
             client.quit()
@@ -296,7 +305,7 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
     """Deliver ``outgoing`` to the outbox and every configured target not yet served (see module doc)."""
     settings = _settings(opened)
     outcome = DeliveryOutcome(report=outgoing.report, period=outgoing.period)
-    targets = targets_of(settings)
+    targets = targets_of(settings, outgoing.report)
     claimed = _claim(opened, outgoing, targets, resend=resend, job_id=job_id)
     for target in targets:
         if target not in claimed:
@@ -327,7 +336,7 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
         try:
             if target == "email":
                 assert settings.email is not None
-                send_email(settings.email, message, where=where)
+                send_email(settings.email, message, where=where, to=settings.email.recipients(outgoing.report))
             else:
                 assert settings.webhook is not None
                 post_webhook(settings.webhook, outgoing, message_id)

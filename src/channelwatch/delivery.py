@@ -51,7 +51,13 @@ class EmailConfig(_Strict):
     password_env: str | None = None
     sender: str = Field(alias="from")
     to: list[str]
+    # Freshness warnings are for the office itself, not for the county office that receives the
+    # quarterly statistics (and inspects the channels): they go only to these addresses.
+    warn_to: list[str] = Field(default_factory=list)
     timeout: float = Field(default=30.0, gt=0)
+
+    def recipients(self, report: str) -> list[str]:
+        return self.warn_to if report == "freshness" else self.to
 
     @field_validator("sender")
     @classmethod
@@ -63,6 +69,11 @@ class EmailConfig(_Strict):
     def _recipients(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("至少需要一个收件人")
+        return [_check_address(v) for v in value]
+
+    @field_validator("warn_to")
+    @classmethod
+    def _warn_recipients(cls, value: list[str]) -> list[str]:
         return [_check_address(v) for v in value]
 
     @field_validator("password_env")

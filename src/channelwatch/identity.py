@@ -27,17 +27,28 @@ __all__ = [
     "normalise_title",
     "title_fingerprint",
     "title_key",
+    "wechat_article_id",
     "wechat_article_key",
+    "wechat_push_id",
     "wechat_push_key",
 ]
 
-# Parameters that only say how a reader arrived; they never change which article a URL names.
+# Parameters that only say how a reader arrived, on any site; they never change which page a URL
+# names. Kept short on purpose: a parameter dropped wrongly merges two articles (``vid``, ``key``
+# and ``lang`` name different pages on some government CMSs).
 _TRACKING = {
     "spm",
     "from",
     "isappinstalled",
-    "scene",
     "srcid",
+    "fbclid",
+    "gclid",
+    "share_token",
+    "mpshare",
+}
+# What WeChat's article links carry besides __biz/mid/idx/sn: all of it is about the reader.
+_TRACKING_WECHAT = _TRACKING | {
+    "scene",
     "sharer_sharetime",
     "sharer_shareid",
     "clicktime",
@@ -55,24 +66,20 @@ _TRACKING = {
     "exportkey",
     "key",
     "abtest_cookie",
-    "share_token",
-    "fbclid",
-    "gclid",
     "_t",
     "timestamp",
     "rd2werd",
     "vid",
     "poc_token",
-    "mpshare",
     "realreporttime",
 }
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _WECHAT_HOSTS = {"mp.weixin.qq.com"}
 
 
-def _is_tracking(name: str) -> bool:
+def _is_tracking(name: str, host: str) -> bool:
     lowered = name.lower()
-    return lowered in _TRACKING or lowered.startswith("utm_")
+    return lowered.startswith("utm_") or lowered in (_TRACKING_WECHAT if host in _WECHAT_HOSTS else _TRACKING)
 
 
 def canonical_url(url: str) -> str:
@@ -88,7 +95,7 @@ def canonical_url(url: str) -> str:
     port = parts.port
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     path = parts.path or "/"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k, host))
     return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
@@ -162,6 +169,8 @@ def identity_key(
         if key:
             return "wx:" + key
     if platform_id:
+        if kind == "wechat":
+            return "id:" + wechat_article_id(platform_id, title)
         return "id:" + platform_id.strip()
     if url:
         key = wechat_article_key(url)
@@ -171,6 +180,32 @@ def identity_key(
     if title:
         return "fp:" + title_fingerprint(title, local_day)
     raise ValueError("a publication needs an id, a url or a title")
+
+
+_MSGID_WITH_INDEX = re.compile(r"^(\d+)_(\d+)$")
+
+
+def wechat_article_id(platform_id: str, title: str | None) -> str:
+    """An article's id when no URL is known: the push's id plus the article's place in the push.
+
+    The API readers give ``<article_id>:<index>`` and the statistics API ``<msgid>_<index>``; a
+    back-end export gives only the push's 消息ID, shared by all articles of the push, so the
+    article's normalised title tells them apart (DESIGN §3 rules 1 and 6).
+    """
+    text = platform_id.strip()
+    if ":" in text:
+        return text
+    match = _MSGID_WITH_INDEX.match(text)
+    if match:
+        return f"{match.group(1)}:{match.group(2)}"
+    return f"{text}:{title_key(title)}" if title else text
+
+
+def wechat_push_id(platform_id: str) -> str:
+    """The push an id without a URL belongs to: the part before the article's place."""
+    text = platform_id.strip()
+    match = _MSGID_WITH_INDEX.match(text)
+    return match.group(1) if match else text.split(":", 1)[0]
 
 
 REPOST_TRUE = {"转发", "转载", "是", "true", "1", "yes", "y", "repost"}

@@ -56,16 +56,13 @@ class InboxResult:
         return sum(f.rows_new for f in self.files)
 
     def summary(self) -> str:
-        parts = [
-            f"imported={self.count('imported')}",
-            f"rejected={self.count('rejected')}",
-            f"waiting={self.count('waiting')}",
-            f"errors={self.count('error')}",
-            f"new={self.rows_new}",
-        ]
-        text = " ".join(parts)
+        """The outcome as the office reads it in ``jobs`` and ``run-job`` (Chinese, like all user text)."""
+        text = (
+            f"导入 {self.count('imported')} 个文件（新增 {self.rows_new} 条），拒收 {self.count('rejected')} 个，"
+            f"未写完待下次 {self.count('waiting')} 个，出错 {self.count('error')} 个"
+        )
         if self.problems:
-            text += " problems: " + "; ".join(self.problems)
+            text += "；" + "；".join(self.problems)
         return text
 
 
@@ -111,14 +108,23 @@ def import_inbox(opened: Store, folder: Path, *, settle: float = 10.0, job_id: s
         if sub.name.startswith("."):
             continue
         if not sub.is_dir():
-            result.problems.append(f"{sub.name}: not in a channel folder")
+            result.problems.append(f"{sub.name}：不在渠道子目录中，未处理")
             continue
         if sub.name not in configured:
-            result.problems.append(f"{sub.name}/: no channel with this id")
+            result.problems.append(f"{sub.name}/：配置中没有这个渠道 id，未处理")
             continue
         for path in sorted(p for p in sub.iterdir() if _candidate(p)):
             result.files.append(_import_one(opened, sub.name, path, settle=settle, now=now, job_id=job_id))
     return result
+
+
+def _office_time(opened: Store) -> str:
+    """Now in the office's time zone: the server's own zone is often UTC."""
+    from datetime import UTC, datetime
+
+    from channelwatch.dates import to_office
+
+    return to_office(datetime.now(UTC), opened.instance.timezone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _import_one(opened: Store, channel: str, path: Path, *, settle: float, now: float, job_id: str | None) -> InboxFile:
@@ -132,7 +138,7 @@ def _import_one(opened: Store, channel: str, path: Path, *, settle: float, now: 
     except InputError as exc:
         target = _move(path, path.parent / FAILED)
         reasons = (
-            f"文件：{path.name}\n渠道：{channel}\n时间：{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            f"文件：{path.name}\n渠道：{channel}\n时间：{_office_time(opened)}\n"
             f"结果：未导入（整个文件被拒收，未保存其中任何一行）\n\n{exc}\n\n"
             "修正后把文件重新放回收件箱目录即可再次导入。\n"
         )

@@ -22,7 +22,7 @@ from channelwatch import store
 from channelwatch.config import ChannelConfig, Instance
 from channelwatch.dates import to_office
 from channelwatch.errors import InputError
-from channelwatch.identity import identity_key, title_key, wechat_push_key
+from channelwatch.identity import identity_key, title_key, wechat_push_id, wechat_push_key
 from channelwatch.models import Channel, Office, Run
 from channelwatch.readahead import READAHEAD_MIN_BYTES, parsed_in_child
 from channelwatch.sources.base import Observed
@@ -81,6 +81,8 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
         # The URL's mid names the push in every export, the API's article_id only in API answers:
         # deriving pushes from the URL keeps the push count right across overlapping sources.
         push_id = wechat_push_key(url) or push_id
+    elif kind == "wechat" and platform_id and not push_id:
+        push_id = wechat_push_id(platform_id)  # an export's 消息ID names the push
     if platform_id and kind != "wechat":
         identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
     else:

@@ -134,11 +134,12 @@ def _poll(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     channels = list(job.spec.channels) if job.spec.channels else None
     results = poll_channels(opened, channels, full=job.spec.full, job_id=job.id)
     if not results:
-        return JobOutcome("ok", "no pollable channel")
+        return JobOutcome("ok", "没有配置了 [channels.poll] 的渠道")
     failed = [r for r in results if r.status != "ok"]
     parts = [
-        f"{r.channel} {r.status} new={r.new} seen={r.seen} pages={r.pages}"
-        + (f" ({r.message})" if r.status != "ok" and r.message else "")
+        f"{r.channel} 成功：{r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条"
+        if r.status == "ok"
+        else f"{r.channel} 失败：{r.message}"
         for r in results
     ]
     return JobOutcome("failed" if failed else "ok", "; ".join(parts))
@@ -251,15 +252,20 @@ def freshness_sentence(row: Any) -> str:
     )
 
 
+def _freshness_brief(row: Any) -> str:
+    if row.days_since is None:
+        return f"{row.key} 无发布记录"
+    if row.days_left is not None and row.days_left < 0:
+        return f"{row.key} 已 {row.days_since} 天未更新，超期 {-row.days_left} 天"
+    return f"{row.key} 已 {row.days_since} 天未更新，距期限还剩 {row.days_left} 天"
+
+
 def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     rows = freshness_rows(opened, job.spec.warn_days, job.spec.limit_days)
     late = [r for r in rows if r.status in {"warn", "overdue", "empty"}]
     if not late:
-        return JobOutcome("ok", "all channels fresh: " + ", ".join(f"{r.key} {r.days_since}d" for r in rows))
-    message = "; ".join(
-        f"{r.key} {r.status}" + (f" {r.days_since}d, {r.days_left}d left" if r.days_since is not None else "")
-        for r in late
-    )
+        return JobOutcome("ok", "各渠道更新正常：" + "，".join(f"{r.key} {r.days_since}天前" for r in rows))
+    message = "；".join(_freshness_brief(r) for r in late)
     if job.spec.notify:
         from channelwatch.deliver import Outgoing, deliver, supersede
 
@@ -294,7 +300,7 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
             outcome = deliver(opened, outgoing, job_id=job.id)
         finally:
             lock.release()
-        message += " | " + outcome.describe()
+        message += "；" + outcome.describe()
         if outcome.failed:
             return JobOutcome("failed", message)
     return JobOutcome("warn", message)
@@ -312,7 +318,7 @@ def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: 
     """Run ``job`` once now, recorded as a job run; never raises for the job's own failures."""
     lock = try_lock(opened, _job_lock_name(opened, job.id))
     if lock is None:
-        outcome = JobOutcome("skipped", "another run of this job is still in progress")
+        outcome = JobOutcome("skipped", "上一次运行尚未结束，本次跳过")
         log.info("job %s (%s) skipped [%s]: %s", job.id, job.action, trigger, outcome.message)
         return outcome
     started = time.monotonic()

@@ -167,6 +167,15 @@ class Summary:
         }
 
 
+def comparison_base(current: Summary, previous: Summary) -> Summary | None:
+    """``previous`` when a year-on-year sentence would be fair: both periods hold enough data.
+
+    A store that starts in December holds a few of last year's posts, and one read early in January
+    holds a few of this year's: comparing either with a whole period tells a false story.
+    """
+    return previous if current.comparable and previous.comparable else None
+
+
 def _tables() -> tuple[Any, Any, Any]:
     return (
         Publication.__table__,  # type: ignore[attr-defined]

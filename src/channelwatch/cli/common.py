@@ -69,6 +69,10 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from channelwatch.redaction import FILTER
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(FILTER)  # whatever logger a record comes from, no secret reaches stderr
     ctx.obj = CliState(instance_dir=instance)
     ctx.call_on_close(lambda: _close(ctx.obj))
 

@@ -161,6 +161,9 @@ def _import_files(ctx: typer.Context, pairs: list[tuple[str, Path]], **options: 
     opened = store_of(ctx)
     for channel, _path in pairs:
         opened.instance.channel(channel)
+    if len(pairs) == 1:
+        _report_import(_import_one(opened, *pairs[0], **options))  # its error is the one message
+        return
     failures = 0
     for channel, path in pairs:
         try:
@@ -168,8 +171,10 @@ def _import_files(ctx: typer.Context, pairs: list[tuple[str, Path]], **options: 
         except InputError as exc:
             failures += 1
             echo(f"错误：{exc}", err=True)
-    if failures:
-        fail(f"{failures} 个文件未导入（见上方说明），其他文件已导入")
+    if failures == len(pairs):
+        fail(f"{failures} 个文件都未导入（原因见上方）")
+    elif failures:
+        fail(f"{failures} 个文件未导入（原因见上方），其余 {len(pairs) - failures} 个文件已导入")
 
 
 @app.command("import")
@@ -245,7 +250,7 @@ def summary_command(
     """按年、季度或月统计各渠道发布数量：年报中的那段话和按月表格。"""
     from channelwatch import store
     from channelwatch.reports import summary as out
-    from channelwatch.stats import Period, summarise
+    from channelwatch.stats import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
     opened = store_of(ctx)
@@ -254,7 +259,7 @@ def summary_command(
         figures = summarise(conn, opened.office_id, period, keys)
         previous = summarise(conn, opened.office_id, Period(year - 1, quarter, month), keys)
     templates = opened.instance.templates_dir
-    last = previous if previous.comparable else None
+    last = comparison_base(figures, previous)
     if chart is not None:
         from channelwatch.reports.chart import monthly_chart
 

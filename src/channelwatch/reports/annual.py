@@ -249,7 +249,7 @@ def build_annual_report(
     """Everything the draft needs; raises nothing for failed checks (they are in ``mismatches``)."""
     from channelwatch import store
     from channelwatch.reports.summary import summary_sentence
-    from channelwatch.stats import Period, summarise
+    from channelwatch.stats import Period, comparison_base, summarise
 
     instance = opened.instance
     inputs = load_inputs(instance.root, year)
@@ -258,7 +258,7 @@ def build_annual_report(
     with store.read(opened.engine) as conn:
         summary = summarise(conn, opened.office_id, Period(year), keys)
         before = summarise(conn, opened.office_id, Period(year - 1), keys)
-    previous = before if before.comparable else None
+    previous = comparison_base(summary, before)
     templates = instance.templates_dir
     sentence = summary_sentence(summary, templates, previous)
     mismatches = check_inputs(inputs)

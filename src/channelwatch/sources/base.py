@@ -199,12 +199,9 @@ def validate_poll_options(table: dict[str, Any]) -> str | None:
     try:
         poll_source_class(poll_type).Options.model_validate(table)
     except ValidationError as exc:
+        from channelwatch.config import describe_problem
+
         detail = exc.errors()[0]
         key = ".".join(str(p) for p in detail["loc"])
-        reason = "未知的配置项" if detail["type"] == "extra_forbidden" else detail["msg"]
-        if detail["type"] == "missing":
-            reason = "缺少必填项"
-        return (
-            f".{key}：{reason}（值：{detail.get('input')!r}）" if detail["type"] != "missing" else f".{key}：{reason}"
-        )
+        return f".{key}：{describe_problem(detail)}"
     return None

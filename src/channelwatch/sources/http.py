@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from channelwatch import __version__
 from channelwatch.errors import FetchError
+from channelwatch.redaction import FILTER, redact, register_secret
 
 if TYPE_CHECKING:
     import httpx
@@ -52,41 +53,9 @@ USER_AGENT = f"channelwatch/{__version__} (government disclosure statistics; +ht
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-_SECRET_PARAMS = re.compile(
-    r"((?<![A-Za-z0-9_])(?:secret|appsecret|access_token|token|password|passwd|cookie)=)[^&#\s\"']*", re.IGNORECASE
-)
-_SECRETS: set[str] = set()
-
-
-def register_secret(value: str) -> None:
-    """Remember a secret value so that ``redact()`` masks it wherever it appears."""
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
-
-
-def redact(text: str) -> str:
-    """``text`` with credential query values and every registered secret replaced by ``***``."""
-    text = _SECRET_PARAMS.sub(r"\1***", text)
-    for value in _SECRETS:
-        if value in text:
-            text = text.replace(value, "***")
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    """httpx logs every request URL at INFO; with ``--verbose`` that would print the WeChat secret."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = _RedactingFilter()
+# httpx logs every request URL at INFO; with --verbose that would print the WeChat secret.
 for _name in ("httpx", "httpcore", __name__):
-    logging.getLogger(_name).addFilter(_FILTER)
+    logging.getLogger(_name).addFilter(FILTER)
 
 
 @dataclass(frozen=True)
