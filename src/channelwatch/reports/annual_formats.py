@@ -217,116 +217,71 @@ SECTION2_2021: tuple[Block, ...] = (
     ),
 )
 
-SECTION3_2019: tuple[RequestRow, ...] = (
-    RequestRow("received", "一、本年新收政府信息公开申请数量"),
-    RequestRow("carried_over", "二、上年结转政府信息公开申请数量"),
-    RequestRow(
-        None,
-        "三、本年度办理结果",
-        (
-            RequestRow("disclosed", "（一）予以公开"),
-            RequestRow("partial", "（二）部分公开（区分处理的，只计这一情形，不计其他情形）"),
-            RequestRow(
-                None,
-                "（三）不予公开",
-                (
-                    RequestRow("withheld_secret", "1.属于国家秘密"),
-                    RequestRow("withheld_law", "2.其他法律行政法规禁止公开"),
-                    RequestRow("withheld_security", "3.危及“三安全一稳定”"),
-                    RequestRow("withheld_third_party", "4.保护第三方合法权益"),
-                    RequestRow("withheld_internal", "5.属于三类内部事务信息"),
-                    RequestRow("withheld_process", "6.属于四类过程性信息"),
-                    RequestRow("withheld_enforcement_file", "7.属于行政执法案卷"),
-                    RequestRow("withheld_query", "8.属于行政查询事项"),
-                ),
-            ),
-            RequestRow(
-                None,
-                "（四）无法提供",
-                (
-                    RequestRow("unavailable_not_held", "1.本机关不掌握相关政府信息"),
-                    RequestRow("unavailable_needs_making", "2.没有现成信息需要另行制作"),
-                    RequestRow("unavailable_unclear", "3.补正后申请内容仍不明确"),
-                ),
-            ),
-            RequestRow(
-                None,
-                "（五）不予处理",
-                (
-                    RequestRow("not_processed_petition", "1.信访举报投诉类申请"),
-                    RequestRow("not_processed_repeat", "2.重复申请"),
-                    RequestRow("not_processed_publication", "3.要求提供公开出版物"),
-                    RequestRow("not_processed_mass", "4.无正当理由大量反复申请"),
-                    RequestRow("not_processed_confirm", "5.要求行政机关确认或重新出具已获取信息"),
-                ),
-            ),
-            RequestRow("other", "（六）其他处理"),
-            RequestRow(RESULTS_TOTAL, "（七）总计"),
-        ),
-    ),
-    RequestRow("carried_forward", "四、结转下年度继续办理"),
-)
 
-SECTION3_2021: tuple[RequestRow, ...] = (
-    RequestRow("received", "一、本年新收政府信息公开申请数量"),
-    RequestRow("carried_over", "二、上年结转政府信息公开申请数量"),
+def _section3(other: RequestRow) -> tuple[RequestRow, ...]:
+    """Section 三's rows; the two formats differ only in （六）其他处理."""
+    return (
+        RequestRow("received", "一、本年新收政府信息公开申请数量"),
+        RequestRow("carried_over", "二、上年结转政府信息公开申请数量"),
+        RequestRow(
+            None,
+            "三、本年度办理结果",
+            (
+                RequestRow("disclosed", "（一）予以公开"),
+                RequestRow("partial", "（二）部分公开（区分处理的，只计这一情形，不计其他情形）"),
+                RequestRow(
+                    None,
+                    "（三）不予公开",
+                    (
+                        RequestRow("withheld_secret", "1.属于国家秘密"),
+                        RequestRow("withheld_law", "2.其他法律行政法规禁止公开"),
+                        RequestRow("withheld_security", "3.危及“三安全一稳定”"),
+                        RequestRow("withheld_third_party", "4.保护第三方合法权益"),
+                        RequestRow("withheld_internal", "5.属于三类内部事务信息"),
+                        RequestRow("withheld_process", "6.属于四类过程性信息"),
+                        RequestRow("withheld_enforcement_file", "7.属于行政执法案卷"),
+                        RequestRow("withheld_query", "8.属于行政查询事项"),
+                    ),
+                ),
+                RequestRow(
+                    None,
+                    "（四）无法提供",
+                    (
+                        RequestRow("unavailable_not_held", "1.本机关不掌握相关政府信息"),
+                        RequestRow("unavailable_needs_making", "2.没有现成信息需要另行制作"),
+                        RequestRow("unavailable_unclear", "3.补正后申请内容仍不明确"),
+                    ),
+                ),
+                RequestRow(
+                    None,
+                    "（五）不予处理",
+                    (
+                        RequestRow("not_processed_petition", "1.信访举报投诉类申请"),
+                        RequestRow("not_processed_repeat", "2.重复申请"),
+                        RequestRow("not_processed_publication", "3.要求提供公开出版物"),
+                        RequestRow("not_processed_mass", "4.无正当理由大量反复申请"),
+                        RequestRow("not_processed_confirm", "5.要求行政机关确认或重新出具已获取信息"),
+                    ),
+                ),
+                other,
+                RequestRow(RESULTS_TOTAL, "（七）总计"),
+            ),
+        ),
+        RequestRow("carried_forward", "四、结转下年度继续办理"),
+    )
+
+
+SECTION3_2019 = _section3(RequestRow("other", "（六）其他处理"))
+SECTION3_2021 = _section3(
     RequestRow(
         None,
-        "三、本年度办理结果",
+        "（六）其他处理",
         (
-            RequestRow("disclosed", "（一）予以公开"),
-            RequestRow("partial", "（二）部分公开（区分处理的，只计这一情形，不计其他情形）"),
-            RequestRow(
-                None,
-                "（三）不予公开",
-                (
-                    RequestRow("withheld_secret", "1.属于国家秘密"),
-                    RequestRow("withheld_law", "2.其他法律行政法规禁止公开"),
-                    RequestRow("withheld_security", "3.危及“三安全一稳定”"),
-                    RequestRow("withheld_third_party", "4.保护第三方合法权益"),
-                    RequestRow("withheld_internal", "5.属于三类内部事务信息"),
-                    RequestRow("withheld_process", "6.属于四类过程性信息"),
-                    RequestRow("withheld_enforcement_file", "7.属于行政执法案卷"),
-                    RequestRow("withheld_query", "8.属于行政查询事项"),
-                ),
-            ),
-            RequestRow(
-                None,
-                "（四）无法提供",
-                (
-                    RequestRow("unavailable_not_held", "1.本机关不掌握相关政府信息"),
-                    RequestRow("unavailable_needs_making", "2.没有现成信息需要另行制作"),
-                    RequestRow("unavailable_unclear", "3.补正后申请内容仍不明确"),
-                ),
-            ),
-            RequestRow(
-                None,
-                "（五）不予处理",
-                (
-                    RequestRow("not_processed_petition", "1.信访举报投诉类申请"),
-                    RequestRow("not_processed_repeat", "2.重复申请"),
-                    RequestRow("not_processed_publication", "3.要求提供公开出版物"),
-                    RequestRow("not_processed_mass", "4.无正当理由大量反复申请"),
-                    RequestRow("not_processed_confirm", "5.要求行政机关确认或重新出具已获取信息"),
-                ),
-            ),
-            RequestRow(
-                None,
-                "（六）其他处理",
-                (
-                    RequestRow(
-                        "other_no_completion", "1.申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请"
-                    ),
-                    RequestRow(
-                        "other_no_fee", "2.申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请"
-                    ),
-                    RequestRow("other_other", "3.其他"),
-                ),
-            ),
-            RequestRow(RESULTS_TOTAL, "（七）总计"),
+            RequestRow("other_no_completion", "1.申请人无正当理由逾期不补正、行政机关不再处理其政府信息公开申请"),
+            RequestRow("other_no_fee", "2.申请人逾期未按收费通知要求缴纳费用、行政机关不再处理其政府信息公开申请"),
+            RequestRow("other_other", "3.其他"),
         ),
-    ),
-    RequestRow("carried_forward", "四、结转下年度继续办理"),
+    )
 )
 
 
