@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from channelwatch.errors import UserError
 
@@ -29,6 +29,23 @@ class _Group(TyperGroup):
         except UserError as exc:
             typer.echo(f"错误：{exc}", err=True)
             ctx.exit(1)
+
+
+def _chinese_help_option(cls: Any) -> None:
+    """Every command's ``--help`` described in Chinese, like the rest of the help text."""
+    original = cls.get_help_option
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = original(self, ctx)
+        if option is not None:
+            option.help = "显示此帮助并退出"
+        return option
+
+    cls.get_help_option = get_help_option
+
+
+for _command_class in (TyperGroup, TyperCommand):
+    _chinese_help_option(_command_class)
 
 
 app = typer.Typer(
