@@ -16,14 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from channelwatch import store
 from channelwatch.config import ChannelConfig, Instance
 from channelwatch.dates import to_office
 from channelwatch.errors import InputError
 from channelwatch.identity import identity_key, title_key, wechat_push_id, wechat_push_key
-from channelwatch.models import Channel, Office, Run
+from channelwatch.models import Run
 from channelwatch.readahead import READAHEAD_MIN_BYTES, parsed_in_child
 from channelwatch.sources.base import Observed
 from channelwatch.sources.files import ExportFile, Row, open_export, write_rejected
@@ -319,13 +319,3 @@ def store_observed(
 ) -> store.UpsertCounts:
     """Store publications a poll observed, inside the caller's transaction."""
     return store.upsert_publications(conn, channel_id, (record_of(o, zone, kind) for o in observed), run_id=run_id)
-
-
-def office_row(conn: Connection, office_id: int) -> Any:
-    table = Office.__table__  # type: ignore[attr-defined]
-    return conn.execute(select(table).where(table.c.id == office_id)).one()
-
-
-def channel_rows(conn: Connection, office_id: int) -> list[Any]:
-    table = Channel.__table__  # type: ignore[attr-defined]
-    return list(conn.execute(select(table).where(table.c.office_id == office_id).order_by(table.c.id)))

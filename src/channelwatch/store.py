@@ -12,7 +12,6 @@ should never have to run a separate migration tool — opening the store upgrade
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -221,11 +220,6 @@ class UpsertCounts:
     new: int = 0
     known: int = 0
 
-    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
-        self.new += other.new
-        self.known += other.known
-        return self
-
 
 _COLUMNS = (
     "identity, platform_id, title, url, column_name, push_id, is_repost, published_at, "
@@ -315,8 +309,3 @@ def upsert_publications(
         after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
     new = int(after) - int(before)
     return UpsertCounts(new=new, known=total - new)
-
-
-def database_url(configured: str) -> str:
-    """The environment's ``CHANNELWATCH_DATABASE_URL`` wins over the config (DESIGN §4)."""
-    return os.environ.get("CHANNELWATCH_DATABASE_URL") or configured
