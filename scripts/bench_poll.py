@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): 1,000 website channels polled by one ``poll`` against a loopback server.
+"""Benchmark: 1,000 website channels polled by one ``poll`` against a loopback server.
 
 The server runs in its own process (so it does not share the GIL with the poller), listens on one
 127.0.0.1 port per channel (each channel is its own host, as real channels are), and answers every
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=0.05, help="server answer time per page, seconds")
     args = parser.parse_args(argv)
 
-    from channelwatch.config import load_instance
-    from channelwatch.ingest import open_store
-    from channelwatch.polling import poll_channels
+    from channelwatch.ingest.poll import poll_channels
+    from channelwatch.instance.config import load_instance
+    from channelwatch.store import open_store
 
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(args.channels, args.delay, child), daemon=True)

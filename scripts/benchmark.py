@@ -1,4 +1,4 @@
-"""channelwatch benchmarks: print the figures behind the targets of DESIGN §8.
+"""channelwatch benchmarks: print the figures behind the performance targets in the README.
 
     python scripts/benchmark.py import  [--rows 1000000]      import speed and memory vs sqlite3 .import
     python scripts/benchmark.py summary [--rows 10000000]     summary for one year over N publications
@@ -66,8 +66,9 @@ def _child_import(export: Path, workdir: Path) -> dict[str, float]:
     code = textwrap.dedent(f"""
         import json, resource, time
         from pathlib import Path
-        from channelwatch.config import load_instance
-        from channelwatch.ingest import open_store, import_file
+        from channelwatch.instance.config import load_instance
+        from channelwatch.store import open_store
+        from channelwatch.ingest.imports import import_file
         instance = load_instance(Path({str(workdir)!r}))
         opened = open_store(instance)
         started = time.perf_counter()
@@ -122,7 +123,7 @@ def bench_import(rows: int) -> None:
         ref_rate = rows / reference
         print(f"  reference (sqlite3 .import, UNIQUE(id)): {reference:.2f} s = {ref_rate:,.0f} rows/s")
         print(
-            f"  ratio reference/channelwatch: {reference and first['seconds'] / reference:.2f}x "
+            f"  ratio floor/channelwatch: {reference and first['seconds'] / reference:.2f}x "
             f"(target ≤ 3x); channelwatch {ours:,.0f} rows/s (target ≥ 100,000)"
         )
         if len(sizes) == 2:
@@ -150,9 +151,9 @@ _SUMMARY_CHILD = """
 import json, sys, time
 from pathlib import Path
 from channelwatch import store
-from channelwatch.config import load_instance
-from channelwatch.ingest import open_store
-from channelwatch.stats import Period, summarise
+from channelwatch.instance.config import load_instance
+from channelwatch.store import open_store
+from channelwatch.stats.figures import Period, summarise
 opened = open_store(load_instance(Path(sys.argv[1])))
 started = time.perf_counter()
 with store.write(opened.engine) as conn:

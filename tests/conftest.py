@@ -94,7 +94,7 @@ def postgres_server() -> Iterator[str]:
     data = base / "data"
     as_postgres: list[str] = []
     if os.geteuid() == 0:
-        # initdb refuses to run as root (DESIGN §7).
+        # initdb refuses to run as root.
         shutil.chown(base, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     port = _free_port()

@@ -66,7 +66,7 @@ def test_missing_value() -> None:
 
 
 def test_year_boundary_is_office_time() -> None:
-    # 2021-01-01 00:30 in Shanghai is still 2020 in UTC, but belongs to 2021 (DESIGN §1).
+    # 2021-01-01 00:30 in Shanghai is still 2020 in UTC, but belongs to 2021 (docs/counting-rules.md).
     early_2021 = parse_datetime("2021-01-01 00:30", ZONE)
     assert early_2021.astimezone(UTC).year == 2020
     assert local_period(early_2021, ZONE) == (2021, 1, 1)

@@ -76,7 +76,7 @@ def test_wechat_short_url_drops_query() -> None:
 
 def test_wechat_url_wins_over_article_id() -> None:
     # The same article known by its push's article_id in one source and by URL in another must
-    # have one identity: for WeChat the URL wins (DESIGN §3 rule 1).
+    # have one identity: for WeChat the URL wins (docs/counting-rules.md, rule 1).
     with_id = identity_key(platform_id="OgU123:2", url=LONG, title="t", local_day=DAY, kind="wechat")
     without_id = identity_key(platform_id=None, url=LONG + "&chksm=1", title="t", local_day=DAY, kind="wechat")
     assert with_id == without_id

@@ -1,6 +1,6 @@
 """Every accepted date form → an aware datetime in the office's time zone.
 
-Accepted (DESIGN §6): ISO 8601 with or without offset, ``2020-06-01 08:00[:00]``, ``2020/6/1 8:00``,
+Accepted (docs/counting-rules.md): ISO 8601 with or without offset, ``2020-06-01 08:00[:00]``, ``2020/6/1 8:00``,
 ``2020-06-01``, ``2020年6月1日[ 08:00]``, Excel date cells (``datetime``/``date``) and serial numbers,
 Weibo's ``Sat Nov 28 10:00:00 +0800 2020``, Unix timestamps (WeChat ``update_time``), and Weibo's
 relative forms (``刚刚``, ``5分钟前``, ``3小时前``, ``昨天 12:30``, ``11-27``) resolved against a given
@@ -191,6 +191,6 @@ def parse_relative(text: str, now: datetime, zone: str) -> datetime:
 
 
 def local_period(moment: datetime, zone: str) -> tuple[int, int, int]:
-    """(year, quarter, month) of a moment in office time (DESIGN §3 rule 4)."""
+    """(year, quarter, month) of a moment in office time (docs/counting-rules.md, rule 4)."""
     local = to_office(moment, zone)
     return local.year, (local.month - 1) // 3 + 1, local.month

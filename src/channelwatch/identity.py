@@ -1,4 +1,4 @@
-"""Identity of a publication inside its channel (DESIGN §3 rule 1), as pure functions.
+"""Identity of a publication inside its channel (docs/counting-rules.md, rule 1), as pure functions.
 
 An identity key is a short string with a prefix saying which rule produced it:
 
@@ -159,7 +159,7 @@ def identity_key(
     local_day: date,
     kind: str = "other",
 ) -> str:
-    """The identity of a publication in its channel, by DESIGN §3's order of preference.
+    """The identity of a publication in its channel, by docs/counting-rules.md's order of preference.
 
     For WeChat the article URL wins over ids: the same article appears in exports with an
     ``article_id`` of the push and in others with only its URL, and the URL is the one stable name.
@@ -190,7 +190,7 @@ def wechat_article_id(platform_id: str, title: str | None) -> str:
 
     The API readers give ``<article_id>:<index>`` and the statistics API ``<msgid>_<index>``; a
     back-end export gives only the push's 消息ID, shared by all articles of the push, so the
-    article's normalised title tells them apart (DESIGN §3 rules 1 and 6).
+    article's normalised title tells them apart (docs/counting-rules.md, rule 1 and 6).
     """
     text = platform_id.strip()
     if ":" in text:
@@ -216,7 +216,7 @@ _MARKERS = {**dict.fromkeys(REPOST_TRUE, True), **dict.fromkeys(REPOST_FALSE, Fa
 
 
 def is_repost_value(value: object) -> bool | None:
-    """True/False for the accepted repost markers (DESIGN §6), None for anything else."""
+    """True/False for the accepted repost markers (docs/counting-rules.md), None for anything else."""
     found = _MARKERS.get(value) if value.__class__ is str else None
     if found is not None:
         return found

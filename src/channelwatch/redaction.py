@@ -10,9 +10,12 @@ can attach the filter at start-up without slowing ``--help``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 
-__all__ = ["FILTER", "RedactingFilter", "redact", "register_secret"]
+from channelwatch.errors import ConfigError
+
+__all__ = ["FILTER", "RedactingFilter", "redact", "register_secret", "secret"]
 
 _SECRET_PARAMS = re.compile(
     r"((?<![A-Za-z0-9_])(?:secret|appsecret|access_token|token|password|passwd|cookie)=)[^&#\s\"']*", re.IGNORECASE
@@ -52,3 +55,16 @@ class RedactingFilter(logging.Filter):
 
 
 FILTER = RedactingFilter()
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def secret(env_name: str | None, *, what: str, where: str) -> str:
+    """Read a secret from the environment variable the config names; never from the config itself."""
+    if not env_name or not _ENV_NAME.match(env_name):
+        raise ConfigError(f"{where}：未配置保存{what}的环境变量名")
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"{where}：环境变量 {env_name} 未设置，无法取得{what}。请在运行 channelwatch 的环境中设置它")
+    return value

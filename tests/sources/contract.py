@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import func, select
 
 from channelwatch import store
-from channelwatch.config import load_instance
-from channelwatch.ingest import Store, open_store
-from channelwatch.models import Publication, Run
-from channelwatch.polling import PollResult, poll_channels
+from channelwatch.ingest.poll import PollResult, poll_channels
+from channelwatch.instance.config import load_instance
 from channelwatch.sources.http import HttpSettings
+from channelwatch.store import Store, open_store
+from channelwatch.store.models import Publication, Run
 from tests.fakeplatforms import WECHAT_SECRET, WEIBO_COOKIE, FakePlatforms
 
 # Short times: a fault test must end in a second, not in the real defaults' minutes.

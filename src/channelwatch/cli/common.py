@@ -14,8 +14,8 @@ from typer.core import TyperCommand, TyperGroup
 from channelwatch.errors import UserError
 
 if TYPE_CHECKING:
-    from channelwatch.config import Instance
-    from channelwatch.ingest import Store
+    from channelwatch.instance.config import Instance
+    from channelwatch.store import Store
 
 __all__ = ["app", "echo", "fail", "instance_of", "store_of"]
 
@@ -107,7 +107,7 @@ def _state(ctx: typer.Context) -> CliState:
 
 
 def instance_of(ctx: typer.Context) -> Instance:
-    from channelwatch.config import load_instance
+    from channelwatch.instance.config import load_instance
 
     state = _state(ctx)
     if state.instance is None:
@@ -116,7 +116,7 @@ def instance_of(ctx: typer.Context) -> Instance:
 
 
 def store_of(ctx: typer.Context) -> Store:
-    from channelwatch.ingest import open_store
+    from channelwatch.store import open_store
 
     state = _state(ctx)
     if state.store is None:

@@ -12,8 +12,9 @@ import typer
 from channelwatch.cli.common import app, echo, fail, instance_of, store_of
 
 if TYPE_CHECKING:
-    from channelwatch.ingest import ImportResult, Store
-    from channelwatch.stats import Period
+    from channelwatch.ingest.imports import ImportResult
+    from channelwatch.stats.figures import Period
+    from channelwatch.store import Store
 
 
 class SummaryFormat(StrEnum):
@@ -41,7 +42,7 @@ def init_command(
     directory: Annotated[Path, typer.Argument(help="新实例的目录（不存在则创建）", file_okay=False)],
 ) -> None:
     """新建一个实例：写出待填写的配置、任务和模板。"""
-    from channelwatch.instance import write_instance
+    from channelwatch.instance.scaffold import write_instance
 
     written = write_instance(directory)
     echo(f"已在 {directory} 新建实例，共写出 {len(written)} 个文件：")
@@ -58,7 +59,7 @@ def channels_command(ctx: typer.Context) -> None:
     """列出渠道：发布总数、最新发布时间、距今天数（超过预警天数时标注）。"""
     from channelwatch import store
     from channelwatch.render import pad
-    from channelwatch.stats import freshness
+    from channelwatch.stats.freshness import freshness
 
     opened = store_of(ctx)
     settings = opened.instance.config.freshness
@@ -95,8 +96,8 @@ def _last_successful_polls(conn: Any, opened: Store) -> dict[str, str]:
     from sqlalchemy import func, select
 
     from channelwatch.dates import to_office
-    from channelwatch.models import Run
     from channelwatch.store import as_utc
+    from channelwatch.store.models import Run
 
     run = Run.__table__  # type: ignore[attr-defined]
     by_id = {v: k for k, v in opened.channel_ids.items()}
@@ -134,7 +135,7 @@ def _progress_for(path: Path) -> tuple[Any, Any]:
 
 
 def _import_one(opened: Store, channel: str, path: Path, **options: Any) -> ImportResult:
-    from channelwatch.ingest import import_file
+    from channelwatch.ingest.imports import import_file
 
     bar, update = _progress_for(path)
     if bar is None:
@@ -225,7 +226,7 @@ def import_tree_command(
 
 
 def _period(year: int, quarter: int | None, month: int | None) -> Period:
-    from channelwatch.stats import Period
+    from channelwatch.stats.figures import Period
 
     if quarter is not None and month is not None:
         raise typer.BadParameter("--quarter 与 --month 只能选一个")
@@ -250,7 +251,7 @@ def summary_command(
     """按年、季度或月统计各渠道发布数量：年报中的那段话和按月表格。"""
     from channelwatch import store
     from channelwatch.reports import summary as out
-    from channelwatch.stats import Period, comparison_base, summarise
+    from channelwatch.stats.figures import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
     opened = store_of(ctx)
@@ -295,7 +296,7 @@ def publications_command(
 ) -> None:
     """列出某渠道某期间的每一条发布：统计数字背后的明细。"""
     from channelwatch import store
-    from channelwatch.listing import list_publications, publications_csv, publications_json, publications_text
+    from channelwatch.stats.listing import list_publications, publications_csv, publications_json, publications_text
 
     period = _period(year, quarter, month)
     opened = store_of(ctx)
@@ -319,7 +320,7 @@ def runs_command(
 ) -> None:
     """导入和抓取的运行记录，最新的在前。"""
     from channelwatch import store
-    from channelwatch.listing import list_runs, runs_json, runs_text
+    from channelwatch.stats.listing import list_runs, runs_json, runs_text
 
     opened = store_of(ctx)
     channel_id = opened.channel_id(channel) if channel else None

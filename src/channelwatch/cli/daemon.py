@@ -40,7 +40,7 @@ _DELIVERY_STATUS = {"pending": "待发送", "failed": "发送失败", "sending":
 
 def _daemon_logging() -> None:
     # One line per job run (scheduler.py) at INFO; everything else stays at the CLI's level.
-    logging.getLogger("channelwatch.scheduler").setLevel(logging.INFO)
+    logging.getLogger("channelwatch.daemon").setLevel(logging.INFO)
 
 
 @app.command("daemon")
@@ -50,7 +50,7 @@ def daemon_command(ctx: typer.Context) -> None:
     收到 SIGTERM 或 SIGINT（Ctrl+C）后等正在运行的任务结束再退出。每个数据库只能运行一个守护进程。
     每次任务运行在标准错误输出写一行日志。
     """
-    from channelwatch.scheduler import run_daemon
+    from channelwatch.daemon.scheduler import run_daemon
 
     _daemon_logging()
     run_daemon(instance_of(ctx))
@@ -66,10 +66,10 @@ def _local(moment: datetime | None, zone: str) -> str:
 
 
 def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from channelwatch.deliver import undelivered
-    from channelwatch.jobs import load_jobs, next_fire
-    from channelwatch.jobstate import job_states
-    from channelwatch.scheduler import _job_lock_name, try_lock
+    from channelwatch.daemon.jobs import load_jobs, next_fire
+    from channelwatch.daemon.locks import _job_lock_name, try_lock
+    from channelwatch.delivery.send import undelivered
+    from channelwatch.store.jobstate import job_states
 
     instance = instance_of(ctx)
     jobs = load_jobs(instance)
@@ -164,8 +164,8 @@ def run_job_command(
     job_id: Annotated[str, typer.Argument(help="任务 id（见 channelwatch jobs）")],
 ) -> None:
     """立即运行一个任务（用 cron 或 systemd 定时器代替守护进程时使用）。"""
-    from channelwatch.jobs import find_job, load_jobs
-    from channelwatch.scheduler import execute
+    from channelwatch.daemon.actions import execute
+    from channelwatch.daemon.jobs import find_job, load_jobs
 
     _daemon_logging()
     job = find_job(load_jobs(instance_of(ctx)), job_id)
@@ -188,7 +188,7 @@ def quarterly_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="把 XLSX 统计表写入此文件")] = None,
 ) -> None:
     """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
-    from channelwatch.scheduler import deliver_quarterly, quarterly_outgoing
+    from channelwatch.daemon.actions import deliver_quarterly, quarterly_outgoing
 
     opened = store_of(ctx)
     if send or resend:
@@ -225,8 +225,8 @@ def freshness_command(
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="输出格式")] = OutputFormat.text,
 ) -> None:
     """各渠道距最新一次发布的天数；超过预警天数的标出距期限还剩几天。"""
+    from channelwatch.daemon.actions import freshness_rows, freshness_sentence
     from channelwatch.render import pad
-    from channelwatch.scheduler import freshness_rows, freshness_sentence
 
     rows = freshness_rows(store_of(ctx), warn_days, limit_days)
     if format is OutputFormat.json:

@@ -21,7 +21,7 @@ def poll_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="同时抓取的渠道数上限", min=1, max=1000)] = 100,
 ) -> None:
     """立即抓取网站、微博、公众号的新发布（默认增量：遇到整页都已保存过即停止）。任一渠道失败时退出码为 1。"""
-    from channelwatch.polling import poll_channels
+    from channelwatch.ingest.poll import poll_channels
 
     opened = store_of(ctx)
     results = poll_channels(opened, channels or None, full=full, concurrency=concurrency)

@@ -1,4 +1,4 @@
-"""The annual 政府信息公开工作年度报告 draft (issue 5).
+"""The annual 政府信息公开工作年度报告 draft.
 
 One model, three outputs. ``build_annual_report`` gathers the channel figures from the store, the
 office's inputs from ``config/annual/<year>.toml`` and the year's national format, runs the checks,
@@ -10,13 +10,11 @@ the model; Word is ``docx_writer.write_docx`` over the same model.
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channelwatch.render import render
-from channelwatch.reports.annual_checks import SECTION2, SECTION3, SECTION4, TEXT, Mismatch, check_inputs, show_number
+from channelwatch.reports.annual_checks import SECTION2, SECTION3, SECTION4, TEXT, check_inputs, show_number
 from channelwatch.reports.annual_formats import (
     APPEAL_ROWS,
     APPLICANT_HEADER,
@@ -29,10 +27,10 @@ from channelwatch.reports.annual_formats import (
     Block,
 )
 from channelwatch.reports.annual_inputs import AnnualInputs, load_inputs
-from channelwatch.stats import Summary
+from channelwatch.reports.annual_model import ANNUAL_FORMATS, MARK, AnnualReport, Cell, Grid, Layout, Section
 
 if TYPE_CHECKING:
-    from channelwatch.ingest import Store
+    from channelwatch.store import Store
 
 __all__ = [
     "ANNUAL_FORMATS",
@@ -44,84 +42,6 @@ __all__ = [
     "default_output_name",
     "write_annual_report",
 ]
-
-ANNUAL_FORMATS = ("docx", "markdown", "html")
-MARK = "※"  # beside a figure or paragraph that failed a check, in a draft written with --force
-
-
-@dataclass
-class Cell:
-    text: str
-    rowspan: int = 1
-    colspan: int = 1
-    header: bool = False
-    marked: bool = False
-    align: str = "center"
-
-
-@dataclass
-class Grid:
-    """A table as the national template draws it. ``rows[r][c]`` is the cell that starts at (r, c), or
-    None where a span from above or from the left covers that position."""
-
-    rows: list[list[Cell | None]]
-    header_rows: int
-    label_columns: int = 1
-    font_size: float = 10.5
-    caption: str = ""
-
-    @property
-    def width(self) -> int:
-        return len(self.rows[0]) if self.rows else 0
-
-    def text_rows(self) -> list[list[str]]:
-        """Every position's text: a spanned cell's text at its origin, empty where covered."""
-        return [[cell.text if cell is not None else "" for cell in row] for row in self.rows]
-
-    def cells(self) -> list[tuple[int, int, Cell]]:
-        return [(r, c, cell) for r, row in enumerate(self.rows) for c, cell in enumerate(row) if cell is not None]
-
-
-class _Layout:
-    """Builds a Grid by placing spanned cells; positions a span covers stay None."""
-
-    def __init__(self, height: int, width: int) -> None:
-        self.rows: list[list[Cell | None]] = [[None] * width for _ in range(height)]
-
-    def put(self, row: int, column: int, cell: Cell) -> None:
-        self.rows[row][column] = cell
-
-
-@dataclass
-class Section:
-    title: str
-    paragraphs: list[str] = field(default_factory=list)
-    tables: list[Grid] = field(default_factory=list)
-    marked_paragraphs: set[int] = field(default_factory=set)
-    chart_after: int | None = None  # the chart goes after this paragraph (section 一 only)
-
-
-@dataclass
-class AnnualReport:
-    title: str
-    year: int
-    office: str
-    format: AnnualFormat
-    preamble: list[str]
-    sections: list[Section]
-    channel_sentence: str
-    summary: Summary
-    previous: Summary | None
-    inputs: AnnualInputs
-    mismatches: list[Mismatch]
-    warnings: list[str]
-    chart_png: bytes | None = None
-
-    @property
-    def chart_data_uri(self) -> str:
-        if self.chart_png is None:
-            return ""
-        return "data:image/png;base64," + base64.b64encode(self.chart_png).decode("ascii")
 
 
 # --- tables ----------------------------------------------------------------------------------------
@@ -135,7 +55,7 @@ def _figure(value: Any, marked: bool) -> Cell:
 def _block_grid(block: Block, inputs: AnnualInputs, marks: set[tuple[str, str, int]], width: int) -> Grid:
     """One 第二十条 block: the article across the top, then 信息内容 and the columns, then the rows.
     A block with fewer columns than the widest stretches its last column, as the template does."""
-    layout = _Layout(2 + len(block.rows), width)
+    layout = Layout(2 + len(block.rows), width)
     layout.put(0, 0, Cell(block.article, colspan=width, header=True))
     spans = [1] * len(block.columns)
     spans[-1] += width - 1 - len(block.columns)
@@ -163,7 +83,7 @@ def _requests_grid(fmt: AnnualFormat, inputs: AnnualInputs, marks: set[tuple[str
     width = labels + len(columns)
     leaves = fmt.request_leaves()
     header = 3
-    layout = _Layout(header + len(leaves), width)
+    layout = Layout(header + len(leaves), width)
     layout.put(0, 0, Cell(BALANCE_NOTE, rowspan=3, colspan=labels, header=True))
     layout.put(0, labels, Cell(APPLICANT_HEADER, colspan=len(columns), header=True))
     layout.put(1, labels, Cell(columns[0].label, rowspan=2, header=True))
@@ -197,7 +117,7 @@ def _appeals_grid(fmt: AnnualFormat, inputs: AnnualInputs, marks: set[tuple[str,
     """Section 四: 行政复议 (five columns) and 行政诉讼 (two groups of five), one row of figures."""
     per = len(fmt.appeal_columns)
     width = per * len(APPEAL_ROWS)
-    layout = _Layout(4, width)
+    layout = Layout(4, width)
     layout.put(0, 0, Cell(REVIEW, colspan=per, header=True))
     layout.put(0, per, Cell(LITIGATION, colspan=width - per, header=True))
     for index, column in enumerate(fmt.appeal_columns):
@@ -249,7 +169,7 @@ def build_annual_report(
     """Everything the draft needs; raises nothing for failed checks (they are in ``mismatches``)."""
     from channelwatch import store
     from channelwatch.reports.summary import summary_sentence
-    from channelwatch.stats import Period, comparison_base, summarise
+    from channelwatch.stats.figures import Period, comparison_base, summarise
 
     instance = opened.instance
     inputs = load_inputs(instance.root, year)

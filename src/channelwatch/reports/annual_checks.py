@@ -1,4 +1,4 @@
-"""Checks run before the annual report is written (issue 5, item 3).
+"""Checks run before the annual report is written.
 
 Inspectors reject a report whose section 三 does not balance or whose text contradicts its tables,
 and such a report is published for good: so every rule that the national format states is checked

@@ -1,6 +1,6 @@
 """The two national formats of the annual report, as data: sections, tables, rows, columns, labels.
 
-Every label is copied verbatim from ``shared/reference/disclosure-report-format.md`` (the national
+Every label is copied verbatim from ``docs/national-report-formats.md`` (the national
 format notices 国办公开办函〔2019〕60号 and 国办公开办函〔2021〕30号). Inspectors compare a report's
 tables with the national template cell by cell, so a label is never retyped or paraphrased: it lives
 here once, and the inputs file, the checks, every output and the tests all read it from here.

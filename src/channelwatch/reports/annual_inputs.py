@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelwatch.config import load_toml
 from channelwatch.errors import ConfigError
+from channelwatch.instance.config import load_toml
 from channelwatch.reports.annual_formats import (
     APPEAL_ROWS,
     RESULTS_TOTAL,

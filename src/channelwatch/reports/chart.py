@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from channelwatch.stats import Summary
+from channelwatch.stats.figures import Summary
 
 __all__ = ["cjk_font", "monthly_chart", "monthly_chart_png"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from channelwatch.reports.annual import AnnualReport, Grid
+    from channelwatch.reports.annual_model import AnnualReport, Grid
 
 __all__ = ["write_docx"]
 
@@ -193,7 +193,7 @@ def write_docx(report: AnnualReport, target: Path) -> Path:
     title.paragraph_format.line_spacing = Pt(36)
     title.paragraph_format.space_after = Pt(16)
     if report.mismatches:
-        from channelwatch.reports.annual import MARK
+        from channelwatch.reports.annual_model import MARK
 
         _paragraph(
             document,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channelwatch.render import render
-from channelwatch.stats import Period, Summary, summarise
+from channelwatch.stats.figures import Period, Summary, summarise
 
 __all__ = ["Figures", "QuarterlyReport", "QuarterlyRow", "build_quarterly", "previous_quarter"]
 

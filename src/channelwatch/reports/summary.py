@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from channelwatch.render import render
-from channelwatch.stats import Summary
+from channelwatch.stats.figures import Summary
 
 __all__ = ["SUMMARY_FORMATS", "summary_csv", "summary_json", "summary_text", "write_summary_xlsx"]
 

@@ -6,7 +6,7 @@ Terms used by every source module:
     One post as a source saw it: a platform id and/or URL and/or title, a publication time
     (aware, any zone), whether it is a repost, and where it was seen (``origin``: a file line or a
     page URL, for error messages). It carries no identity key: ``ingest`` computes that, so that
-    every source obeys the same counting rules (DESIGN §3).
+    every source obeys the same counting rules (docs/counting-rules.md).
 
 *poll source*
     A class registered under a ``poll.type`` (``html-list``, ``rss``, ``weibo``, ``wechat``). Its
@@ -199,7 +199,7 @@ def validate_poll_options(table: dict[str, Any]) -> str | None:
     try:
         poll_source_class(poll_type).Options.model_validate(table)
     except ValidationError as exc:
-        from channelwatch.config import describe_problem
+        from channelwatch.validation import describe_problem
 
         detail = exc.errors()[0]
         key = ".".join(str(p) for p in detail["loc"])

@@ -1,4 +1,4 @@
-"""Header names of exported logs → our fields (DESIGN §6), matched case- and space-insensitively."""
+"""Header names of exported logs → our fields (docs/counting-rules.md), matched case- and space-insensitively."""
 
 from __future__ import annotations
 

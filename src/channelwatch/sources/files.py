@@ -28,25 +28,12 @@ from channelwatch.errors import InputError, RowProblem
 from channelwatch.identity import is_repost_value
 from channelwatch.sources.base import Observed
 from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers
+from channelwatch.sources.rows import Entry, Row
 
-__all__ = ["FORMATS", "ExportFile", "Row", "detect_encoding", "open_export"]
+__all__ = ["FORMATS", "ExportFile", "detect_encoding", "open_export"]
 
 FORMATS = ("csv", "xlsx", "json")
 _SAMPLE_BYTES = 1 << 20
-_NO_PROBLEMS: tuple[RowProblem, ...] = ()
-
-
-@dataclass(slots=True)
-class Row:
-    """A row as read, with its problems; readers yield these only for invalid rows."""
-
-    line: int
-    cells: list[str]
-    observed: Observed | None
-    problems: tuple[RowProblem, ...] | list[RowProblem] = _NO_PROBLEMS
-
-
-Entry = Observed | Row  # what ExportFile.rows() yields: a valid publication, or an invalid row
 
 
 @dataclass

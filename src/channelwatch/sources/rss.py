@@ -1,6 +1,6 @@
 """RSS 2.0 and Atom feeds (``type = "rss"``), read with feedparser.
 
-An entry's identity (reference/platform-sources.md): its ``guid``/``id`` when that is an opaque id,
+An entry's identity: its ``guid``/``id`` when that is an opaque id,
 else its link. A guid that is itself a URL (``isPermaLink``) is used as the URL, so the entry
 deduplicates against CMS exports and list-page polls of the same article, which know only URLs.
 A feed is one page; entries without a usable date are a layout alarm.

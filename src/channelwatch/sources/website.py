@@ -1,8 +1,8 @@
 """Government website column lists (``type = "html-list"``), read with CSS selectors.
 
 A TRS-like column page lists entries (``ul.list li``) with a link and usually a date; further pages
-are ``index_1.html``, ``index_2.html``, … (reference/platform-sources.md). The config names the
-selectors (DESIGN §4): ``item`` selects one entry, ``title``/``link``/``date`` select inside it,
+are ``index_1.html``, ``index_2.html``, …. The config names the
+selectors (docs/configuration.md): ``item`` selects one entry, ``title``/``link``/``date`` select inside it,
 ``selector@attr`` reads an attribute instead of the text (``a@href``; ``@title`` reads the entry's
 own attribute). Links are resolved against the page URL. A 404 for a further page ends the list.
 
@@ -10,7 +10,7 @@ When a list shows no dates, ``detail_date = true`` reads the ``PubDate`` meta ta
 page, and only of articles the store does not know yet (their stored date is reused), so a repeat
 poll fetches no article page.
 
-Layout alarm (issue 3): entries without a link, or dates that no longer parse, mean the page has
+Layout alarm: entries without a link, or dates that no longer parse, mean the page has
 changed; the run fails with "页面结构可能已变化" and nothing is stored.
 """
 

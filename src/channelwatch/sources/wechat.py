@@ -1,7 +1,7 @@
 """WeChat official account (公众号): reading ``freepublish/batchget`` answers and ``datacube`` lists.
 
 One ``item`` of ``freepublish/batchget`` is one push (发布); each ``content.news_item[]`` is one
-article, and WeChat counts articles (DESIGN §3 rule 6). An article's identity is its URL
+article, and WeChat counts articles (docs/counting-rules.md, rule 6). An article's identity is its URL
 (``__biz, mid, idx, sn``); only where no URL is known, ``article_id`` + index. ``is_deleted``
 articles still count for the period they were published in (rule 5).
 
@@ -95,7 +95,7 @@ def articles_from_push(push: dict[str, Any], zone: str, origin: str) -> list[Obs
 
 
 def rows_from_batchget(payload: dict[str, Any], zone: str, name: str) -> list[Any]:
-    from channelwatch.sources.files import Row
+    from channelwatch.sources.rows import Row
 
     rows: list[Row] = []
     for push_index, push in enumerate(payload.get("item") or [], 1):
@@ -128,7 +128,7 @@ def rows_from_batchget(payload: dict[str, Any], zone: str, name: str) -> list[An
 
 def rows_from_articlesummary(payload: dict[str, Any], zone: str, name: str) -> list[Any]:
     """``datacube/getarticlesummary`` lists: ``msgid`` is ``<push id>_<index>``, ``ref_date`` the day."""
-    from channelwatch.sources.files import Row
+    from channelwatch.sources.rows import Row
 
     rows: list[Row] = []
     for index, entry in enumerate(payload.get("list") or [], 1):
@@ -197,7 +197,7 @@ class WechatSource(PollSource):
         return self.options.base_url.rstrip("/")
 
     async def _token(self, *, renew: bool = False) -> str:
-        from channelwatch.config import secret
+        from channelwatch.redaction import secret
         from channelwatch.sources.http import register_secret
 
         key = (self._base, self.options.appid)

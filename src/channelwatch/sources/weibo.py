@@ -1,6 +1,6 @@
 """Weibo (m.weibo.cn mobile web API): reading ``getIndex`` pages into observed publications.
 
-The shapes (reference/platform-sources.md): posts are ``data.cards[]`` with ``card_type == 9``
+The shapes: posts are ``data.cards[]`` with ``card_type == 9``
 holding ``mblog``; ``card_type == 11`` nests cards in ``card_group``. A post with
 ``retweeted_status`` is a repost, counted under its own id (the original's id is ignored). Pinned
 posts sit on top of page 1 out of date order. ``created_at`` may be relative (``3小时前``): resolved
@@ -127,7 +127,7 @@ def post_observed(post: WeiboPost, zone: str, now: datetime, origin: str) -> Obs
 
 def rows_from_getindex(payload: dict[str, Any], zone: str, now: datetime | None, name: str) -> list[Any]:
     """A saved getIndex page as rows for ``files.ExportFile`` (one per post)."""
-    from channelwatch.sources.files import Row
+    from channelwatch.sources.rows import Row
 
     fetched = now or datetime.now(UTC)
     rows: list[Row] = []
@@ -185,7 +185,7 @@ class WeiboSource(PollSource):
         return self.options.base_url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        from channelwatch.config import secret
+        from channelwatch.redaction import secret
         from channelwatch.sources.http import register_secret
 
         headers = {

@@ -1,0 +1,288 @@
+"""What each job action does: poll, import-inbox, quarterly-report, freshness-check."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from channelwatch import store
+from channelwatch.daemon.jobs import Job
+from channelwatch.daemon.locks import Lock, _job_lock_name, try_lock
+from channelwatch.dates import to_office
+from channelwatch.errors import UserError
+from channelwatch.store import Store, jobstate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutcome:
+    status: str  # ok | warn | failed | skipped
+    message: str
+
+
+def _office_now(opened: Store, moment: datetime | None = None) -> datetime:
+    return to_office(moment or datetime.now(UTC), opened.instance.timezone)
+
+
+def _poll(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.ingest.poll import poll_channels  # imported here to keep the daemon light
+
+    channels = list(job.spec.channels) if job.spec.channels else None
+    results = poll_channels(opened, channels, full=job.spec.full, job_id=job.id)
+    if not results:
+        return JobOutcome("ok", "没有配置了 [channels.poll] 的渠道")
+    failed = [r for r in results if r.status != "ok"]
+    parts = [
+        f"{r.channel} 成功：{r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条"
+        if r.status == "ok"
+        else f"{r.channel} 失败：{r.message}"
+        for r in results
+    ]
+    return JobOutcome("failed" if failed else "ok", "; ".join(parts))
+
+
+def _import_inbox(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.ingest.inbox import import_inbox
+
+    result = import_inbox(opened, opened.instance.path(job.spec.path), settle=job.spec.settle, job_id=job.id)
+    status = "failed" if result.count("error") else "warn" if result.count("rejected") or result.problems else "ok"
+    return JobOutcome(status, result.summary())
+
+
+def quarterly_outgoing(opened: Store, year: int, quarter: int) -> tuple[Any, Any]:
+    """The quarterly report of ``year``/``quarter`` and the ``Outgoing`` that delivers it."""
+    from channelwatch.delivery.send import Attachment, Outgoing
+    from channelwatch.reports.quarterly import build_quarterly
+
+    keys = [c.id for c in opened.instance.config.channels]
+    with store.read(opened.engine) as conn:
+        report = build_quarterly(
+            conn,
+            opened.office_id,
+            year,
+            quarter,
+            channel_keys=keys,
+            templates_dir=opened.instance.templates_dir,
+            today=_office_now(opened).date(),
+        )
+    outgoing = Outgoing(
+        report="quarterly",
+        period=report.key,
+        subject=report.subject,
+        text=report.text,
+        html=report.html,
+        attachments=[Attachment(report.attachment_name, report.xlsx_bytes())],
+        data=report.as_json(),
+    )
+    return report, outgoing
+
+
+def deliver_quarterly(
+    opened: Store, year: int, quarter: int, *, resend: bool = False, job_id: str | None = None
+) -> Any:
+    """Deliver one quarter under the database-wide delivery lock (job and CLI never send at once)."""
+    from channelwatch.delivery.send import deliver
+
+    lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+    try:
+        _report, outgoing = quarterly_outgoing(opened, year, quarter)
+        return deliver(opened, outgoing, resend=resend, job_id=job_id)
+    finally:
+        lock.release()
+
+
+def _wait_for_lock(opened: Store, name: str, timeout: float) -> Lock:
+    deadline = time.monotonic() + timeout
+    while True:
+        lock = try_lock(opened, name)
+        if lock is not None:
+            return lock
+        if time.monotonic() > deadline:
+            raise UserError("另一个进程正在发送报告，请稍后再试")
+        time.sleep(0.2)
+
+
+def _quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    from channelwatch.delivery.send import undelivered_periods
+    from channelwatch.reports.quarterly import previous_quarter
+
+    year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
+    periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
+    descriptions, failed = [], False
+    for period in sorted(periods):
+        outcome = deliver_quarterly(opened, int(period[:4]), int(period[5:]), job_id=job.id)
+        failed = failed or bool(outcome.failed)
+        descriptions.append(outcome.describe())
+    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+
+
+def freshness_rows(opened: Store, warn_days: int | None = None, limit_days: int | None = None) -> list[Any]:
+    from channelwatch.stats.freshness import freshness
+
+    settings = opened.instance.config.freshness
+    configured = {c.id for c in opened.instance.config.channels}
+    with store.read(opened.engine) as conn:
+        rows = freshness(
+            conn,
+            opened.office_id,
+            opened.instance.timezone,
+            warn_days=warn_days or settings.warn_days,
+            limit_days=limit_days or settings.limit_days,
+        )
+    return [r for r in rows if r.key in configured]
+
+
+def freshness_sentence(row: Any) -> str:
+    """One Chinese sentence about a channel that needs attention."""
+    if row.status == "empty":
+        return f"{row.name}（{row.key}）尚无任何发布记录，请确认渠道已接入（导入或抓取）。"
+    latest = row.last_published.strftime("%Y-%m-%d")
+    if row.status == "overdue":
+        return (
+            f"{row.name}（{row.key}）已 {row.days_since} 天未更新（最新发布 {latest}），"
+            f"已超过 {row.limit_days} 天的期限。"
+        )
+    return (
+        f"{row.name}（{row.key}）已 {row.days_since} 天未更新（最新发布 {latest}），"
+        f"距 {row.limit_days} 天期限还剩 {row.days_left} 天。"
+    )
+
+
+def _freshness_brief(row: Any) -> str:
+    if row.days_since is None:
+        return f"{row.key} 无发布记录"
+    if row.days_left is not None and row.days_left < 0:
+        return f"{row.key} 已 {row.days_since} 天未更新，超期 {-row.days_left} 天"
+    return f"{row.key} 已 {row.days_since} 天未更新，距期限还剩 {row.days_left} 天"
+
+
+def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    rows = freshness_rows(opened, job.spec.warn_days, job.spec.limit_days)
+    late = [r for r in rows if r.status in {"warn", "overdue", "empty"}]
+    if not late:
+        return JobOutcome("ok", "各渠道更新正常：" + "，".join(f"{r.key} {r.days_since}天前" for r in rows))
+    message = "；".join(_freshness_brief(r) for r in late)
+    if job.spec.notify:
+        from channelwatch.delivery.send import Outgoing, deliver, supersede
+
+        office = opened.instance.config.office
+        today = _office_now(opened, scheduled_for).date()
+        body = "\n".join(
+            [
+                f"{office.name}信息更新预警（{today.isoformat()}）",
+                "",
+                *[freshness_sentence(r) for r in late],
+                "",
+                "政务新媒体和网站栏目两周未更新即为检查不合格（单项否决），请及时更新。",
+                "（本邮件由 channelwatch 自动生成发送。）",
+                "",
+            ]
+        )
+        outgoing = Outgoing(
+            report="freshness",
+            period=today.isoformat(),
+            subject=f"{office.name}信息更新预警：{len(late)}个渠道需要更新",
+            text=body,
+            data={
+                "channels": [
+                    {"id": r.key, "status": r.status, "days_since": r.days_since, "days_left": r.days_left}
+                    for r in late
+                ]
+            },
+        )
+        lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+        try:
+            supersede(opened, "freshness", outgoing.period)
+            outcome = deliver(opened, outgoing, job_id=job.id)
+        finally:
+            lock.release()
+        message += "；" + outcome.describe()
+        if outcome.failed:
+            return JobOutcome("failed", message)
+    return JobOutcome("warn", message)
+
+
+ACTIONS: dict[str, Callable[[Store, Job, datetime], JobOutcome]] = {
+    "poll": _poll,
+    "import-inbox": _import_inbox,
+    "quarterly-report": _quarterly,
+    "freshness-check": _freshness,
+}
+
+
+def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: datetime | None = None) -> JobOutcome:
+    """Run ``job`` once now, recorded as a job run; never raises for the job's own failures."""
+    lock = try_lock(opened, _job_lock_name(opened, job.id))
+    if lock is None:
+        outcome = JobOutcome("skipped", "上一次运行尚未结束，本次跳过")
+        log.info("job %s (%s) skipped [%s]: %s", job.id, job.action, trigger, outcome.message)
+        return outcome
+    started = time.monotonic()
+    fire = scheduled_for or datetime.now(UTC)
+    try:
+        run_id = jobstate.start_job_run(opened.engine, opened.office_id, job.id, job.action, trigger, fire)
+        try:
+            outcome = ACTIONS[job.action](opened, job, fire)
+        except UserError as exc:
+            outcome = JobOutcome("failed", str(exc))
+        except Exception as exc:
+            log.debug("job %s raised", job.id, exc_info=True)
+            outcome = JobOutcome("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        jobstate.finish_job_run(opened.engine, run_id, outcome.status, outcome.message, scheduled_for=fire)
+    finally:
+        lock.release()
+    log.info(
+        "job %s (%s) %s in %.2fs [%s]: %s",
+        job.id,
+        job.action,
+        outcome.status,
+        time.monotonic() - started,
+        trigger,
+        outcome.message,
+    )
+    return outcome
+
+
+def close_interrupted(opened: Store, jobs: list[Job]) -> None:
+    """Runs left ``running`` by a killed process, whose job lock is free now, are closed as interrupted."""
+    from sqlalchemy import select
+
+    runs = jobstate.JobRun.__table__  # type: ignore[attr-defined]
+    states = jobstate.JobState.__table__  # type: ignore[attr-defined]
+    for job in jobs:
+        lock = try_lock(opened, _job_lock_name(opened, job.id))
+        if lock is None:
+            continue
+        try:
+            with store.write(opened.engine) as conn:
+                stale = list(
+                    conn.execute(
+                        select(runs.c.id).where(
+                            runs.c.office_id == opened.office_id, runs.c.job_id == job.id, runs.c.status == "running"
+                        )
+                    ).scalars()
+                )
+                if not stale:
+                    continue
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id.in_(stale))
+                    .values(status="interrupted", message="进程在运行中被终止", finished_at=store.utc_now())
+                )
+                conn.execute(
+                    states.update()
+                    .where(
+                        states.c.office_id == opened.office_id,
+                        states.c.job_id == job.id,
+                        states.c.last_status == "running",
+                    )
+                    .values(last_status="interrupted", last_message="进程在运行中被终止")
+                )
+            log.warning("job %s: %d run(s) interrupted by a previous crash", job.id, len(stale))
+        finally:
+            lock.release()

@@ -1,0 +1,397 @@
+"""Delivering reports: a copy to the outbox folder (always), e-mail over SMTP, a JSON webhook.
+
+Every delivery goes through the delivery log (``jobstate.Delivery``): one row per report, period
+and target. A target that already has a ``sent`` row for that report and period is skipped unless
+``resend`` is asked for; a ``pending``, ``failed`` or interrupted (``sending``) row is attempted again
+at the next run. Each state change is its own committed transaction *before* the next step, so a
+process killed at any moment never forgets that a quarter still has to go out.
+
+Limit, stated honestly: a process killed after the SMTP server accepted a message but before the
+``sent`` row was committed (a window of milliseconds) sends it again at the next run. The retry
+carries the same ``Message-ID``, which mail systems use to recognise the duplicate.
+
+The SMTP password is read from the environment variable ``password_env`` names, only when sending;
+it never reaches a log line, an error message, the database or the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from channelwatch import store
+from channelwatch.delivery.settings import DeliveryConfig, EmailConfig
+from channelwatch.redaction import secret
+from channelwatch.store import Store
+from channelwatch.store.jobstate import Delivery
+
+__all__ = ["Attachment", "DeliveryOutcome", "Outgoing", "deliver", "supersede", "undelivered", "undelivered_periods"]
+
+log = logging.getLogger(__name__)
+
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content: bytes
+    mime: tuple[str, str] = XLSX_TYPE
+
+
+@dataclass
+class Outgoing:
+    """One report ready to deliver."""
+
+    report: str  # quarterly | freshness
+    period: str  # 2020Q4 | 2020-12-31
+    subject: str
+    text: str
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # the figures, for the webhook
+
+
+@dataclass
+class TargetOutcome:
+    target: str
+    status: str  # sent | skipped | failed
+    message: str | None = None
+
+
+@dataclass
+class DeliveryOutcome:
+    report: str
+    period: str
+    targets: list[TargetOutcome] = field(default_factory=list)
+    outbox_file: Path | None = None
+
+    @property
+    def failed(self) -> list[TargetOutcome]:
+        return [t for t in self.targets if t.status == "failed"]
+
+    def describe(self) -> str:
+        """The outcome as the office reads it in ``jobs`` and ``run-job``."""
+        parts = [
+            f"{_TARGET_LABELS.get(t.target, t.target)}{_STATUS_LABELS.get(t.status, t.status)}"
+            + (f"（{t.message}）" if t.status == "failed" and t.message else "")
+            for t in self.targets
+        ]
+        return f"{_REPORT_LABELS.get(self.report, self.report)} {self.period}：" + "，".join(parts)
+
+
+_REPORT_LABELS = {"quarterly": "季度统计", "freshness": "更新预警"}
+_TARGET_LABELS = {"outbox": "发件箱", "email": "邮件", "webhook": "webhook "}
+_STATUS_LABELS = {"sent": "已发送", "skipped": "已发送过，跳过", "failed": "发送失败"}
+
+
+def _settings(opened: Store) -> DeliveryConfig:
+    return opened.instance.config.delivery
+
+
+def targets_of(settings: DeliveryConfig, report: str = "quarterly") -> list[str]:
+    """Where a report goes: always the outbox; e-mail when it has recipients for this report; the
+    webhook for the quarterly statistics only (it is the county office's system, not the office's)."""
+    found = ["outbox"]
+    if settings.email is not None and settings.email.recipients(report):
+        found.append("email")
+    if settings.webhook and report == "quarterly":
+        found.append("webhook")
+    return found
+
+
+def _table() -> Any:
+    return Delivery.__table__  # type: ignore[attr-defined]
+
+
+def _claim(
+    opened: Store, outgoing: Outgoing, targets: list[str], *, resend: bool, job_id: str | None
+) -> dict[str, int]:
+    """The delivery rows to attempt now, created ``pending`` in one transaction; sent targets are left out."""
+    table = _table()
+    claimed: dict[str, int] = {}
+    with store.write(opened.engine) as conn:
+        for target in targets:
+            rows = list(
+                conn.execute(
+                    select(table.c.id, table.c.status)
+                    .where(
+                        table.c.office_id == opened.office_id,
+                        table.c.report == outgoing.report,
+                        table.c.period == outgoing.period,
+                        table.c.target == target,
+                    )
+                    .order_by(table.c.id)
+                )
+            )
+            open_rows = [r.id for r in rows if r.status not in ("sent", "superseded")]
+            if open_rows:
+                claimed[target] = open_rows[-1]
+                continue
+            if rows and not resend:
+                continue
+            inserted = conn.execute(
+                table.insert().values(
+                    office_id=opened.office_id,
+                    report=outgoing.report,
+                    period=outgoing.period,
+                    target=target,
+                    status="pending",
+                    created_at=store.utc_now(),
+                    job_id=job_id,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            claimed[target] = int(inserted[0])
+    return claimed
+
+
+def _mark(opened: Store, row_id: int, status: str, message: str | None = None, **values: Any) -> None:
+    table = _table()
+    now = store.utc_now()
+    changes: dict[str, Any] = {"status": status, "message": message, **values}
+    if status == "sending":
+        changes["last_attempt_at"] = now
+        changes["attempts"] = table.c.attempts + 1
+    if status == "sent":
+        changes["sent_at"] = now
+    with store.write(opened.engine) as conn:
+        conn.execute(table.update().where(table.c.id == row_id).values(**changes))
+
+
+def _message_id(opened: Store, row_id: int, outgoing: Outgoing) -> str:
+    table = _table()
+    with store.read(opened.engine) as conn:
+        found = conn.execute(select(table.c.message_id).where(table.c.id == row_id)).scalar()
+    if found:
+        return str(found)
+    # Fixed at the first attempt and reused by every retry, so a duplicate can be recognised.
+    value = make_msgid(idstring=f"channelwatch.{outgoing.report}.{outgoing.period}.{row_id}", domain=_domain(opened))
+    with store.write(opened.engine) as conn:
+        conn.execute(table.update().where(table.c.id == row_id).values(message_id=value))
+    return value
+
+
+def _domain(opened: Store) -> str:
+    email = _settings(opened).email
+    if email is not None and "@" in email.sender:
+        return email.sender.rsplit("@", 1)[1]
+    return socket.getfqdn() or "localhost"
+
+
+def build_message(outgoing: Outgoing, email: EmailConfig | None, message_id: str, now: datetime) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = outgoing.subject
+    if email is not None:
+        message["From"] = formataddr(("channelwatch", email.sender))
+        message["To"] = ", ".join(email.recipients(outgoing.report))
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    message.set_content(outgoing.text)
+    if outgoing.html:
+        message.add_alternative(outgoing.html, subtype="html")
+    for attachment in outgoing.attachments:
+        maintype, subtype = attachment.mime
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.name)
+    return message
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r'[\\/:*?"<>|\s]+', "_", text).strip("_")[:120]
+
+
+def _atomic_write(path: Path, content: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(content)
+    os.replace(temporary, path)
+
+
+def write_outbox(folder: Path, outgoing: Outgoing, message: EmailMessage, now: datetime) -> Path:
+    """A copy of what is sent: the complete e-mail (.eml) plus each attachment beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{now.strftime('%Y%m%d-%H%M%S')}-{outgoing.report}-{_safe_name(outgoing.period)}"
+    eml = folder / f"{stem}.eml"
+    number = 1
+    while eml.exists():
+        number += 1
+        eml = folder / f"{stem}-{number}.eml"
+    _atomic_write(eml, bytes(message))
+    for attachment in outgoing.attachments:
+        _atomic_write(folder / f"{eml.stem}-{_safe_name(attachment.name)}", attachment.content)
+    return eml
+
+
+def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: list[str] | None = None) -> None:
+    password = None
+    if settings.username:
+        password = secret(settings.password_env, what="SMTP 密码", where=where)
+    port = settings.effective_port
+    context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if settings.security == "ssl":
+        client = smtplib.SMTP_SSL(settings.host, port, timeout=settings.timeout, context=context)
+    else:
+        client = smtplib.SMTP(settings.host, port, timeout=settings.timeout)
+    try:
+        client.ehlo()
+        if settings.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if settings.username and password is not None:
+            client.login(settings.username, password)
+        client.send_message(message, from_addr=settings.sender, to_addrs=list(to if to is not None else settings.to))
+    finally:
+        try:
+            client.quit()
+        except smtplib.SMTPException:
+            client.close()
+
+
+def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float = 30.0) -> None:
+    import base64
+
+    import httpx
+
+    payload = {
+        "report": outgoing.report,
+        "period": outgoing.period,
+        "subject": outgoing.subject,
+        "text": outgoing.text,
+        "data": outgoing.data,
+        "delivery_id": message_id,
+        "attachments": [
+            {"name": a.name, "content_base64": base64.b64encode(a.content).decode("ascii")}
+            for a in outgoing.attachments
+        ],
+    }
+    response = httpx.post(
+        url,
+        content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": message_id},
+        timeout=timeout,
+    )
+    if response.status_code >= 400:
+        raise RuntimeError(f"HTTP {response.status_code}")
+
+
+def _describe_error(exc: BaseException) -> str:
+    """A short reason for the log and the database; SMTP/HTTP errors never carry our password."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"SMTP 登录失败（{exc.smtp_code}）：请检查 username 和 password_env 指定的环境变量"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        answer = exc.smtp_error
+        text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+        return f"SMTP 错误 {exc.smtp_code}：{text}"[:500]
+    if isinstance(exc, OSError | smtplib.SMTPException):
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: str | None = None) -> DeliveryOutcome:
+    """Deliver ``outgoing`` to the outbox and every configured target not yet served (see module doc)."""
+    settings = _settings(opened)
+    outcome = DeliveryOutcome(report=outgoing.report, period=outgoing.period)
+    targets = targets_of(settings, outgoing.report)
+    claimed = _claim(opened, outgoing, targets, resend=resend, job_id=job_id)
+    for target in targets:
+        if target not in claimed:
+            outcome.targets.append(TargetOutcome(target, "skipped", "已发送过（如需再次发送请加 --resend）"))
+    if not claimed:
+        return outcome
+    # Outbox names and the Date header in office time: what the office's staff read.
+    now = datetime.now(ZoneInfo(opened.instance.timezone))
+    # One Message-ID per delivery, taken from the e-mail row when there is one, so the outbox copy
+    # and the sent message are the same message.
+    key_row = next(claimed[t] for t in ("email", "webhook", "outbox") if t in claimed)
+    message_id = _message_id(opened, key_row, outgoing)
+    message = build_message(outgoing, settings.email, message_id, now)
+    where = f"配置文件 {opened.instance.config_path} 的 [delivery.email]"
+
+    outbox = opened.instance.path(settings.outbox)
+    outcome.outbox_file = write_outbox(outbox, outgoing, message, now)
+    if "outbox" in claimed:
+        _mark(opened, claimed["outbox"], "sending")
+        _mark(opened, claimed["outbox"], "sent", str(outcome.outbox_file))
+        outcome.targets.append(TargetOutcome("outbox", "sent", str(outcome.outbox_file)))
+
+    for target in ("email", "webhook"):
+        if target not in claimed:
+            continue
+        row_id = claimed[target]
+        _mark(opened, row_id, "sending")
+        try:
+            if target == "email":
+                assert settings.email is not None
+                send_email(settings.email, message, where=where, to=settings.email.recipients(outgoing.report))
+            else:
+                assert settings.webhook is not None
+                post_webhook(settings.webhook, outgoing, message_id)
+        except Exception as exc:
+            reason = str(exc) if exc.__class__.__name__ == "ConfigError" else _describe_error(exc)
+            _mark(opened, row_id, "failed", reason)
+            outcome.targets.append(TargetOutcome(target, "failed", reason))
+            log.warning("delivery of %s %s to %s failed: %s", outgoing.report, outgoing.period, target, reason)
+            continue
+        _mark(opened, row_id, "sent", None)
+        outcome.targets.append(TargetOutcome(target, "sent"))
+    return outcome
+
+
+def undelivered(opened: Store, report: str | None = None) -> list[Any]:
+    """Delivery rows not (yet) sent: pending, failed, or interrupted while sending."""
+    table = _table()
+    query = select(table).where(table.c.office_id == opened.office_id, table.c.status.not_in(["sent", "superseded"]))
+    if report is not None:
+        query = query.where(table.c.report == report)
+    with store.read(opened.engine) as conn:
+        return list(conn.execute(query.order_by(table.c.id)))
+
+
+def supersede(opened: Store, report: str, current_period: str) -> int:
+    """Unsent rows of ``report`` for other periods become ``superseded``: a newer report replaces them.
+
+    Used for freshness warnings: yesterday's warning that could not be sent is not worth sending
+    today beside today's, and must not stay listed as pending forever.
+    """
+    table = _table()
+    with store.write(opened.engine) as conn:
+        result = conn.execute(
+            table.update()
+            .where(
+                table.c.office_id == opened.office_id,
+                table.c.report == report,
+                table.c.period != current_period,
+                table.c.status != "sent",
+                table.c.status != "superseded",
+            )
+            .values(status="superseded")
+        )
+        return int(result.rowcount or 0)
+
+
+def undelivered_periods(opened: Store, report: str) -> list[str]:
+    return sorted({row.period for row in undelivered(opened, report)})
+
+
+def delivery_log(opened: Store, limit: int = 20) -> list[Any]:
+    table = _table()
+    with store.read(opened.engine) as conn:
+        return list(
+            conn.execute(
+                select(table).where(table.c.office_id == opened.office_id).order_by(table.c.id.desc()).limit(limit)
+            )
+        )

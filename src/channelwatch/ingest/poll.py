@@ -1,0 +1,404 @@
+"""Polling channels: every pollable channel concurrently, each one's pages in order, one run each.
+
+``poll_channels`` is what ``channelwatch poll`` and the daemon call. For each channel it records a
+``running`` run, walks the source's pages through the shared ``HttpClient`` and then stores all it
+saw in one transaction that also closes the run (``ingest.store_observed``), so a crash or a failed
+page stores nothing and a repeat poll changes no count (docs/counting-rules.md, rule 2).
+
+Rules:
+
+* **Incremental**: paging stops at the first page on which no entry is new (not in the store and not
+  seen earlier in this poll); pinned entries never count for that. ``full=True`` walks to
+  ``max_pages`` or the end of the listing.
+* **Layout alarm**: a first page with no entries where the channel's last good poll saw some, or a
+  source's ``LayoutError`` (dates that no longer parse, entries without links), fails the run with
+  "页面结构可能已变化".
+* **Failures** never raise out of ``poll_channels``: each becomes a failed run with its Chinese reason
+  and a ``PollResult`` with ``status == "failed"``. Messages pass ``http.redact`` (no secret).
+* **Concurrency**: channels run concurrently on one event loop, at most ``concurrency`` at a time;
+  the HTTP layer also limits requests per host and keeps each channel's ``min_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, func, select
+
+from channelwatch import store
+from channelwatch.errors import ChannelwatchError, LayoutError, UserError
+from channelwatch.ingest.runs import _finish_run, record_of, store_observed
+from channelwatch.store import Store
+from channelwatch.store.models import Publication, Run
+
+if TYPE_CHECKING:
+    from channelwatch.instance.config import ChannelConfig
+    from channelwatch.sources.base import Observed, Page, PollSource
+    from channelwatch.sources.http import ConditionalCache, HttpClient, HttpSettings
+
+__all__ = ["DEFAULT_CONCURRENCY", "PollResult", "poll_channels", "poll_channels_async", "pollable_channels"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 100
+LAYOUT_CHANGED = "页面结构可能已变化"
+_LOOKUP_CHUNK = 500
+
+# Conditional-request caches live as long as the process (the daemon polls many times), one per database.
+_CACHES: dict[str, ConditionalCache] = {}
+
+
+@dataclass
+class PollResult:
+    channel: str  # channel id
+    run_id: int
+    status: str  # "ok" | "failed"
+    pages: int
+    seen: int
+    new: int
+    message: str | None  # Chinese reason when failed (or a warning when ok)
+    seconds: float = 0.0
+
+
+def pollable_channels(opened: Store, channel_keys: list[str] | None = None) -> list[ChannelConfig]:
+    """The named channels (each must have a ``[channels.poll]`` table), else every pollable one."""
+    instance = opened.instance
+    if not channel_keys:
+        return [c for c in instance.config.channels if c.poll is not None]
+    chosen = []
+    for key in dict.fromkeys(channel_keys):
+        channel = instance.channel(key)
+        if channel.poll is None:
+            raise UserError(
+                f"渠道「{key}」没有配置抓取方式（{instance.config_path} 中该渠道的 [channels.poll]），只能导入导出文件"
+            )
+        chosen.append(channel)
+    return chosen
+
+
+def poll_channels(
+    opened: Store,
+    channel_keys: list[str] | None = None,
+    *,
+    full: bool = False,
+    job_id: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    settings: HttpSettings | None = None,
+) -> list[PollResult]:
+    """Poll the named (default: every pollable) channels concurrently; never raises for a channel's failure."""
+    channels = pollable_channels(opened, channel_keys)
+    if not channels:
+        return []
+
+    def run() -> list[PollResult]:
+        # The event loop (HTTP, parsing) and the store thread share the GIL, and SQLite releases it on
+        # every row it writes: with the default 5 ms switch interval the store thread waits up to
+        # 5 ms to get it back each time. 1 ms cuts a 1,000-channel poll by a fifth (bench_poll.py).
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, 0.001))
+        try:
+            return asyncio.run(
+                poll_channels_async(
+                    opened, channels, full=full, job_id=job_id, concurrency=concurrency, settings=settings
+                )
+            )
+        finally:
+            sys.setswitchinterval(previous)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    # Called from inside an event loop (a caller's async code): poll on a loop of our own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+class _Database:
+    """Runs a poll's store work on one thread of its own, and commits writes in groups.
+
+    SQLite lets one writer in at a time, and a writer that finds the lock taken sleeps in SQLite's busy
+    handler (1, 2, 5, … 100 ms): threads writing runs at once spend the poll asleep (measured: 20× the
+    ideal in scripts/bench_poll.py). So one thread does all store work, and the writes that queue up
+    while it is busy (runs starting, channels' results) go in one transaction, each channel's work in
+    a savepoint of its own: a channel's result is still stored whole or not at all.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelwatch-db")
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: function(*args, **kwargs))
+
+    async def write(self, work: Callable[[Connection], Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((work, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await loop.run_in_executor(self.executor, self._write_batch, [w for w, _ in batch])
+            except BaseException as exc:  # the commit itself failed: every write of the group failed
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(value) if ok else future.set_exception(value)
+
+    def _write_batch(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with store.write(self.engine) as conn:
+            for work in works:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append((True, work(conn)))
+                except Exception as exc:
+                    outcomes.append((False, exc))
+        return outcomes
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+
+async def poll_channels_async(
+    opened: Store,
+    channels: list[ChannelConfig],
+    *,
+    full: bool = False,
+    job_id: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    settings: HttpSettings | None = None,
+    client: HttpClient | None = None,
+) -> list[PollResult]:
+    from channelwatch.sources.http import ConditionalCache, HttpClient
+
+    limit = asyncio.Semaphore(max(1, concurrency))
+    database = _Database(opened.engine)
+    positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
+    try:
+        # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
+        # a read per channel would queue a thousand small transactions on the store thread.
+        last_good = await database.call(_last_good_seen, opened.engine, [opened.channel_id(c.id) for c in channels])
+
+        def one(channel: ChannelConfig, http: HttpClient) -> Any:
+            where = _where(opened, channel.id, positions)
+            seen = last_good.get(opened.channel_id(channel.id), 0)
+            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where)
+
+        if client is not None:
+            return list(await asyncio.gather(*(one(c, client) for c in channels)))
+        cache = _CACHES.setdefault(opened.instance.database_url, ConditionalCache())
+        async with HttpClient(settings, cache=cache) as own:
+            return list(await asyncio.gather(*(one(c, own) for c in channels)))
+    finally:
+        database.close()
+
+
+def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> str:
+    index = (positions or {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)})[key]
+    return f"{opened.instance.config_path} 的 channels[{index}](id={key}).poll"
+
+
+async def _poll_one(
+    opened: Store,
+    channel: ChannelConfig,
+    client: HttpClient,
+    database: _Database,
+    limit: asyncio.Semaphore,
+    full: bool,
+    job_id: str | None,
+    last_good: int,
+    where: str,
+) -> PollResult:
+    from channelwatch.sources.base import PollContext, poll_source_class
+    from channelwatch.sources.http import redact
+
+    assert channel.poll is not None
+    engine = opened.engine
+    zone = opened.instance.timezone
+    channel_id = opened.channel_id(channel.id)
+    cls = poll_source_class(channel.poll["type"])
+    options = cls.Options.model_validate(channel.poll)  # validated at load; this cannot fail
+
+    async def known(observed: list[Observed]) -> dict[int, datetime]:
+        keys = {index: _identity(o, zone, channel.kind) for index, o in enumerate(observed)}
+        stored = await database.call(_lookup, engine, channel_id, [k for k in keys.values() if k])
+        return {index: stored[key] for index, key in keys.items() if key in stored}
+
+    context = PollContext(channel=channel.id, zone=zone, client=client, full=full, known=known)
+    context.where = where
+    source: PollSource = cls(options, context)
+    async with limit:
+        started = time.monotonic()
+        run_id = await database.write(
+            partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id)
+        )
+        pages = 0
+        collected: list[Observed] = []
+        try:
+            seen_identities: set[str] = set()
+            listing = source.pages()
+            try:
+                async for page in listing:
+                    pages += 1
+                    if page.count == 0:
+                        # An empty answer past the last page only ends the listing: not a page read.
+                        pages = max(1, pages - 1)
+                        if pages == 1 and not collected and last_good:
+                            raise LayoutError(
+                                f"{LAYOUT_CHANGED}：{page.url} 没有找到任何条目，而上次成功抓取时找到 {last_good} 条；"
+                                "本次未保存任何数据，请检查网页或配置中的选择器"
+                            )
+                        break
+                    collected.extend(page.pinned)
+                    collected.extend(page.entries)
+                    if page.last or full:
+                        continue  # no further page to decide about: spare the store a lookup
+                    if not await _has_new(page, database, engine, channel_id, zone, channel.kind, seen_identities):
+                        break  # incremental: everything further down is older and already stored
+            finally:
+                await listing.aclose()  # type: ignore[attr-defined]
+            warning = None
+            if not collected and not last_good:
+                warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
+            counts = await database.write(
+                partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning)
+            )
+            seconds = time.monotonic() - started
+            log.info(
+                "poll %s: pages=%d seen=%d new=%d in %.2fs", channel.id, pages, len(collected), counts.new, seconds
+            )
+            return PollResult(channel.id, run_id, "ok", pages, len(collected), counts.new, warning, seconds)
+        except ChannelwatchError as exc:
+            message = redact(str(exc))
+        except Exception as exc:  # a bug or an unforeseen answer must not stop the other channels
+            log.exception("poll %s failed unexpectedly", channel.id)
+            message = redact(f"抓取时发生意外错误：{type(exc).__name__}: {exc}")[:2000]
+        await database.write(
+            partial(
+                _finish_run,
+                run_id=run_id,
+                status="failed",
+                message=message,
+                rows_read=len(collected),
+                pages_fetched=pages,
+            )
+        )
+        seconds = time.monotonic() - started
+        log.warning("poll %s failed: %s", channel.id, message)
+        return PollResult(channel.id, run_id, "failed", pages, len(collected), 0, message, seconds)
+
+
+def _identity(observed: Observed, zone: str, kind: str) -> str | None:
+    try:
+        return record_of(observed, zone, kind).identity
+    except ValueError:
+        return None
+
+
+async def _has_new(
+    page: Page, database: _Database, engine: Engine, channel_id: int, zone: str, kind: str, seen: set[str]
+) -> bool:
+    """Whether any (non-pinned) entry of the page is neither stored nor seen earlier in this poll."""
+    identities: list[str] = []
+    for observed in [*page.entries, *page.pinned]:
+        identity = _identity(observed, zone, kind)
+        if identity is None:
+            raise LayoutError(f"{LAYOUT_CHANGED}：{observed.origin} 既没有 id、链接也没有标题")
+        identities.append(identity)
+    ordered = identities[: len(page.entries)]
+    candidates = [i for i in ordered if i not in seen]
+    seen.update(identities)
+    if not candidates:
+        return False
+    stored = await database.call(_lookup, engine, channel_id, candidates)
+    return any(i not in stored for i in candidates)
+
+
+def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str, datetime]:
+    """Stored publication time (UTC) of each of ``identities`` the channel already holds."""
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    found: dict[str, datetime] = {}
+    unique = list(dict.fromkeys(identities))
+    with store.read(engine) as conn:
+        for start in range(0, len(unique), _LOOKUP_CHUNK):
+            chunk = unique[start : start + _LOOKUP_CHUNK]
+            query = select(pub.c.identity, pub.c.published_at).where(
+                pub.c.channel_id == channel_id, pub.c.identity.in_(chunk)
+            )
+            for identity, published in conn.execute(query):
+                found[identity] = store.as_utc(published)
+    return found
+
+
+def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, int]:
+    """Items seen by each channel's last successful poll (channels that never had one are absent)."""
+    run = Run.__table__  # type: ignore[attr-defined]
+    last_runs = (
+        select(func.max(run.c.id))
+        .where(run.c.channel_id.in_(channel_ids), run.c.kind == "poll", run.c.status == "ok")
+        .group_by(run.c.channel_id)
+    )
+    with store.read(engine) as conn:
+        rows = conn.execute(select(run.c.channel_id, run.c.rows_read).where(run.c.id.in_(last_runs)))
+        return {int(channel_id): int(seen or 0) for channel_id, seen in rows}
+
+
+def _insert_run(conn: Connection, *, channel_id: int, source: str, job_id: str | None) -> int:
+    """A ``running`` poll run, as ``ingest.start_run`` records one, inside the caller's transaction."""
+    result = conn.execute(
+        Run.__table__.insert().values(  # type: ignore[attr-defined]
+            channel_id=channel_id,
+            kind="poll",
+            source=source[:250],
+            job_id=job_id,
+            started_at=store.utc_now(),
+            status="running",
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _store_run(
+    channel_id: int,
+    run_id: int,
+    observed: list[Observed],
+    zone: str,
+    kind: str,
+    pages: int,
+    message: str | None,
+    conn: Connection,
+) -> Any:
+    """Store what the poll saw and close its run (inside the group's transaction, in a savepoint)."""
+    counts = store_observed(conn, channel_id, observed, zone=zone, kind=kind, run_id=run_id)
+    _finish_run(
+        conn,
+        run_id,
+        "ok",
+        message,
+        rows_read=len(observed),
+        rows_new=counts.new,
+        rows_known=counts.known,
+        pages_fetched=pages,
+    )
+    return counts

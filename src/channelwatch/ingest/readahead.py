@@ -1,0 +1,149 @@
+"""Parsing a large export in a second process while this one writes it to the store.
+
+An import spends about half its time parsing (decoding, CSV, dates, identity keys) and half in the
+database's B-trees, and SQLite admits one writer. A child process that reads and parses while the
+parent writes puts both halves on their own core. Only the parent touches the database; the child
+sends batches of ready rows, and the invalid rows, as pickles on its standard output. Whatever
+happens in the child ends the parent's import with an error, so its transaction is rolled back and
+nothing is stored.
+
+The child is a plain ``python -m channelwatch.readahead`` process rather than a multiprocessing
+one: it neither forks a process that may hold locks on scheduler threads (the daemon), nor
+re-imports the parent's ``__main__`` the way ``spawn`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from channelwatch.errors import ChannelwatchError, InputError
+from channelwatch.sources.base import Observed
+from channelwatch.sources.rows import Row
+
+__all__ = ["READAHEAD_MIN_BYTES", "parsed_in_child"]
+
+# Below this size the child's start-up (about 0.2 s to import the parser) costs more than it saves.
+READAHEAD_MIN_BYTES = 4 << 20
+_BATCH = 4096
+
+
+class ReaderFailed(ChannelwatchError):
+    """The reading process died or sent something unexpected; the import is rolled back."""
+
+
+def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
+    from channelwatch.ingest.runs import record_of
+    from channelwatch.sources.files import open_export
+
+    def send(message: tuple[Any, ...]) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    zone, kind, sqlite = spec["zone"], spec["kind"], spec["sqlite"]
+    now = datetime.fromisoformat(spec["now"]) if spec["now"] else None
+    try:
+        export = open_export(
+            Path(spec["path"]), zone=zone, kind=kind, format=spec["format"], encoding=spec["encoding"], now=now
+        )
+        records: list[tuple[Any, ...]] = []
+        rejected: list[Row] = []
+        read = 0
+        for entry in export.rows():
+            read += 1
+            if entry.__class__ is Observed:
+                record = record_of(entry, zone, kind)
+                # Ready for the driver as it is: the parent then does nothing per row but bind it.
+                if sqlite:
+                    # record_of's time is UTC already: format it without another conversion.
+                    records.append((*record[:7], record[7].isoformat(" ", "microseconds")[:26], *record[8:]))
+                else:
+                    records.append(tuple(record))
+            else:
+                rejected.append(entry)  # type: ignore[arg-type]
+            if len(records) >= _BATCH:
+                send(("batch", records, rejected, read, export.position(), export.size))
+                records, rejected = [], []
+        send(("batch", records, rejected, read, export.size, export.size))
+        send(("end", read))
+        export.close()
+    except InputError as exc:
+        send(("error", exc.args[0] if exc.args else str(exc), exc.problems))
+    except BrokenPipeError:
+        pass  # the parent is gone: nothing to report to
+    except BaseException as exc:  # everything must reach the parent as a failed import
+        send(("crash", f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.flush()
+
+
+def parsed_in_child(
+    path: Path,
+    *,
+    zone: str,
+    kind: str,
+    format: str | None,
+    encoding: str | None,
+    now: datetime | None,
+    sqlite: bool,
+    rejected: list[Row],
+    on_read: Callable[[int], None],
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of an export as store-ready tuples, parsed in a child process; invalid rows go to ``rejected``."""
+    spec = {
+        "path": str(path),
+        "zone": zone,
+        "kind": kind,
+        "format": format,
+        "encoding": encoding,
+        "now": now.isoformat() if now else None,
+        "sqlite": sqlite,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelwatch.ingest.readahead", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        while True:
+            try:
+                message = pickle.load(process.stdout)
+            except (EOFError, pickle.UnpicklingError):
+                code = process.wait()
+                raise ReaderFailed(f"读取 {path} 的进程意外结束（退出码 {code}），未导入任何内容") from None
+            tag = message[0]
+            if tag == "batch":
+                _tag, records, bad, read, position, size = message
+                rejected.extend(bad)
+                on_read(read)
+                if progress is not None:
+                    progress(position, size)
+                yield from records
+            elif tag == "end":
+                on_read(message[1])
+                return
+            elif tag == "error":
+                raise InputError(message[1], message[2])
+            else:
+                raise ReaderFailed(f"读取 {path} 时出错：{message[1]}")
+    finally:
+        process.stdout.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+if __name__ == "__main__":
+    # Standard output carries the pickles; anything a library prints goes to standard error.
+    _pipe = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    _child(json.loads(sys.argv[1]), _pipe)

@@ -1,0 +1,112 @@
+"""The one path from a source to the store, shared by ``import``, ``poll`` and every job.
+
+``record_of`` turns each ``Observed`` publication into a ``PublicationRecord`` (identity key, UTC time,
+office-time date); every import and poll is recorded as a ``Run`` in its own transaction before the
+work starts, so that a crash leaves a visible ``running`` run and never a half-stored file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from channelwatch import store
+from channelwatch.dates import to_office
+from channelwatch.identity import identity_key, title_key, wechat_push_id, wechat_push_key
+from channelwatch.sources.base import Observed
+from channelwatch.store.models import Run
+
+log = logging.getLogger(__name__)
+
+
+def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationRecord:
+    """Apply the counting rules (docs/counting-rules.md) to one observed publication."""
+    local = to_office(observed.published_at, zone)
+    push_id = observed.push_id
+    platform_id, url, title = observed.platform_id, observed.url, observed.title
+    if kind == "wechat" and url:
+        # The URL's mid names the push in every export, the API's article_id only in API answers:
+        # deriving pushes from the URL keeps the push count right across overlapping sources.
+        push_id = wechat_push_key(url) or push_id
+    elif kind == "wechat" and platform_id and not push_id:
+        push_id = wechat_push_id(platform_id)  # an export's 消息ID names the push
+    if platform_id and kind != "wechat":
+        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
+    else:
+        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=local.date(), kind=kind)
+    # tuple.__new__ skips the named tuple's Python-level constructor: this runs once per imported row.
+    return tuple.__new__(
+        store.PublicationRecord,
+        (
+            identity,
+            platform_id,
+            title,
+            url,
+            observed.column_name,
+            push_id,
+            observed.is_repost,
+            local.astimezone(UTC),
+            local.year,
+            local.month,
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
+            title_key(title) if title else None,
+        ),
+    )
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+def start_run(
+    engine: Engine,
+    channel_id: int,
+    kind: str,
+    source: str,
+    *,
+    sha256: str | None = None,
+    job_id: str | None = None,
+) -> int:
+    with store.write(engine) as conn:
+        result = conn.execute(
+            Run.__table__.insert().values(  # type: ignore[attr-defined]
+                channel_id=channel_id,
+                kind=kind,
+                source=source,
+                sha256=sha256,
+                job_id=job_id,
+                started_at=store.utc_now(),
+                status="running",
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def finish_run(engine: Engine, run_id: int, status: str, message: str | None = None, **counts: Any) -> None:
+    with store.write(engine) as conn:
+        _finish_run(conn, run_id, status, message, **counts)
+
+
+def _finish_run(conn: Connection, run_id: int, status: str, message: str | None, **counts: Any) -> None:
+    table = Run.__table__  # type: ignore[attr-defined]
+    conn.execute(
+        table.update()
+        .where(table.c.id == run_id)
+        .values(status=status, message=message, finished_at=store.utc_now(), **counts)
+    )
+
+
+def store_observed(
+    conn: Connection,
+    channel_id: int,
+    observed: Iterable[Observed],
+    *,
+    zone: str,
+    kind: str,
+    run_id: int | None,
+) -> store.UpsertCounts:
+    """Store publications a poll observed, inside the caller's transaction."""
+    return store.upsert_publications(conn, channel_id, (record_of(o, zone, kind) for o in observed), run_id=run_id)

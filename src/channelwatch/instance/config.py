@@ -1,0 +1,171 @@
+"""Finding and validating the instance: ``config/channelwatch.toml``, ``jobs/*.toml``, ``templates/``.
+
+The instance folder is ``--instance DIR``, else ``$CHANNELWATCH_INSTANCE``, else the current
+directory (docs/configuration.md). Every problem becomes one ``ConfigError`` that names the file and the key.
+Secrets are never read into the config: it only holds the *names* of environment variables, and
+``secret()`` reads them when needed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from channelwatch.delivery.settings import DeliveryConfig
+from channelwatch.errors import ChannelNotFound, ConfigError
+from channelwatch.validation import format_validation_error, load_toml
+
+__all__ = [
+    "ChannelConfig",
+    "Config",
+    "Instance",
+    "find_instance",
+    "load_instance",
+]
+
+CONFIG_FILE = Path("config") / "channelwatch.toml"
+CHANNEL_KINDS = ("website", "weibo", "wechat", "other")
+KIND_LABELS = {"website": "政府网站", "weibo": "微博", "wechat": "微信公众号", "other": "其他"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OfficeConfig(_Strict):
+    name: str = Field(min_length=1)
+    short_name: str = "我单位"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"未知的时区「{value}」（例如 Asia/Shanghai）") from None
+        return value
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///data/channelwatch.db"
+
+
+class ChannelConfig(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["website", "weibo", "wechat", "other"]
+    name: str = Field(min_length=1)
+    poll: dict[str, Any] | None = None
+
+
+class FreshnessConfig(_Strict):
+    warn_days: int = Field(default=10, ge=1)
+    limit_days: int = Field(default=14, ge=1)
+
+
+class Config(_Strict):
+    office: OfficeConfig
+    database: DatabaseConfig = DatabaseConfig()
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    freshness: FreshnessConfig = FreshnessConfig()
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_ids(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+        seen: set[str] = set()
+        for channel in channels:
+            if channel.id in seen:
+                raise ValueError(f"渠道 id「{channel.id}」重复")
+            seen.add(channel.id)
+        return channels
+
+
+@dataclass
+class Instance:
+    """A loaded, validated instance folder."""
+
+    root: Path
+    config: Config
+    config_path: Path
+    _channel_index: dict[str, ChannelConfig] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._channel_index = {c.id: c for c in self.config.channels}
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def timezone(self) -> str:
+        return self.config.office.timezone
+
+    @property
+    def database_url(self) -> str:
+        return os.environ.get("CHANNELWATCH_DATABASE_URL") or self.config.database.url
+
+    def path(self, relative: str | Path) -> Path:
+        """A path from the config, relative to the instance folder."""
+        candidate = Path(relative).expanduser()
+        return candidate if candidate.is_absolute() else self.root / candidate
+
+    def channel(self, channel_id: str) -> ChannelConfig:
+        try:
+            return self._channel_index[channel_id]
+        except KeyError:
+            known = "、".join(self._channel_index) or "（无）"
+            raise ChannelNotFound(
+                f"配置中没有渠道「{channel_id}」（{self.config_path}）。已配置的渠道：{known}"
+            ) from None
+
+    def channels(self, ids: list[str] | None = None) -> list[ChannelConfig]:
+        return [self.channel(i) for i in ids] if ids else list(self.config.channels)
+
+
+def find_instance(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    env = os.environ.get("CHANNELWATCH_INSTANCE")
+    return Path(env) if env else Path.cwd()
+
+
+def load_instance(option: Path | None = None) -> Instance:
+    root = find_instance(option).resolve()
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"在 {root} 找不到实例配置 {CONFIG_FILE}。"
+            "请用 --instance 指定实例目录，或设置 CHANNELWATCH_INSTANCE，或运行 channelwatch init DIR 新建实例。"
+        )
+    data = load_toml(path)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, data)) from None
+    _validate_polls(path, config)
+    return Instance(root=root, config=config, config_path=path)
+
+
+def _validate_polls(path: Path, config: Config) -> None:
+    """Each ``[channels.poll]`` table is checked by the source its ``type`` names."""
+    problems: list[str] = []
+    for index, channel in enumerate(config.channels, 1):
+        if channel.poll is None:
+            continue
+        from channelwatch.sources.base import validate_poll_options
+
+        problem = validate_poll_options(channel.poll)
+        if problem:
+            problems.append(f"  channels[{index}](id={channel.id}).poll{problem}")
+    if problems:
+        raise ConfigError("\n".join([f"配置文件 {path} 有误：", *problems]))

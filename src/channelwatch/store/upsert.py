@@ -1,0 +1,137 @@
+"""The dedup-aware bulk upsert of publications."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, func, select
+
+from channelwatch.store.db import utc_now
+from channelwatch.store.models import Channel, Publication
+
+BATCH_SIZE = 2000
+
+
+# --- publications ---------------------------------------------------------------------------------------
+
+
+class PublicationRecord(NamedTuple):
+    """A publication ready to store: identity computed, time in UTC, office-time period resolved.
+
+    The fields are in the order of the upsert's parameters, so that a batch of records goes to the
+    driver's ``executemany`` as it is, with no per-row copying (import speed).
+    """
+
+    identity: str
+    platform_id: str | None
+    title: str | None
+    url: str | None
+    column_name: str | None
+    push_id: str | None
+    is_repost: bool
+    published_at: datetime  # aware, UTC
+    local_year: int
+    local_month: int
+    local_date: str  # the office-time day, ISO 8601
+    title_key: str | None
+
+
+@dataclass
+class UpsertCounts:
+    new: int = 0
+    known: int = 0
+
+
+_COLUMNS = (
+    "identity, platform_id, title, url, column_name, push_id, is_repost, published_at, "
+    "local_year, local_month, local_date, title_key, channel_id, first_seen, last_seen, first_run_id"
+)
+# Seeing an identity again never adds a row: it fills what was missing and moves last_seen
+# (docs/counting-rules.md, rule 2). A repost mark, once seen, stays: exports without a repost column say nothing.
+_ON_CONFLICT = (
+    "ON CONFLICT (channel_id, identity) DO UPDATE SET "
+    "last_seen = excluded.last_seen, "
+    "platform_id = COALESCE(publication.platform_id, excluded.platform_id), "
+    "title = COALESCE(publication.title, excluded.title), "
+    "title_key = COALESCE(publication.title_key, excluded.title_key), "
+    "url = COALESCE(publication.url, excluded.url), "
+    "column_name = COALESCE(publication.column_name, excluded.column_name), "
+    "push_id = COALESCE(publication.push_id, excluded.push_id), "
+    "is_repost = (publication.is_repost OR excluded.is_repost)"
+)
+
+
+# One constant statement per database: the driver prepares it once and keeps it in its statement
+# cache. (Inlining a batch's channel, run and time made every poll of every channel a new statement
+# to prepare, which cost more than storing its rows; scripts/bench_poll.py.)
+_SQLITE_UPSERT = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 16)}) {_ON_CONFLICT}"
+_PG_UPSERT = (
+    f"INSERT INTO publication ({_COLUMNS}) VALUES ("
+    + ", ".join(["%s"] * 10 + ["CAST(%s AS date)"] + ["%s"] * 5)
+    + f") {_ON_CONFLICT}"
+)
+
+
+def sqlite_time(moment: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive, always microseconds).
+    return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+
+
+# Raw executemany hands datetimes to the sqlite3 module itself; store them exactly as SQLAlchemy
+# does (its own DateTime binds are strings already, so they never reach this adapter).
+sqlite3.register_adapter(datetime, sqlite_time)
+
+
+def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def upsert_publications(
+    conn: Connection,
+    channel_id: int,
+    records: Iterable[PublicationRecord | tuple[Any, ...]],
+    *,
+    run_id: int | None,
+    seen_at: datetime | None = None,
+) -> UpsertCounts:
+    """Store ``records`` (streamed, in batches) inside the caller's transaction; count new vs known.
+
+    ``new`` is measured, not guessed: on SQLite, rowids of new rows are allocated as max + 1 inside
+    our exclusive write transaction, so the growth of max(id) is the number of inserted rows; on
+    PostgreSQL the channel's row is locked and its publications counted before and after.
+    """
+    seen = seen_at or utc_now()
+    dialect = conn.dialect.name
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    if dialect == "sqlite":
+        before = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
+    else:
+        channel = Channel.__table__  # type: ignore[attr-defined]
+        conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
+        before = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
+
+    sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
+    seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
+    tail = (channel_id, seen_value, seen_value, run_id)
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    total = 0
+    try:
+        for batch in _batches(records, BATCH_SIZE):
+            total += len(batch)
+            cursor.executemany(sql, [(*record, *tail) for record in batch])
+    finally:
+        cursor.close()
+
+    if dialect == "sqlite":
+        after = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
+    else:
+        after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
+    new = int(after) - int(before)
+    return UpsertCounts(new=new, known=total - new)

@@ -1,0 +1,92 @@
+"""Reading TOML files and turning validation errors into one Chinese message naming file and key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from channelwatch.errors import ConfigError
+
+_PYDANTIC_REASONS = {
+    "extra_forbidden": "未知的配置项",
+    "missing": "缺少必填项",
+    "literal_error": "取值无效",
+    "string_pattern_mismatch": "只能包含字母、数字、下划线和连字符",
+    "string_too_short": "不能为空",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "string_type": "应为字符串",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "list_type": "应为列表",
+    "dict_type": "应为表（[section]）",
+    "model_type": "应为表（[section]）",
+    "greater_than_equal": "数值过小",
+    "greater_than": "数值过小",
+    "less_than_equal": "数值过大",
+    "enum": "取值无效",
+    "url_parsing": "不是有效的网址",
+    "too_short": "不能为空",
+    "string_too_long": "太长",
+    "less_than": "数值过大",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+}
+
+
+def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """``('channels', 1, 'kind')`` → ``channels[2].kind``, with the channel's id where known."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item + 1}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                ident = node[item].get("id")
+                if ident:
+                    label = f"[{item + 1}](id={ident})"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def describe_problem(detail: Any) -> str:
+    """One pydantic error as the Chinese reason and the offending value: ``reason（值：'x'）``."""
+    kind = detail["type"]
+    reason = _PYDANTIC_REASONS.get(kind)
+    if kind in {"value_error", "assertion_error"}:
+        reason = str(detail.get("ctx", {}).get("error", detail["msg"]))
+    elif kind == "literal_error":
+        expected = str(detail.get("ctx", {}).get("expected", ""))
+        choices = [c.strip().strip("'\"") for c in expected.replace(" or ", ", ").split(",")]
+        reason = f"取值无效，可选：{'、'.join(c for c in choices if c)}"
+    elif reason is None:
+        reason = f"取值无效（{detail['msg']}）"
+    value = detail.get("input")
+    shown = "" if kind == "missing" or isinstance(value, dict | list) else f"（值：{value!r}）"
+    return reason + shown
+
+
+def format_validation_error(path: Path, error: ValidationError, data: Any) -> str:
+    lines = [f"配置文件 {path} 有误："]
+    for detail in error.errors():
+        lines.append(f"  {_key_path(tuple(detail['loc']), data)}：{describe_problem(detail)}")
+    return "\n".join(lines)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"找不到配置文件 {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"配置文件 {path} 不是有效的 TOML：{exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"配置文件 {path} 不是 UTF-8 编码") from None

@@ -1,0 +1,66 @@
+"""Large imports parsed in a child process: same results as in-process, errors roll back, rows rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from channelwatch import store
+from channelwatch.errors import InputError
+from channelwatch.ingest import imports as ingest_imports
+from channelwatch.ingest.imports import import_file
+from channelwatch.instance.config import load_instance
+from channelwatch.stats.figures import Period, summarise
+from channelwatch.store import Store, open_store
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture
+def opened(any_instance_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    # Every CSV/XLSX file goes through the child process, whatever its size.
+    monkeypatch.setattr(ingest_imports, "READAHEAD_MIN_BYTES", 0)
+    result = open_store(load_instance(any_instance_dir))
+    yield result
+    result.dispose()
+
+
+def figures(opened: Store) -> dict[str, tuple[int, int]]:
+    with store.read(opened.engine) as conn:
+        summary = summarise(conn, opened.office_id, Period(2020))
+    return {c.key: (c.total, c.reposts) for c in summary.channels} | {"unique": (summary.unique_items, 0)}
+
+
+def test_samples_through_the_child_give_the_report_figures(opened: Store) -> None:
+    results = [
+        import_file(opened, folder.name, path)
+        for folder in sorted(SAMPLES.iterdir())
+        for path in sorted(folder.iterdir())
+    ]
+    assert [r.rows_read for r in results] == [9, 20, 36, 707, 624]  # website, wechat (json, xlsx), weibo
+    assert figures(opened) == {"website": (6, 0), "weibo": (1225, 400), "wechat": (48, 12), "unique": (1270, 0)}
+    again = import_file(opened, "weibo", SAMPLES / "weibo" / "微博发布记录_2020年7-12月.xlsx")
+    assert (again.rows_read, again.rows_new, again.rows_known) == (624, 0, 624)
+
+
+def test_invalid_row_rejects_the_whole_file(opened: Store, tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    lines = ["微博ID,微博内容,发布时间"] + [f"{n},第{n}条,2020-05-01 08:00" for n in range(10_000)]
+    lines[7001] = "7000,坏日期,2020-13-45"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        import_file(opened, "weibo", path)
+    assert "第7002行，字段「发布时间」，值「2020-13-45」" in str(caught.value)
+    assert figures(opened)["weibo"] == (0, 0)
+    result = import_file(opened, "weibo", path, skip_invalid=True)
+    assert (result.rows_read, result.rows_new, result.rows_rejected) == (10_000, 9_999, 1)
+    assert (tmp_path / "big.rejected.csv").read_text(encoding="utf-8-sig").splitlines()[1].startswith("7000,坏日期")
+
+
+def test_undecodable_file_fails_cleanly(opened: Store, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    head = "微博ID,微博内容,发布时间\n" + "".join(f"{n},第{n}条,2020-05-01\n" for n in range(2000))
+    path.write_bytes(head.encode("utf-8") + "2001,坏编码,2020-05-01\n".encode("gbk"))
+    with pytest.raises(InputError, match="无法按 utf-8 编码解码"):
+        import_file(opened, "weibo", path)
+    assert figures(opened)["weibo"] == (0, 0)
