@@ -174,3 +174,10 @@ def test_nothing_cites_a_document_outside_the_repository(folder: str) -> None:
         if outside.search(line)
     ]
     assert hits == []
+
+
+def test_the_readme_links_the_docs() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for page in ("docs/counting-rules.md", "docs/configuration.md", "docs/architecture.md"):
+        assert (REPO / page).is_file(), page
+        assert page in readme, page
