@@ -6,8 +6,14 @@
   entries with ``<a href>`` and ``<span>date</span>``), article pages carrying the ``PubDate`` meta
   tag, and the same articles as RSS 2.0 (``/site/rss.xml``) and Atom (``/site/atom.xml``);
 * Weibo's mobile API: ``/api/container/getIndex`` (profile with ``tabsInfo``, then pages of
-  ``data.cards`` with pinned posts on page 1 and some posts nested in ``card_group``);
-* WeChat's API: ``/cgi-bin/token`` and ``/cgi-bin/freepublish/batchget``.
+  ``data.cards`` with pinned posts on page 1 and some posts nested in ``card_group``), paged by
+  ``page=N`` or, with ``weibo_paging = "since_id"``, by the ``cardlistInfo.since_id`` cursor as the
+  platform does now; post ids encode their post's time as real ids do (``(id >> 22) + 515483463``);
+* WeChat's API: ``/cgi-bin/token`` and ``/cgi-bin/freepublish/batchget`` (``wechat_time_at`` says
+  where an answer carries the times: on the item as documented, only inside ``content`` as real
+  answers do, or only on each ``news_item``);
+* anti-bot answers: the ``antibot521`` fault answers HTTP 521 with a cookie-challenge script, as
+  加速乐-protected government sites do.
 
 The shapes follow the saved responses in ``tests/data/platforms/``. A test sets the data
 (``site_articles``, ``weibo_posts``, ``wechat_pushes`` or the ``add_*`` helpers) and switches faults
@@ -62,6 +68,7 @@ FAULT_MODES = {
     "weibo418": "Weibo HTTP 418 (too fast)",
     "wechat42001": "WeChat batchget errcode 42001 (token expired)",
     "wechat-errcode": "WeChat errcode `errcode` (45009, 45011, 48001, …)",
+    "antibot521": "HTTP 521 with a JavaScript cookie challenge (加速乐 and similar anti-bot pages)",
 }
 _TARGET_PREFIX = {"site": "/site/", "rss": "/site/rss", "weibo": "/api/", "wechat": "/cgi-bin/"}
 
@@ -86,6 +93,11 @@ class WeiboPost:
     created_at: str  # as the API shows it: "Sat Nov 28 10:00:00 +0800 2020", "3小时前", …
     repost: bool = False
     pinned: bool = False
+
+
+def weibo_id_for(moment: datetime, sequence: int = 0) -> str:
+    """A Weibo id as the platform issues them: the post's time in the bits above the 22nd."""
+    return str(((int(moment.timestamp()) - 515483463) << 22) + sequence % (1 << 22))
 
 
 @dataclass
@@ -154,6 +166,10 @@ class FakePlatforms:
     weibo_uid: str = WEIBO_UID
     weibo_cookie: str | None = WEIBO_COOKIE  # None: no cookie required
     weibo_tabs: bool = True  # False: the profile answer has no tabsInfo (clients fall back to 107603{uid})
+    weibo_paging: str = "page"  # "page": page=N; "since_id": cardlistInfo.since_id cursors, no page numbers
+    weibo_profile_error: str | None = None  # the profile answers {"ok": 0, "msg": this}
+    wechat_time_at: str = "item"  # item | content | news_item | none: where batchget answers carry times
+    wechat_edit_delay: int = 0  # seconds between an article's publication (create_time) and its update_time
     wechat_appid: str = WECHAT_APPID
     wechat_secret: str = WECHAT_SECRET
     wechat_expires_in: int = 7200
@@ -239,14 +255,15 @@ class FakePlatforms:
     ) -> list[WeiboPost]:
         """``count`` posts an hour apart; the first ``reposts`` are reposts, the first ``pinned`` pinned."""
         base = start or datetime(2020, 11, 1, 8, 0, tzinfo=OFFICE_TZ)
-        first = 4577000000000000 + len(self.weibo_posts) + 1
         added = []
         for i in range(count):
             moment = base + timedelta(hours=i + len(self.weibo_posts))
+            number = len(self.weibo_posts) + i + 1
+            post_id = weibo_id_for(moment, number)
             added.append(
                 WeiboPost(
-                    id=str(first + i),
-                    text=f"王洼产业园区动态 {first + i}",
+                    id=post_id,
+                    text=f"王洼产业园区动态 {number}",
                     created_at=moment.strftime("%a %b %d %H:%M:%S +0800 %Y"),
                     repost=i < reposts,
                     pinned=i < pinned,
@@ -426,13 +443,22 @@ class FakePlatforms:
                         },
                     ],
                 }
+            if self.weibo_profile_error is not None:
+                return 200, {"ok": 0, "msg": self.weibo_profile_error}
             return 200, {"ok": 1, "data": data}
         if containerid != "107603" + self.weibo_uid:
             return 200, {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
-        page = int(query.get("page") or 1)
         pinned = [p for p in self.weibo_posts if p.pinned]
         ordered = [p for p in self.weibo_posts if not p.pinned][::-1]  # newest first
-        chunk = ordered[(page - 1) * self.weibo_page_size : page * self.weibo_page_size]
+        since_id = query.get("since_id")
+        if self.weibo_paging == "since_id":
+            # The cursor names the first post of the page; a page number is ignored, as the platform does.
+            start = next((i for i, p in enumerate(ordered) if p.id == since_id), len(ordered)) if since_id else 0
+            page = 2 if since_id else 1  # only "first page or not" matters: pinned posts top the first
+        else:
+            page = int(query.get("page") or 1)
+            start = (page - 1) * self.weibo_page_size
+        chunk = ordered[start : start + self.weibo_page_size]
         shown = (pinned if page == 1 else []) + chunk
         if not chunk:
             return 200, {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
@@ -442,10 +468,14 @@ class FakePlatforms:
             # Every fourth post nested in a card_group, as the real lists sometimes do.
             cards.append({"card_type": 11, "card_group": [card]} if index % 4 == 3 else card)
         cards.append({"card_type": 58, "desc": "以下为较早的微博"})
-        return 200, {
-            "ok": 1,
-            "data": {"cardlistInfo": {"containerid": containerid, "total": len(ordered), "page": page}, "cards": cards},
-        }
+        info: dict[str, Any] = {"containerid": containerid, "v_p": 42, "show_style": 1, "total": len(ordered)}
+        if self.weibo_paging == "since_id":
+            following = ordered[start + self.weibo_page_size : start + self.weibo_page_size + 1]
+            if following:
+                info["since_id"] = int(following[0].id)
+        else:
+            info["page"] = page
+        return 200, {"ok": 1, "data": {"cardlistInfo": info, "cards": cards}}
 
     def _wechat_token(self, query: dict[str, str]) -> dict[str, Any]:
         if query.get("grant_type") != "client_credential":
@@ -483,19 +513,23 @@ class FakePlatforms:
         return {
             "total_count": len(ordered),
             "item_count": len(chunk),
-            "item": [
-                {
-                    "article_id": p.article_id,
-                    "content": {
-                        "news_item": p.news_items(),
-                        "create_time": p.update_time,
-                        "update_time": p.update_time,
-                    },
-                    "update_time": p.update_time,
-                }
-                for p in chunk
-            ],
+            "item": [self._wechat_item(p) for p in chunk],
         }
+
+    def _wechat_item(self, push: WechatPush) -> dict[str, Any]:
+        """One batchget item; ``push.update_time`` is its publication, updates come ``wechat_edit_delay`` later."""
+        published, updated = push.update_time, push.update_time + self.wechat_edit_delay
+        news = push.news_items()
+        item: dict[str, Any] = {"article_id": push.article_id, "content": {"news_item": news}}
+        if self.wechat_time_at == "item":
+            item["content"].update(create_time=published, update_time=updated)
+            item["update_time"] = updated
+        elif self.wechat_time_at == "content":  # what real answers carry
+            item["content"].update(create_time=published, update_time=updated)
+        elif self.wechat_time_at == "news_item":
+            for article in news:
+                article.update(create_time=published, update_time=updated)
+        return item
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -522,7 +556,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, parts.path, query, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
         )
         owner.requests.append(record)
-        fault = owner._take_fault(path_query, {"timeout", "500", "429", "weibo432", "weibo-100", "weibo418"})
+        fault = owner._take_fault(
+            path_query, {"timeout", "500", "429", "weibo432", "weibo-100", "weibo418", "antibot521"}
+        )
         if fault is not None:
             if fault.mode == "timeout":
                 owner._stopping.wait(fault.delay)
@@ -541,6 +577,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(record, 432, b"", "text/html")
             elif fault.mode == "weibo418":
                 return self._send(record, 418, b"", "text/html")
+            elif fault.mode == "antibot521":
+                challenge = (
+                    b"<html><script>document.cookie=('_'+'_jsl_clearance_s=')+(1+1)+'|-1|'+"
+                    b"(function(){return 'fake'})()+';max-age=3600;path=/';"
+                    b"location.href=location.pathname+location.search</script></html>"
+                )
+                return self._send(record, 521, challenge, "text/html", {"Set-Cookie": "__jsluid_s=0fake; path=/"})
             elif fault.mode == "weibo-100":
                 return self._json(record, 200, {"ok": -100, "url": "https://passport.weibo.cn/signin/welcome"})
         if parts.path.startswith("/api/container/getIndex"):

@@ -25,6 +25,7 @@ __all__ = [
     "parse_datetime",
     "parse_relative",
     "to_office",
+    "weibo_id_time",
 ]
 
 _EXCEL_EPOCH = datetime(1899, 12, 30)
@@ -188,6 +189,25 @@ def parse_relative(text: str, now: datetime, zone: str) -> datetime:
             moment = moment.replace(year=year - 1)
         return moment
     return parse_datetime(text, zone)
+
+
+# A Weibo post id (``mid``/``id``) is a clock: its bits above the 22nd count seconds since this
+# offset, so ``(mid >> 22) + 515483463`` is the post's Unix time, to the second, for every id the
+# platform has issued since 2012 (checked against the full ``created_at`` of real answers).
+WEIBO_ID_EPOCH = 515483463
+_WEIBO_ID = re.compile(r"^\s*(\d{15,19})\s*$")
+
+
+def weibo_id_time(post_id: object, zone: str) -> datetime | None:
+    """The publication time a Weibo id encodes, in office time; None when it is no such id."""
+    match = _WEIBO_ID.match(str(post_id or ""))
+    if not match:
+        return None
+    seconds = (int(match.group(1)) >> 22) + WEIBO_ID_EPOCH
+    try:
+        return from_timestamp(seconds, zone)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def local_period(moment: datetime, zone: str) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import date
+from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "REPOST_TRUE",
     "canonical_url",
     "identity_key",
+    "is_original_value",
     "is_repost_value",
+    "wechat_push_estimate",
     "normalise_title",
     "title_fingerprint",
     "title_key",
@@ -232,3 +234,41 @@ def is_repost_value(value: object) -> bool | None:
     if text in REPOST_FALSE:
         return False
     return None
+
+
+ORIGINAL_TRUE = {"是", "true", "1", "yes", "y", "原创", "original"}
+ORIGINAL_FALSE = {"否", "false", "0", "no", "n", "转发", "转载", "repost"}
+
+
+def is_original_value(value: object) -> bool | None:
+    """True/False for the values of an inverse repost column (是否原创, 原创), None for anything else.
+
+    Yes-values (是, true, 1, yes) mean original and no-values mean repost; the words 原创, 转发 and
+    转载 keep their own meaning; an empty cell is original, as in a repost column
+    (docs/counting-rules.md).
+    """
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if not text or text in ORIGINAL_TRUE:
+        return True
+    if text in ORIGINAL_FALSE:
+        return False
+    return None
+
+
+def wechat_push_estimate(local: datetime) -> str | None:
+    """A push id for WeChat articles known without one (short ``/s/<code>`` links, RSS feeds).
+
+    The articles of one push (群发/发布) go out at one moment, so articles sharing their publication
+    time to the second are taken to be one push. This is an estimate (docs/counting-rules.md): two
+    pushes in the same second merge, and a bare date (a time of midnight) says nothing about pushes, so
+    such articles stay one push each (None).
+    """
+    if local.hour == 0 and local.minute == 0 and local.second == 0:
+        return None
+    return "t:" + local.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

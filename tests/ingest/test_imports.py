@@ -162,16 +162,21 @@ def test_saved_weibo_page(opened: Store, tmp_path: Path) -> None:
 def test_saved_weibo_page_with_relative_dates(opened: Store, tmp_path: Path) -> None:
     import os
 
+    from tests.fakeplatforms import weibo_id_for
+
     payload = json.loads((DATA / "weibo_getindex_page1.json").read_text(encoding="utf-8"))
-    payload["data"]["cards"][1]["mblog"]["created_at"] = "3小时前"
+    mblog = payload["data"]["cards"][1]["mblog"]
+    mblog["created_at"] = "3小时前"
+    # A real id encodes its post's time: a relative date takes it, however old the saved copy is.
+    mblog["id"] = mblog["mid"] = weibo_id_for(datetime(2020, 11, 28, 12, 0, tzinfo=CST), 7)
     path = tmp_path / "getIndex.json"
     path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-    saved = datetime(2020, 11, 28, 15, 0, tzinfo=CST).timestamp()
-    os.utime(path, (saved, saved))  # relative dates resolve against the time the page was saved
+    copied = datetime(2026, 3, 1, 9, 0, tzinfo=CST).timestamp()
+    os.utime(path, (copied, copied))  # a page saved in 2020 and copied later
     import_file(opened, "weibo", path)
     with store.read(opened.engine) as conn:
         rows = list_publications(conn, opened.channel_id("weibo"), Period(2020, month=11), "Asia/Shanghai")
-    assert [r.published_at for r in rows if r.platform_id == "4556000000000003"] == ["2020-11-28 12:00"]
+    assert [r.published_at for r in rows if r.platform_id == mblog["id"]] == ["2020-11-28 12:00"]
 
 
 def batchget(pushes: list[tuple[str, int, list[tuple[str, str, str]]]]) -> dict[str, object]:

@@ -15,10 +15,13 @@ FIELD_HEADERS: dict[str, tuple[str, ...]] = {
         "群发时间",
         "发文时间",
         "创建时间",
+        "完整日期",
         "时间",
         "日期",
     ),
     "repost": ("is_repost", "repost", "是否转发", "是否转载", "类型", "原创/转发"),
+    # The inverse of a repost column: yes means original. weibo-crawler writes 是否原创 (True/False).
+    "original": ("is_original", "original", "是否原创", "原创"),
     "column": ("column", "栏目", "所属栏目"),
 }
 FIELD_LABELS = {
@@ -27,6 +30,7 @@ FIELD_LABELS = {
     "url": "链接",
     "published_at": "发布时间",
     "repost": "是否转发",
+    "original": "是否原创",
     "column": "栏目",
 }
 
@@ -41,6 +45,9 @@ _LOOKUP = {normalise_header(h): name for name, headers in FIELD_HEADERS.items() 
 def match_headers(headers: list[object]) -> dict[str, int]:
     """Field name → column index. The first column that matches a field wins.
 
+    ``original`` is only reported when no ``repost`` column exists: a direct repost column is read
+    as it is, an inverse one (是否原创, 原创) only in its absence.
+
     Earlier names in a field's list are preferred when an export has several: ``标题`` beats
     ``内容`` for the title, ``发布时间`` beats ``日期``.
     """
@@ -53,4 +60,7 @@ def match_headers(headers: list[object]) -> dict[str, int]:
         rank = [normalise_header(h) for h in FIELD_HEADERS[name]].index(key)
         if name not in best or rank < best[name][0]:
             best[name] = (rank, index)
-    return {name: index for name, (_rank, index) in best.items()}
+    found = {name: index for name, (_rank, index) in best.items()}
+    if "repost" in found:
+        found.pop("original", None)
+    return found

@@ -25,7 +25,7 @@ from typing import Any
 
 from channelwatch.dates import DateParseError, parse_datetime
 from channelwatch.errors import InputError, RowProblem
-from channelwatch.identity import is_repost_value
+from channelwatch.identity import is_original_value, is_repost_value
 from channelwatch.sources.base import Observed
 from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers
 from channelwatch.sources.rows import Entry, Row
@@ -48,6 +48,7 @@ class ExportFile:
     position: Callable[[], int] = field(default=lambda: 0)
     size: int = 0
     close: Callable[[], None] = field(default=lambda: None)
+    warning: str | None = None  # said to the user and kept on the run, the import still succeeds
 
 
 # --- encodings -----------------------------------------------------------------------------------
@@ -113,6 +114,12 @@ class _RowConverter:
         self._url = c.get("url")
         self._date = c["published_at"]
         self._repost = c.get("repost")
+        # An inverse column (是否原创) is read through a marker function of its own, so the hot path
+        # below stays one call per row either way.
+        self._marker: Callable[[object], bool | None] = is_repost_value
+        if self._repost is None and "original" in c:
+            self._repost = c["original"]
+            self._marker = _repost_from_original
         self._column = c.get("column")
         # Column indices for convert_text; a missing column gets one past any row's width.
         absent = sys.maxsize
@@ -132,7 +139,7 @@ class _RowConverter:
         raw_date = cells[date_i].strip() if date_i < width else ""
         title = cells[title_i].strip() if title_i < width else ""
         url = cells[url_i].strip() if url_i < width else ""
-        repost = is_repost_value(cells[repost_i].strip()) if repost_i < width else False
+        repost = self._marker(cells[repost_i].strip()) if repost_i < width else False
         if raw_date and (title or url) and repost is not None:
             try:
                 published = parse_datetime(raw_date, self.zone)
@@ -170,14 +177,16 @@ class _RowConverter:
             problems = (problems or []) + [RowProblem(line, label, "", "标题和链接都为空")]
         if self._repost is not None:
             raw_repost = _cell(cells, self._repost, width)
-            marked = is_repost_value(raw_repost)
+            marked = self._marker(raw_repost)
             if marked is None:
+                accepted = (
+                    "是、true、1（原创）或 否、false、0、转发（转发）"
+                    if self._marker is _repost_from_original
+                    else "转发、转载、是、原创、否、true、false、1、0"
+                )
                 problems = (problems or []) + [
                     RowProblem(
-                        line,
-                        self._label(self._repost),
-                        str(raw_repost),
-                        "无法识别的转发标记（可用：转发、转载、是、原创、否、true、false、1、0）",
+                        line, self._label(self._repost), str(raw_repost), f"无法识别的转发标记（可用：{accepted}）"
                     )
                 ]
             else:
@@ -196,6 +205,12 @@ class _RowConverter:
             column_name=None if column is None else _as_text(column),
             origin=origin,
         )
+
+
+def _repost_from_original(value: object) -> bool | None:
+    """A repost marker read from an inverse column (是否原创: True means original)."""
+    original = is_original_value(value)
+    return None if original is None else not original
 
 
 def _cell(cells: list[Any], index: int | None, width: int) -> Any:
@@ -340,8 +355,19 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
 
     from channelwatch.sources import wechat, weibo
 
-    if weibo.is_getindex_payload(payload):
-        return _from_observed(path, "weibo-json", weibo.rows_from_getindex(payload, zone, now, path.name))
+    if weibo.is_weibo_answer(payload):
+        status, message = weibo.answer_message(payload)
+        if status == "error":
+            raise InputError(
+                f"{path}：这是微博接口的错误回答（ok = {payload.get('ok')}，消息「{message}」），"
+                "不是一页微博，未导入；请重新保存该页"
+            )
+        export = _from_observed(path, "weibo-json", weibo.rows_from_getindex(payload, zone, now, path.name))
+        if status == "empty":
+            export.warning = f"{path.name}：微博回答「{message}」（ok = 0）：该账号在这一页没有微博，没有可导入的内容"
+        return export
+    if weibo.is_crawler_payload(payload):
+        return _from_observed(path, "weibo-json", weibo.rows_from_crawler(payload, zone, now, path.name))
     if wechat.is_batchget_payload(payload):
         return _from_observed(path, "wechat-json", wechat.rows_from_batchget(payload, zone, path.name))
     if wechat.is_articlesummary_payload(payload):
@@ -353,7 +379,8 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
                 break
     if not isinstance(payload, list):
         raise InputError(
-            f"{path}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / 微信 freepublish/batchget 响应"
+            f"{path}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / 微信 freepublish/batchget 响应，"
+            '或 weibo-crawler 导出的 {"user": …, "weibo": […]}'
         )
     header: list[str] = []
     for entry in payload:

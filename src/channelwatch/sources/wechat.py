@@ -1,7 +1,12 @@
 """WeChat official account (公众号): reading ``freepublish/batchget`` answers and ``datacube`` lists.
 
 One ``item`` of ``freepublish/batchget`` is one push (发布); each ``content.news_item[]`` is one
-article, and WeChat counts articles (docs/counting-rules.md, rule 6). An article's identity is its URL
+article, and WeChat counts articles (docs/counting-rules.md, rule 6). Where the times sit differs
+between the documentation and real answers: the documentation's example puts ``update_time`` on the
+item, real answers carry ``create_time``/``update_time`` inside ``content`` and some versions on each
+``news_item``. An article's time is read wherever an answer carries it (the article, then ``content``,
+then the item), the publication time preferred over the creation and the update time (an edited
+article keeps the period it was published in). An article's identity is its URL
 (``__biz, mid, idx, sn``); only where no URL is known, ``article_id`` + index. ``is_deleted``
 articles still count for the period they were published in (rule 5).
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -36,6 +42,8 @@ __all__ = [
 ]
 
 _REPOST_MARKS = ("转载", "转发")
+# Most preferred first: when the article went out, then when its record was made, then its last edit.
+_TIME_KEYS = ("publish_time", "create_time", "update_time")
 
 
 def is_batchget_payload(payload: Any) -> bool:
@@ -51,16 +59,28 @@ def is_articlesummary_payload(payload: Any) -> bool:
     return isinstance(items, list) and all(isinstance(i, dict) and "msgid" in i for i in items) and bool(items)
 
 
+def _stamp_time(stamp: Any, zone: str) -> datetime:
+    try:
+        return from_timestamp(float(stamp), zone)
+    except (TypeError, ValueError, OverflowError):
+        return parse_datetime(stamp, zone)
+
+
+def push_time(push: dict[str, Any], article: dict[str, Any] | None = None) -> Any:
+    """The raw publication time of an article of ``push``, wherever the answer carries it, or None."""
+    content = push.get("content")
+    levels = [level for level in (article, content, push) if isinstance(level, dict)]
+    for key in _TIME_KEYS:
+        for level in levels:
+            stamp = level.get(key)
+            if stamp not in (None, "", 0, "0"):
+                return stamp
+    return None
+
+
 def articles_from_push(push: dict[str, Any], zone: str, origin: str) -> list[Observed]:
     """The articles of one pushed ``item``. Raises ``DateParseError``/``ValueError`` on bad data."""
     article_id = str(push.get("article_id") or "").strip()
-    stamp = push.get("update_time") or push.get("publish_time") or push.get("create_time")
-    if stamp in (None, ""):
-        raise DateParseError("缺少 update_time")
-    try:
-        published = from_timestamp(float(stamp), zone)
-    except (TypeError, ValueError, OverflowError):
-        published = parse_datetime(stamp, zone)
     content = push.get("content") or {}
     news = content.get("news_item") if isinstance(content, dict) else None
     if not isinstance(news, list):
@@ -69,6 +89,12 @@ def articles_from_push(push: dict[str, Any], zone: str, origin: str) -> list[Obs
     for index, article in enumerate(news, 1):
         if not isinstance(article, dict):
             raise ValueError(f"第{index}篇文章不是对象")
+        stamp = push_time(push, article)
+        if stamp is None:
+            raise DateParseError(
+                f"第{index}篇文章没有发布时间（item、content 和 news_item 中都没有 publish_time、create_time 或 update_time）"
+            )
+        published = _stamp_time(stamp, zone)
         url = str(article.get("url") or "").strip() or None
         title = str(article.get("title") or "").strip() or None
         if url is None and not article_id:
@@ -103,7 +129,7 @@ def rows_from_batchget(payload: dict[str, Any], zone: str, name: str) -> list[An
         if not isinstance(push, dict):
             rows.append(Row(push_index, [str(push)], None, [RowProblem(push_index, "item", str(push), "不是对象")]))
             continue
-        cells = [str(push.get("article_id") or ""), "", "", str(push.get("update_time") or ""), ""]
+        cells = [str(push.get("article_id") or ""), "", "", str(push_time(push) or ""), ""]
         try:
             articles = articles_from_push(push, zone, origin)
         except (DateParseError, ValueError) as exc:

@@ -3,11 +3,22 @@
 The shapes: posts are ``data.cards[]`` with ``card_type == 9``
 holding ``mblog``; ``card_type == 11`` nests cards in ``card_group``. A post with
 ``retweeted_status`` is a repost, counted under its own id (the original's id is ignored). Pinned
-posts sit on top of page 1 out of date order. ``created_at`` may be relative (``3小时前``): resolved
-against the time the page was fetched, which for a saved file is the file's modification time.
+posts sit on top of page 1 out of date order.
+
+Times: ``created_at`` is full (``Sat Nov 28 10:00:00 +0800 2020``) in newer answers and partial
+(``06-14``, ``昨天 12:30``) or relative (``3小时前``) in older ones. A post id is a clock
+(``dates.weibo_id_time``), so a partial or relative date takes the time its id encodes whenever the
+id is plausible (after Weibo began, not after the fetch) and agrees with what the text does say
+(month and day); only otherwise is the text resolved against the fetch time, which for a saved file
+is its modification time. Where a full date and the id disagree, the full date is kept (the text is
+what the platform shows) and the disagreement is logged (docs/counting-rules.md).
+
+Saved answers with ``ok == 0`` are not pages: ``这里还没有内容`` is an account (or page) without
+posts, any other message is a refusal that is reported as such.
 
 ``WeiboSource`` (``type = "weibo"``) polls the same API: it finds the post list's ``containerid``
-from the profile answer (``tabsInfo``, falling back to ``107603{uid}``), pages through it with the
+from the profile answer (``tabsInfo``, falling back to ``107603{uid}``), pages through it (following
+``cardlistInfo.since_id`` when the answer carries one, as the platform pages now, else ``page=N``) with the
 headers the mobile site expects and the cookie from ``cookie_env``, and rests every ``rest_every``
 pages. Weibo blocks rather than errs: HTTP 432 or ``ok == -100`` means the cookie is missing or
 expired, 418/403 means too fast. Each ends the run as failed with a message saying what to do,
@@ -18,28 +29,43 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from channelwatch.dates import DateParseError, parse_relative
-from channelwatch.errors import BlockedError, FetchError, LayoutError, RowProblem
+from channelwatch.dates import DateParseError, parse_datetime, parse_relative, to_office, weibo_id_time
+from channelwatch.errors import BlockedError, FetchError, InputError, LayoutError, RowProblem
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource, parse_duration
 
 __all__ = [
     "WeiboOptions",
     "WeiboPost",
     "WeiboSource",
+    "answer_message",
+    "is_crawler_payload",
     "is_getindex_payload",
+    "is_weibo_answer",
     "iter_posts",
     "post_observed",
+    "post_time",
+    "rows_from_crawler",
     "rows_from_getindex",
 ]
+
+log = logging.getLogger(__name__)
+
+# What m.weibo.cn says with ``ok == 0`` when a list (or an account) simply has no posts.
+EMPTY_MESSAGES = frozenset({"这里还没有内容", "暂无微博", "还没有发过微博"})
+WEIBO_LAUNCH = datetime(2009, 8, 14, tzinfo=UTC)
+_ID_TEXT_TOLERANCE = timedelta(seconds=60)
+_MONTH_DAY = re.compile(r"^(\d{1,2})-(\d{1,2})(?:\s+\d{1,2}:\d{2})?$")
+_DATE_ONLY = re.compile(r"^\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?$")
 
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
@@ -50,6 +76,41 @@ def is_getindex_payload(payload: Any) -> bool:
         isinstance(payload, dict)
         and isinstance(payload.get("data"), dict)
         and ("cards" in payload["data"] or "cardlistInfo" in payload["data"])
+    )
+
+
+def is_weibo_answer(payload: Any) -> bool:
+    """A getIndex page, or an ``ok``/``msg`` answer of the same API (``{"ok": 0, "msg": "…"}``)."""
+    if is_getindex_payload(payload):
+        return True
+    return (
+        isinstance(payload, dict)
+        and "ok" in payload
+        and "msg" in payload
+        and set(payload) <= {"ok", "msg", "data", "url", "errno", "error_type", "error_code"}
+    )
+
+
+def answer_message(payload: dict[str, Any]) -> tuple[str, str]:
+    """``("ok", "")`` for a page of posts; ``("empty", msg)`` for a list without posts; ``("error", msg)``."""
+    ok = str(payload.get("ok", "1")).strip()
+    msg = str(payload.get("msg") or "").strip()
+    if ok == "1":
+        return "ok", ""
+    data = payload.get("data")
+    cards = data.get("cards") if isinstance(data, dict) else None
+    if ok == "0" and not cards and (msg in EMPTY_MESSAGES or not msg):
+        return "empty", msg or "这里还没有内容"
+    return "error", msg or f"ok = {ok}"
+
+
+def is_crawler_payload(payload: Any) -> bool:
+    """The JSON the weibo-crawler tool writes: ``{"user": {...}, "weibo": [post, ...]}``."""
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("weibo"), list)
+        and isinstance(payload.get("user", {}), dict)
+        and all(isinstance(p, dict) for p in payload["weibo"][:50])
     )
 
 
@@ -110,11 +171,78 @@ def iter_posts(payload: dict[str, Any]) -> Iterator[WeiboPost]:
         yield WeiboPost(mblog)
 
 
+def _id_clock(post_id: str, zone: str, now: datetime) -> datetime | None:
+    """The time ``post_id`` encodes when it can be a real post's: after Weibo began, not after ``now``
+    (the fetch, or a saved file's modification, which both come after the post)."""
+    moment = weibo_id_time(post_id, zone)
+    if moment is None:
+        return None
+    return moment if WEIBO_LAUNCH <= moment <= now + timedelta(days=1) else None
+
+
+def post_time(post_id: str, text: str, zone: str, now: datetime, origin: str = "") -> datetime:
+    """A post's publication time from its ``created_at`` text and its id (see the module docstring).
+
+    Raises ``DateParseError`` when neither gives a time.
+    """
+    text = (text or "").strip()
+    clock = _id_clock(post_id, zone, now)
+    full: datetime | None = None
+    if text and not _MONTH_DAY.match(text):
+        try:
+            full = parse_datetime(text, zone)
+        except DateParseError:
+            full = None
+    if full is not None:
+        if clock is None:
+            return full
+        if _DATE_ONLY.match(text):
+            # A day without a time of day: the id gives the time when it falls on that day.
+            if to_office(clock, zone).date() == to_office(full, zone).date():
+                return clock
+        elif abs(full - clock) > _ID_TEXT_TOLERANCE:
+            log.warning(
+                "weibo post %s at %s: created_at %r disagrees with the time its id encodes (%s); keeping created_at",
+                post_id,
+                origin,
+                text,
+                clock.isoformat(),
+            )
+            return full
+        else:
+            return full
+        log.warning(
+            "weibo post %s at %s: date %r and id time %s are on different days; keeping the date",
+            post_id,
+            origin,
+            text,
+            clock.isoformat(),
+        )
+        return full
+    if not text:
+        raise DateParseError("缺少发布时间")
+    from_text = parse_relative(text, now, zone)  # raises for text that is no date at all
+    if clock is None:
+        return from_text
+    match = _MONTH_DAY.match(text)
+    local = to_office(clock, zone)
+    if match is None or (int(match.group(1)), int(match.group(2))) == (local.month, local.day):
+        return clock
+    log.warning(
+        "weibo post %s at %s: created_at %r disagrees with the day its id encodes (%s); using created_at",
+        post_id,
+        origin,
+        text,
+        clock.isoformat(),
+    )
+    return from_text
+
+
 def post_observed(post: WeiboPost, zone: str, now: datetime, origin: str) -> Observed:
     """Raises ``DateParseError`` when the post's date cannot be read, ``ValueError`` without id."""
     if not post.id:
         raise ValueError("微博缺少 id")
-    published = parse_relative(post.created_at, now, zone)
+    published = post_time(post.id, post.created_at, zone, now, origin)
     return Observed(
         published_at=published,
         platform_id=post.id,
@@ -126,9 +254,18 @@ def post_observed(post: WeiboPost, zone: str, now: datetime, origin: str) -> Obs
 
 
 def rows_from_getindex(payload: dict[str, Any], zone: str, now: datetime | None, name: str) -> list[Any]:
-    """A saved getIndex page as rows for ``files.ExportFile`` (one per post)."""
+    """A saved getIndex page as rows for ``files.ExportFile`` (one per post).
+
+    Raises ``InputError`` for an ``ok == 0`` answer that is a refusal, not an empty list.
+    """
     from channelwatch.sources.rows import Row
 
+    status, message = answer_message(payload)
+    if status == "error":
+        raise InputError(
+            f"{name}：这是微博接口的错误回答（ok = {payload.get('ok')}，消息「{message}」），不是一页微博，未导入；"
+            "请重新保存该页"
+        )
     fetched = now or datetime.now(UTC)
     rows: list[Row] = []
     for index, post in enumerate(iter_posts(payload), 1):
@@ -141,6 +278,46 @@ def rows_from_getindex(payload: dict[str, Any], zone: str, now: datetime | None,
         except ValueError as exc:
             rows.append(Row(index, cells, None, [RowProblem(index, "id", "", str(exc))]))
             continue
+        rows.append(Row(index, cells, observed))
+    return rows
+
+
+def rows_from_crawler(payload: dict[str, Any], zone: str, now: datetime | None, name: str) -> list[Any]:
+    """The weibo-crawler JSON (``{"user": {...}, "weibo": [...]}``): a post with ``retweet`` is a repost."""
+    from channelwatch.sources.rows import Row
+
+    fetched = now or datetime.now(UTC)
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    default_uid = str((user or {}).get("id") or "").strip()
+    rows: list[Row] = []
+    for index, post in enumerate(payload["weibo"], 1):
+        if not isinstance(post, dict):
+            rows.append(Row(index, [str(post)], None, [RowProblem(index, "weibo", str(post), "不是对象")]))
+            continue
+        post_id = str(post.get("id") or post.get("mid") or "").strip()
+        text = plain_text(str(post.get("text") or ""))
+        created = str(post.get("full_created_at") or post.get("created_at") or "").strip()
+        uid = str(post.get("user_id") or default_uid).strip()
+        bid = str(post.get("bid") or "").strip()
+        url = f"https://weibo.com/{uid}/{bid}" if uid and bid else None
+        repost = isinstance(post.get("retweet"), dict) and bool(post["retweet"])
+        cells = [post_id, text, url or "", created, "转发" if repost else "原创"]
+        if not post_id and not text and not url:
+            rows.append(Row(index, cells, None, [RowProblem(index, "id", "", "既没有 id 也没有正文")]))
+            continue
+        try:
+            published = post_time(post_id, created, zone, fetched, f"{name}#{index}")
+        except DateParseError as exc:
+            rows.append(Row(index, cells, None, [RowProblem(index, "created_at", created, str(exc))]))
+            continue
+        observed = Observed(
+            published_at=published,
+            platform_id=post_id or None,
+            title=text or None,
+            url=url,
+            is_repost=repost,
+            origin=f"{name}#{index}",
+        )
         rows.append(Row(index, cells, observed))
     return rows
 
@@ -253,17 +430,40 @@ class WeiboSource(PollSource):
         headers = self._headers()
         base_params = {"type": "uid", "value": options.uid}
         profile = await self._get(base_params, headers)
+        status, message = answer_message(profile)
+        if status == "error":
+            raise FetchError(
+                f"微博接口拒绝了账号 {options.uid} 的主页请求（ok = {profile.get('ok')}，消息「{message}」），"
+                f"本次抓取作废；请检查配置 {self.context.where} 中的 uid"
+            )
         containerid = self._containerid(profile) or f"107603{options.uid}"
         zone = self.context.zone
+        since_id: str | None = None  # the platform's cursor, once an answer has given one
         for number in range(1, options.max_pages + 1):
             if options.rest_every and number > 1 and (number - 1) % options.rest_every == 0:
                 await asyncio.sleep(options.rest)
-            payload = await self._get({**base_params, "containerid": containerid, "page": number}, headers)
+            params: dict[str, Any] = {**base_params, "containerid": containerid}
+            if since_id is not None:
+                params["since_id"] = since_id
+                origin = f"{self._base}/api/container/getIndex?containerid={containerid}&since_id={since_id}"
+            else:
+                params["page"] = number
+                origin = f"{self._base}/api/container/getIndex?containerid={containerid}&page={number}"
+            payload = await self._get(params, headers)
             fetched_at = datetime.now(UTC)
-            origin = f"{self._base}/api/container/getIndex?containerid={containerid}&page={number}"
-            page = Page(url=origin, last=number == options.max_pages)
-            if str(payload.get("ok")) != "1":
-                yield page  # ok == 0 with no cards: the end of the listing
+            status, message = answer_message(payload)
+            if status == "error":
+                raise FetchError(
+                    f"微博接口拒绝了第{number}页（ok = {payload.get('ok')}，消息「{message}」），本次抓取作废；"
+                    f"请检查配置 {self.context.where} 中的 uid，或稍后再试"
+                )
+            following = _next_since_id(payload)
+            ends = status == "empty" or (
+                (since_id is not None or following is not None) and (following is None or following == since_id)
+            )
+            page = Page(url=origin, last=ends or number == options.max_pages)
+            if status == "empty":
+                yield page  # 这里还没有内容: the end of the listing
                 return
             posts = list(iter_posts(payload))
             for index, post in enumerate(posts, 1):
@@ -277,5 +477,15 @@ class WeiboSource(PollSource):
                     raise LayoutError(f"{LAYOUT_CHANGED}：微博第{number}页第{index}条没有 id") from None
                 (page.pinned if post.pinned else page.entries).append(observed)
             yield page
-            if not posts:
+            if not posts or ends:
                 return
+            since_id = following
+
+
+def _next_since_id(payload: dict[str, Any]) -> str | None:
+    """``cardlistInfo.since_id``: where the next page starts, when the platform pages by cursor."""
+    data = payload.get("data")
+    info = data.get("cardlistInfo") if isinstance(data, dict) else None
+    value = info.get("since_id") if isinstance(info, dict) else None
+    text = str(value).strip() if value not in (None, "", 0, "0") else ""
+    return text or None
