@@ -25,12 +25,12 @@ __all__ = [
     "identity_key",
     "is_original_value",
     "is_repost_value",
-    "wechat_push_estimate",
     "normalise_title",
     "title_fingerprint",
     "title_key",
     "wechat_article_id",
     "wechat_article_key",
+    "wechat_push_estimate",
     "wechat_push_id",
     "wechat_push_key",
 ]

@@ -92,7 +92,8 @@ def articles_from_push(push: dict[str, Any], zone: str, origin: str) -> list[Obs
         stamp = push_time(push, article)
         if stamp is None:
             raise DateParseError(
-                f"第{index}篇文章没有发布时间（item、content 和 news_item 中都没有 publish_time、create_time 或 update_time）"
+                f"第{index}篇文章没有发布时间"
+                "（item、content 和 news_item 中都没有 publish_time、create_time 或 update_time）"
             )
         published = _stamp_time(stamp, zone)
         url = str(article.get("url") or "").strip() or None
