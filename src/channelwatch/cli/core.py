@@ -152,6 +152,8 @@ def _report_import(result: ImportResult) -> None:
         f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
     )
     echo(line)
+    if result.warning:
+        echo(f"警告：{result.warning}", err=True)
     if result.rejected_file:
         echo(f"  拒收的行已写入 {result.rejected_file}")
 

@@ -40,6 +40,7 @@ class ImportResult:
     rows_known: int = 0
     rows_rejected: int = 0
     rejected_file: Path | None = None
+    warning: str | None = None  # e.g. a saved Weibo answer saying the account has no posts there
 
 
 def file_sha256(path: Path) -> str:
@@ -123,11 +124,15 @@ def import_file(
             if rejected:
                 result.rejected_file = rejected_path(path)
                 write_rejected(export, rejected, result.rejected_file)
+            result.warning = export.warning
+            notes = [export.warning] if export.warning else []
+            if result.rejected_file:
+                notes.append(f"拒收 {len(rejected)} 行，见 {result.rejected_file.name}")
             _finish_run(
                 conn,
                 run_id,
                 "ok",
-                f"拒收 {len(rejected)} 行，见 {result.rejected_file.name}" if result.rejected_file else None,
+                "；".join(notes) or None,
                 rows_read=result.rows_read,
                 rows_new=result.rows_new,
                 rows_known=result.rows_known,

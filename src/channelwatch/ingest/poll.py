@@ -202,7 +202,7 @@ async def poll_channels_async(
 
         def one(channel: ChannelConfig, http: HttpClient) -> Any:
             where = _where(opened, channel.id, positions)
-            seen = last_good.get(opened.channel_id(channel.id), 0)
+            seen = last_good.get(opened.channel_id(channel.id), (0, 0))
             return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where)
 
         if client is not None:
@@ -227,7 +227,7 @@ async def _poll_one(
     limit: asyncio.Semaphore,
     full: bool,
     job_id: str | None,
-    last_good: int,
+    last_good_run: tuple[int, int],
     where: str,
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
@@ -245,8 +245,10 @@ async def _poll_one(
         stored = await database.call(_lookup, engine, channel_id, [k for k in keys.values() if k])
         return {index: stored[key] for index, key in keys.items() if key in stored}
 
+    last_good, last_good_pages = last_good_run
     context = PollContext(channel=channel.id, zone=zone, client=client, full=full, known=known)
     context.where = where
+    context.last_good, context.last_good_pages = last_good, last_good_pages
     source: PollSource = cls(options, context)
     async with limit:
         started = time.monotonic()
@@ -254,6 +256,7 @@ async def _poll_one(
             partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id)
         )
         pages = 0
+        skipped = 0
         collected: list[Observed] = []
         try:
             seen_identities: set[str] = set()
@@ -261,6 +264,7 @@ async def _poll_one(
             try:
                 async for page in listing:
                     pages += 1
+                    skipped += page.skipped
                     if page.count == 0:
                         # An empty answer past the last page only ends the listing: not a page read.
                         pages = max(1, pages - 1)
@@ -281,6 +285,10 @@ async def _poll_one(
             warning = None
             if not collected and not last_good:
                 warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
+            if skipped:
+                # Spacers and pagers among a list's entries: counted, so a change in them shows.
+                note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页等，没有链接和日期）"
+                warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
                 partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning)
             )
@@ -351,8 +359,8 @@ def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str,
     return found
 
 
-def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, int]:
-    """Items seen by each channel's last successful poll (channels that never had one are absent)."""
+def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Items seen and pages read by each channel's last successful poll (channels without one are absent)."""
     run = Run.__table__  # type: ignore[attr-defined]
     last_runs = (
         select(func.max(run.c.id))
@@ -360,8 +368,10 @@ def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, int]:
         .group_by(run.c.channel_id)
     )
     with store.read(engine) as conn:
-        rows = conn.execute(select(run.c.channel_id, run.c.rows_read).where(run.c.id.in_(last_runs)))
-        return {int(channel_id): int(seen or 0) for channel_id, seen in rows}
+        rows = conn.execute(
+            select(run.c.channel_id, run.c.rows_read, run.c.pages_fetched).where(run.c.id.in_(last_runs))
+        )
+        return {int(channel_id): (int(seen or 0), int(pages or 0)) for channel_id, seen, pages in rows}
 
 
 def _insert_run(conn: Connection, *, channel_id: int, source: str, job_id: str | None) -> int:

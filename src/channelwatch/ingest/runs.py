@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from channelwatch import store
 from channelwatch.dates import to_office
-from channelwatch.identity import identity_key, title_key, wechat_push_id, wechat_push_key
+from channelwatch.identity import identity_key, title_key, wechat_push_estimate, wechat_push_id, wechat_push_key
 from channelwatch.sources.base import Observed
 from channelwatch.store.models import Run
 
@@ -34,6 +34,9 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
         push_id = wechat_push_key(url) or push_id
     elif kind == "wechat" and platform_id and not push_id:
         push_id = wechat_push_id(platform_id)  # an export's 消息ID names the push
+    if kind == "wechat" and not push_id:
+        # Short /s/<code> links (RSS feeds) name no push: one push's articles share their second.
+        push_id = wechat_push_estimate(local)
     if platform_id and kind != "wechat":
         identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
     else:

@@ -106,6 +106,7 @@ class Page:
     entries: list[Observed] = field(default_factory=list)
     pinned: list[Observed] = field(default_factory=list)
     last: bool = False  # the source will fetch no further page (max_pages reached, a feed, the end)
+    skipped: int = 0  # elements of the page that were not entries (spacers, pagers), counted on the run
 
     @property
     def count(self) -> int:
@@ -123,6 +124,8 @@ class PollContext:
     # Which of these publications the store already holds: index → stored publication time (UTC).
     known: Callable[[list[Observed]], Awaitable[dict[int, datetime]]] | None = None
     where: str = ""  # "channels[2](id=weibo).poll", for messages that point at the config
+    last_good: int = 0  # entries the channel's last successful poll read (0: none yet)
+    last_good_pages: int = 0  # pages that poll read
 
 
 class PollSource:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from channelwatch import __version__
-from channelwatch.errors import FetchError
+from channelwatch.errors import BlockedError, FetchError
 from channelwatch.redaction import FILTER, redact, register_secret
 
 if TYPE_CHECKING:
@@ -300,6 +300,12 @@ class HttpClient:
                         if etag or modified:
                             self.cache.put(full_url, _CacheEntry(etag, modified, content, response_headers))
                     return Fetched(full_url, status, response_headers, content)
+                if _browser_check(status, content):
+                    raise BlockedError(
+                        f"{shown} 返回 HTTP {status}：网站启用了反爬虫的浏览器验证（加速乐等），要求先在浏览器中运行 "
+                        "JavaScript，程序无法自动通过，也不应绕过。请联系网站运营方：提供该栏目的 RSS 订阅或导出文件，"
+                        "或把本服务器的 IP 加入白名单；在此之前可从网站后台导出发布记录，用 channelwatch import 导入"
+                    )
                 if status not in RETRY_STATUSES:
                     raise FetchError(f"{shown} 返回 HTTP {status}")
                 problem = f"{shown} 返回 HTTP {status}"
@@ -332,6 +338,20 @@ class HttpClient:
             return response.status_code, {k.lower(): v for k, v in response.headers.items()}, b"".join(chunks)
         finally:
             await response.aclose()
+
+
+_CHALLENGE_MARKS = (b"__jsl_clearance", b"_jsluid", b"document.cookie", b"$_ts", b"eval(")
+
+
+def _browser_check(status: int, content: bytes) -> bool:
+    """An anti-bot answer that only a browser running its script gets past.
+
+    加速乐 (and the CDNs that copy it) answers 521 with a cookie-setting script; 瑞数-style walls answer
+    412 with one. Retrying can never help, and a "5xx, try again later" message would mislead.
+    """
+    if status == 521:
+        return True
+    return status == 412 and b"<script" in content[:65536].lower() and any(m in content for m in _CHALLENGE_MARKS)
 
 
 def _retry_after(value: str | None) -> float | None:

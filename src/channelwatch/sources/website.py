@@ -10,14 +10,20 @@ When a list shows no dates, ``detail_date = true`` reads the ``PubDate`` meta ta
 page, and only of articles the store does not know yet (their stored date is reused), so a repeat
 poll fetches no article page.
 
-Layout alarm: entries without a link, or dates that no longer parse, mean the page has
-changed; the run fails with "页面结构可能已变化" and nothing is stored.
+Entries and non-entries: real column pages put spacer and pager ``<li>`` among the entries. An
+element without a date that has no link, no title, or links only to a page of the list (the pager)
+is skipped and counted on the run. Layout alarm ("页面结构可能已变化", nothing stored, the message
+names the selector and shows the element's HTML cut short): no element of a page is readable; an
+element is half an entry (a date without a link, a link and title without the date the list shows,
+a date that no longer parses); or the first page reads less than half of what the last good run
+read per page.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -32,7 +38,7 @@ from channelwatch.sources.http import redact
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborNode as Node
 
-__all__ = ["HtmlListOptions", "HtmlListSource", "parse_list_page", "pub_date_of"]
+__all__ = ["HtmlListOptions", "HtmlListSource", "ListPage", "parse_list_page", "pub_date_of", "read_list_page"]
 
 LAYOUT_CHANGED = "页面结构可能已变化"
 
@@ -73,35 +79,83 @@ def _select(entry: Node, selector: str) -> str | None:
     return value or None
 
 
-def parse_list_page(
-    html: str, url: str, options: HtmlListOptions, zone: str
-) -> list[tuple[Observed | None, str | None, str]]:
-    """The entries of one list page: (observed or None when its date must come from the article page,
-    its absolute link, the entry's title). Raises ``LayoutError`` when entries lost their link or date."""
+@dataclass
+class ListPage:
+    """One list page as read: its entries, and how many selected elements were not entries."""
+
+    entries: list[tuple[Observed | None, str | None, str]] = field(default_factory=list)
+    skipped: int = 0  # spacers, pagers: elements with neither a link nor a date
+    items: int = 0  # elements the ``item`` selector matched
+    example: str = ""  # the HTML of one skipped element, for messages
+
+
+def _snippet(entry: Node, limit: int = 160) -> str:
+    """An entry's HTML for a message: whitespace folded, cut short."""
+    markup = " ".join((entry.html or "").split())
+    return markup if len(markup) <= limit else markup[: limit - 1] + "…"
+
+
+def _is_listing_link(link: str, options: HtmlListOptions) -> bool:
+    """Whether ``link`` points at a page of the list itself (a pager), not at an article."""
+    if link.split("#", 1)[0] == options.url:
+        return True
+    if options.page_url:
+        pattern = re.escape(urljoin(options.url, options.page_url)).replace(re.escape("{n}"), r"\d+")
+        if re.fullmatch(pattern, link.split("#", 1)[0]):
+            return True
+    return bool(_PAGER_NAME.search(link.split("?", 1)[0]))
+
+
+_PAGER_NAME = re.compile(r"/index_\d+\.s?html?$")  # TRS pagers: index_1.html, index_2.html, …
+
+
+def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> ListPage:
+    """The entries of one list page, and the elements that are not entries.
+
+    Real column pages put spacer ``<li>`` and the pager among the entries: an element without a date
+    that also lacks a link, or a title, or links only to a page of the list itself, is not an entry
+    and is skipped. An element that is half an entry (a date without a link, a link and title
+    without a date when the list shows dates, a date that does not parse) means the page changed:
+    ``LayoutError``, naming the selector and showing the element.
+    """
     from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(html)
     shown = redact(url)
-    results: list[tuple[Observed | None, str | None, str]] = []
+    page = ListPage()
     for index, entry in enumerate(tree.css(options.item), 1):
+        page.items += 1
         title = _select(entry, options.title)
         href = _select(entry, options.link)
-        if not href or href.startswith(("javascript:", "#")):
-            raise LayoutError(f"{LAYOUT_CHANGED}：{shown} 第{index}条没有链接（选择器 link = {options.link!r}）")
-        link = urljoin(url, href)
+        if href and href.startswith(("javascript:", "#")):
+            href = None
+        link = urljoin(url, href) if href else None
         date_text = _select(entry, options.date) if options.date else None
+        if date_text is None and (link is None or not title or _is_listing_link(link, options)):
+            page.skipped += 1
+            page.example = page.example or _snippet(entry)
+            continue
+        if link is None:
+            raise LayoutError(
+                f"{LAYOUT_CHANGED}：{shown} 第{index}条有日期但没有链接（选择器 link = {options.link!r}）："
+                f"{_snippet(entry)}"
+            )
         if date_text is None:
             if not options.detail_date:
                 raise LayoutError(
-                    f"{LAYOUT_CHANGED}：{shown} 第{index}条没有日期（选择器 date = {options.date!r}）；"
+                    f"{LAYOUT_CHANGED}：{shown} 第{index}条没有日期（选择器 date = {options.date!r}）："
+                    f"{_snippet(entry)}；"
                     "如果列表页本来就不显示日期，请设置 detail_date = true"
                 )
-            results.append((None, link, title or ""))
+            page.entries.append((None, link, title or ""))
             continue
         try:
             published = parse_datetime(date_text, zone)
         except DateParseError:
-            raise LayoutError(f"{LAYOUT_CHANGED}：{shown} 第{index}条的日期「{date_text}」无法识别") from None
+            raise LayoutError(
+                f"{LAYOUT_CHANGED}：{shown} 第{index}条的日期「{date_text}」无法识别"
+                f"（选择器 date = {options.date!r}）：{_snippet(entry)}"
+            ) from None
         observed = Observed(
             published_at=published,
             title=title,
@@ -109,8 +163,22 @@ def parse_list_page(
             column_name=options.column,
             origin=f"{shown}#{index}",
         )
-        results.append((observed, link, title or ""))
-    return results
+        page.entries.append((observed, link, title or ""))
+    if page.items and not page.entries:
+        raise LayoutError(
+            f"{LAYOUT_CHANGED}：{shown} 中选择器 item = {options.item!r} 找到 {page.items} 个元素，"
+            f"但没有一条可读的条目（都没有链接和日期；选择器 link = {options.link!r}，date = {options.date!r}），"
+            f"例如：{page.example}"
+        )
+    return page
+
+
+def parse_list_page(
+    html: str, url: str, options: HtmlListOptions, zone: str
+) -> list[tuple[Observed | None, str | None, str]]:
+    """The entries of one list page: (observed or None when its date must come from the article page,
+    its absolute link, the entry's title). Raises ``LayoutError`` as ``read_list_page`` does."""
+    return read_list_page(html, url, options, zone).entries
 
 
 def pub_date_of(html: str, zone: str) -> datetime | None:
@@ -157,12 +225,34 @@ class HtmlListSource(PollSource):
             if re.search(r"<html", text[:2048], re.IGNORECASE) and not re.search(r"</html\s*>", text[-4096:], re.I):
                 # A cut-off page parses "fine" with entries missing: never count from one.
                 raise FetchError(f"列表页 {redact(url)} 不完整（没有 </html> 结尾），本次抓取作废")
-            parsed = parse_list_page(text, url, self.options, zone)
+            listed = read_list_page(text, url, self.options, zone)
+            if number == 1:
+                self._check_collapse(listed, url)
+            parsed = listed.entries
             if any(o is None for o, _, _ in parsed):
                 entries = await self._with_detail_dates(parsed)
             else:
                 entries = [o for o, _, _ in parsed if o is not None]
-            yield Page(url=redact(url), entries=entries, last=number == len(urls))
+            yield Page(url=redact(url), entries=entries, last=number == len(urls), skipped=listed.skipped)
+
+    def _check_collapse(self, listed: ListPage, url: str) -> None:
+        """Layout alarm: page 1 holds far fewer readable entries than the last good run read per page.
+
+        A column's first page is full whenever the column has more than a page of articles, and
+        articles are not taken off it: a first page that suddenly reads less than half of what the
+        last good poll read per page means the selectors now miss most entries.
+        """
+        rows, pages = self.context.last_good, self.context.last_good_pages
+        if not rows or not pages or not listed.entries:
+            return
+        per_page = rows / pages
+        if len(listed.entries) * 2 < per_page:
+            raise LayoutError(
+                f"{LAYOUT_CHANGED}：{redact(url)} 只读到 {len(listed.entries)} 条，而上次成功抓取时每页约 "
+                f"{per_page:.0f} 条（选择器 item = {self.options.item!r}"
+                + (f"，跳过 {listed.skipped} 个不是条目的元素，例如：{listed.example}" if listed.skipped else "")
+                + "）；本次未保存任何数据，请检查网页或配置中的选择器"
+            )
 
     async def _with_detail_dates(self, parsed: list[tuple[Observed | None, str | None, str]]) -> list[Observed]:
         """Entries in list order, dates of undated ones from their article pages (unknown ones only)."""
