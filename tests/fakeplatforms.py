@@ -70,7 +70,13 @@ FAULT_MODES = {
     "wechat-errcode": "WeChat errcode `errcode` (45009, 45011, 48001, …)",
     "antibot521": "HTTP 521 with a JavaScript cookie challenge (加速乐 and similar anti-bot pages)",
 }
-_TARGET_PREFIX = {"site": "/site/", "rss": "/site/rss", "weibo": "/api/", "wechat": "/cgi-bin/"}
+_TARGET_PREFIX = {
+    "site": "/site/",
+    "rss": "/site/rss",
+    "weibo": "/api/",
+    "wechat": "/cgi-bin/",
+    "wechat-feed": "/wechat/",
+}
 
 
 @dataclass
@@ -168,6 +174,10 @@ class FakePlatforms:
     weibo_tabs: bool = True  # False: the profile answer has no tabsInfo (clients fall back to 107603{uid})
     weibo_paging: str = "page"  # "page": page=N; "since_id": cardlistInfo.since_id cursors, no page numbers
     weibo_profile_error: str | None = None  # the profile answers {"ok": 0, "msg": this}
+    weibo_list_error: str | None = None  # post list pages answer {"ok": 0, "msg": this}
+    site_spacers: bool = False  # list pages put a spacer <li> after each entry and a pager <li> last
+    # A WeChat account's RSS feed (/wechat/feed.xml) as feed services write them: short /s/<code> links.
+    wechat_feed: list[tuple[str, str, datetime]] = field(default_factory=list)  # (title, code, pubDate)
     wechat_time_at: str = "item"  # item | content | news_item | none: where batchget answers carry times
     wechat_edit_delay: int = 0  # seconds between an article's publication (create_time) and its update_time
     wechat_appid: str = WECHAT_APPID
@@ -330,12 +340,17 @@ class FakePlatforms:
             )
             body = f'<section class="news-grid">{entries}</section>'
         else:
+            spacer = '\n    <li class="line">&nbsp;</li>' if self.site_spacers else ""
             entries = "\n".join(
                 f'    <li><a href="./{a.path}" title="{a.title}">{a.title}</a>'
                 + (f"<span>{a.published.astimezone(OFFICE_TZ):%Y-%m-%d}</span>" if a.show_date else "")
                 + "</li>"
+                + spacer
                 for a in chunk
             )
+            if self.site_spacers:
+                links = "".join(f'<a href="index_{n}.html">{n + 1}</a>' for n in range(1, pages))
+                entries += f'\n    <li><div class="pager">共{pages}页 <span>1</span>{links}</div></li>'
             body = f'<ul class="list">\n{entries}\n  </ul>'
         return (
             '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
@@ -380,6 +395,19 @@ class FakePlatforms:
         return (
             '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>\n<title>通知公告</title>'
             f"<link>{base}</link><description>通知公告</description>\n{items}</channel></rss>\n"
+        )
+
+    def _wechat_feed_xml(self) -> str:
+        """RSS 2.0 of an account's articles: no guid, short links, one pubDate per push."""
+        ordered = sorted(self.wechat_feed, key=lambda entry: entry[2], reverse=True)
+        items = "".join(
+            f"<item><title>{title}</title><link>https://mp.weixin.qq.com/s/{code}</link><description></description>"
+            f"<pubDate>{format_datetime(moment)}</pubDate></item>"
+            for title, code, moment in ordered
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>王洼园区发布 | feeds</title>'
+            f"<link>http://feeds.example/</link><description>园区公众号</description>{items}</channel></rss>"
         )
 
     def _mblog(self, post: WeiboPost) -> dict[str, Any]:
@@ -460,6 +488,8 @@ class FakePlatforms:
             start = (page - 1) * self.weibo_page_size
         chunk = ordered[start : start + self.weibo_page_size]
         shown = (pinned if page == 1 else []) + chunk
+        if self.weibo_list_error is not None:
+            return 200, {"ok": 0, "msg": self.weibo_list_error}
         if not chunk:
             return 200, {"ok": 0, "msg": "这里还没有内容", "data": {"cards": []}}
         cards: list[dict[str, Any]] = []
@@ -595,6 +625,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(record, 200, owner._wechat_token(query))
         if parts.path == "/cgi-bin/freepublish/batchget" and self.command == "POST":
             return self._json(record, 200, owner._wechat_batchget(query, body, path_query))
+        if parts.path == "/wechat/feed.xml":
+            return self._page(record, owner._wechat_feed_xml(), "application/xml")
         if parts.path in ("/site/rss.xml", "/site/atom.xml"):
             return self._page(record, owner._feed(atom=parts.path.endswith("atom.xml")), "application/xml")
         if parts.path.startswith("/site/xxgk/"):
