@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from channelwatch.dates import parse_datetime
-from channelwatch.sources.website import HtmlListOptions, parse_list_page, pub_date_of
+from channelwatch.errors import LayoutError
+from channelwatch.sources.website import HtmlListOptions, parse_list_page, pub_date_of, read_list_page
 from tests.fakeplatforms import OFFICE_TZ, FakePlatforms
 from tests.sources.contract import PollEnv, SourceContract
 
@@ -86,3 +89,88 @@ def test_first_page_404_fails(poll_env_factory: object, fake_platforms: FakePlat
     result = env.poll()
     assert result.status == "failed"
     assert result.message and "404" in result.message
+
+
+# --- real column pages: spacers, pagers, the layout alarm -------------------------------------------------------------
+
+
+def _spacer_options(**overrides: object) -> HtmlListOptions:
+    values: dict[str, object] = {
+        "type": "html-list",
+        "url": "http://www.example.gov.cn/xxgk/tzgg/index.html",
+        "item": "ul.center_list_contlist li",
+        "title": "font.cont_tit03",
+        "link": "a@href",
+        "date": "font.cont_tit02",
+        "page_url": "index_{n}.html",
+    }
+    return HtmlListOptions(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("title", ["font.cont_tit03", "a"])
+def test_saved_list_with_spacers_and_pager(title: str) -> None:
+    options = _spacer_options(title=title)
+    html = (DATA / "website_list_spacers.html").read_text(encoding="utf-8")
+    page = read_list_page(html, options.url, options, ZONE)
+    assert (page.items, len(page.entries), page.skipped) == (7, 3, 4)  # 3 spacers and the pager skipped
+    assert [link for _, link, _ in page.entries] == [
+        "http://www.example.gov.cn/xxgk/tzgg/202001/t20200109_3101.html",
+        "http://www.example.gov.cn/xxgk/tzgg/202001/t20200106_3100.html",
+        "http://www.example.gov.cn/xxgk/tzgg/201912/t20191231_3099.html",
+    ]
+    assert 'class="cont_line"' in page.example
+
+
+def test_no_readable_entry_is_a_layout_alarm_naming_selector_and_html() -> None:
+    options = _spacer_options(date="span.date", link="a.title@href")
+    html = (DATA / "website_list_spacers.html").read_text(encoding="utf-8")
+    with pytest.raises(LayoutError) as caught:
+        read_list_page(html, options.url, options, ZONE)
+    message = str(caught.value)
+    assert "页面结构可能已变化" in message and "ul.center_list_contlist li" in message and "span.date" in message
+    assert "<li" in message and len(message) < 600  # one element's HTML, cut short
+
+
+def test_half_an_entry_is_still_a_layout_alarm() -> None:
+    options = _spacer_options()
+    html = (DATA / "website_list_spacers.html").read_text(encoding="utf-8")
+    broken = html.replace('<a href="./202001/t20200106_3100.html" target="_blank">', "<a>", 1)
+    with pytest.raises(LayoutError) as caught:
+        read_list_page(broken, options.url, options, ZONE)
+    assert "第3条有日期但没有链接" in str(caught.value) and "关于2020年元旦春节期间" in str(caught.value)
+
+
+def test_poll_skips_spacers_and_pager_and_counts_them(poll_env_factory: object) -> None:
+    env: PollEnv = poll_env_factory("website")  # type: ignore[operator]
+    env.server.site_spacers = True
+    env.server.add_site_articles(12)
+    result = env.poll()
+    assert (result.status, result.new, result.pages) == ("ok", 12, 3), result.message
+    # 12 spacers and a pager on each of the 3 pages
+    assert result.message and "跳过 15 个不是条目的元素" in result.message
+    assert env.run(result.run_id).message == result.message
+
+
+def test_collapse_against_the_last_good_run_is_a_layout_alarm(poll_env_factory: object) -> None:
+    env: PollEnv = poll_env_factory("website")  # type: ignore[operator]
+    env.server.site_page_size = 10
+    env.server.add_site_articles(30)
+    assert env.poll().status == "ok"
+    env.server.site_page_size = 3  # the first page now shows far fewer entries than it did
+    env.server.add_site_articles(1)
+    result = env.poll()
+    assert result.status == "failed"
+    assert result.message and "页面结构可能已变化" in result.message and "上次成功抓取时每页约 10 条" in result.message
+    assert env.stored() == 30
+
+
+def test_antibot_521_says_a_browser_check_blocks_and_what_to_do(poll_env_factory: object) -> None:
+    env: PollEnv = poll_env_factory("website")  # type: ignore[operator]
+    env.server.add_site_articles(3)
+    env.server.fault("antibot521", target="site")
+    result = env.poll()
+    assert result.status == "failed"
+    assert result.message and "521" in result.message and "浏览器验证" in result.message
+    assert "RSS" in result.message and "白名单" in result.message and "导出" in result.message
+    assert len(env.server.requests_to("/site/")) == 1  # never retried: retrying cannot get past it
+    assert env.stored() == 0

@@ -89,7 +89,7 @@ class ListPage:
     example: str = ""  # the HTML of one skipped element, for messages
 
 
-def _snippet(entry: Node, limit: int = 160) -> str:
+def _snippet(entry: Node, limit: int = 240) -> str:
     """An entry's HTML for a message: whitespace folded, cut short."""
     markup = " ".join((entry.html or "").split())
     return markup if len(markup) <= limit else markup[: limit - 1] + "…"
@@ -112,10 +112,11 @@ _PAGER_NAME = re.compile(r"/index_\d+\.s?html?$")  # TRS pagers: index_1.html, i
 def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> ListPage:
     """The entries of one list page, and the elements that are not entries.
 
-    Real column pages put spacer ``<li>`` and the pager among the entries: an element without a date
-    that also lacks a link, or a title, or links only to a page of the list itself, is not an entry
-    and is skipped. An element that is half an entry (a date without a link, a link and title
-    without a date when the list shows dates, a date that does not parse) means the page changed:
+    Real column pages put spacer ``<li>`` and the pager among the entries: an element without a
+    readable date that also lacks a link, or a title, or links only to a page of the list itself (the
+    pager, whose current page number may sit where a date would), is not an entry and is skipped.
+    An element that is half an entry (a date without a link, a link and title without a date when
+    the list shows dates, a link and title with a date that does not parse) means the page changed:
     ``LayoutError``, naming the selector and showing the element.
     """
     from selectolax.lexbor import LexborHTMLParser as HTMLParser
@@ -131,7 +132,14 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
             href = None
         link = urljoin(url, href) if href else None
         date_text = _select(entry, options.date) if options.date else None
-        if date_text is None and (link is None or not title or _is_listing_link(link, options)):
+        published: datetime | None = None
+        if date_text is not None:
+            try:
+                published = parse_datetime(date_text, zone)
+            except DateParseError:
+                published = None
+        if published is None and (link is None or not title or _is_listing_link(link, options)):
+            # A spacer, or a pager (whose current page number may sit where a date would).
             page.skipped += 1
             page.example = page.example or _snippet(entry)
             continue
@@ -149,13 +157,11 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
                 )
             page.entries.append((None, link, title or ""))
             continue
-        try:
-            published = parse_datetime(date_text, zone)
-        except DateParseError:
+        if published is None:
             raise LayoutError(
                 f"{LAYOUT_CHANGED}：{shown} 第{index}条的日期「{date_text}」无法识别"
                 f"（选择器 date = {options.date!r}）：{_snippet(entry)}"
-            ) from None
+            )
         observed = Observed(
             published_at=published,
             title=title,
