@@ -10,8 +10,15 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from channelwatch.errors import FetchError
-from channelwatch.sources.http import HttpClient, HttpSettings, _retry_after, redact, register_secret
+from channelwatch.errors import BlockedError, FetchError
+from channelwatch.sources.http import (
+    HttpClient,
+    HttpSettings,
+    _browser_check,
+    _retry_after,
+    redact,
+    register_secret,
+)
 from tests.fakeplatforms import FakePlatforms, fake_platforms
 
 __all__ = ["fake_platforms"]
@@ -109,3 +116,25 @@ def test_gbk_page_decoded() -> None:
 
     body = '<html><head><meta charset="gb2312"></head><body>王洼产业园区</body></html>'.encode("gb18030")
     assert "王洼产业园区" in Fetched("http://x/", 200, {"content-type": "text/html"}, body).text()
+
+
+def test_browser_checks_are_recognised() -> None:
+    challenge = b"<html><script>document.cookie=('_'+'_jsl_clearance_s=')+'1|-1';location.href=location.href</script>"
+    assert _browser_check(521, b"")
+    assert _browser_check(412, challenge)
+    assert not _browser_check(412, b"<html><body>Precondition Failed</body></html>")
+    assert not _browser_check(503, challenge)
+
+
+def test_521_is_blocked_and_not_retried(fake_platforms: FakePlatforms) -> None:
+    fake_platforms.add_site_articles(1)
+    fake_platforms.fault("antibot521", target="site")
+
+    async def once() -> None:
+        async with HttpClient(FAST) as client:
+            await client.request("GET", fake_platforms.site_list_url)
+
+    with pytest.raises(BlockedError) as caught:
+        asyncio.run(once())
+    assert "浏览器验证" in str(caught.value) and "白名单" in str(caught.value)
+    assert [r.status for r in fake_platforms.requests] == [521]

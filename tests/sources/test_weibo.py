@@ -106,6 +106,7 @@ def test_id_encodes_the_post_time() -> None:
         ("Fri Jun 14 20:38:03 +0800 2019", "2019-06-14 20:38:03"),
         ("Sat Jun 15 09:00:00 +0800 2019", "2019-06-15 09:00:00"),  # full date and id disagree: the date
         ("06-20", "2026-06-20 00:00:00"),  # the id says another day: the text, year from the fetch
+        ("昨天 09:00", "2026-06-30 09:00:00"),  # the id says another time of day: the text
     ],
 )
 def test_post_time_from_text_and_id(text: str, expected: str) -> None:

@@ -356,13 +356,9 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
     from channelwatch.sources import wechat, weibo
 
     if weibo.is_weibo_answer(payload):
-        status, message = weibo.answer_message(payload)
-        if status == "error":
-            raise InputError(
-                f"{path}：这是微博接口的错误回答（ok = {payload.get('ok')}，消息「{message}」），"
-                "不是一页微博，未导入；请重新保存该页"
-            )
+        # An ok == 0 answer that is a refusal raises here; one saying the list is empty is a warning.
         export = _from_observed(path, "weibo-json", weibo.rows_from_getindex(payload, zone, now, path.name))
+        status, message = weibo.answer_message(payload)
         if status == "empty":
             export.warning = f"{path.name}：微博回答「{message}」（ok = 0）：该账号在这一页没有微博，没有可导入的内容"
         return export

@@ -65,6 +65,7 @@ EMPTY_MESSAGES = frozenset({"这里还没有内容", "暂无微博", "还没有�
 WEIBO_LAUNCH = datetime(2009, 8, 14, tzinfo=UTC)
 _ID_TEXT_TOLERANCE = timedelta(seconds=60)
 _MONTH_DAY = re.compile(r"^(\d{1,2})-(\d{1,2})(?:\s+\d{1,2}:\d{2})?$")
+_TIME_OF_DAY = re.compile(r"(\d{1,2}):(\d{2})$")  # 昨天 12:30, 今天 08:00, 11-27 09:15
 _DATE_ONLY = re.compile(r"^\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?$")
 
 _TAG = re.compile(r"<[^>]+>")
@@ -180,62 +181,60 @@ def _id_clock(post_id: str, zone: str, now: datetime) -> datetime | None:
     return moment if WEIBO_LAUNCH <= moment <= now + timedelta(days=1) else None
 
 
+def _agrees(text: str, clock: datetime, zone: str) -> bool:
+    """Whether what a partial or relative date does say (month and day, hour and minute) fits ``clock``."""
+    local = to_office(clock, zone)
+    match = _MONTH_DAY.match(text)
+    if match and (int(match.group(1)), int(match.group(2))) != (local.month, local.day):
+        return False
+    shown = _TIME_OF_DAY.search(text)
+    return not shown or (int(shown.group(1)), int(shown.group(2))) == (local.hour, local.minute)
+
+
 def post_time(post_id: str, text: str, zone: str, now: datetime, origin: str = "") -> datetime:
     """A post's publication time from its ``created_at`` text and its id (see the module docstring).
 
-    Raises ``DateParseError`` when neither gives a time.
+    Raises ``DateParseError`` when the text is missing or no date at all (a layout change, whatever
+    the id says).
     """
     text = (text or "").strip()
+    if not text:
+        raise DateParseError("缺少发布时间")
     clock = _id_clock(post_id, zone, now)
     full: datetime | None = None
-    if text and not _MONTH_DAY.match(text):
+    if not _MONTH_DAY.match(text):
         try:
             full = parse_datetime(text, zone)
         except DateParseError:
-            full = None
+            full = None  # a relative form (3小时前, 昨天 12:30), read below
     if full is not None:
         if clock is None:
             return full
         if _DATE_ONLY.match(text):
-            # A day without a time of day: the id gives the time when it falls on that day.
             if to_office(clock, zone).date() == to_office(full, zone).date():
-                return clock
-        elif abs(full - clock) > _ID_TEXT_TOLERANCE:
-            log.warning(
-                "weibo post %s at %s: created_at %r disagrees with the time its id encodes (%s); keeping created_at",
-                post_id,
-                origin,
-                text,
-                clock.isoformat(),
-            )
+                return clock  # a day without a time of day: the id gives the time
+        elif abs(full - clock) <= _ID_TEXT_TOLERANCE:
             return full
-        else:
-            return full
-        log.warning(
-            "weibo post %s at %s: date %r and id time %s are on different days; keeping the date",
-            post_id,
-            origin,
-            text,
-            clock.isoformat(),
-        )
+        _disagreement(post_id, origin, text, clock, "keeping created_at")
         return full
-    if not text:
-        raise DateParseError("缺少发布时间")
     from_text = parse_relative(text, now, zone)  # raises for text that is no date at all
     if clock is None:
         return from_text
-    match = _MONTH_DAY.match(text)
-    local = to_office(clock, zone)
-    if match is None or (int(match.group(1)), int(match.group(2))) == (local.month, local.day):
+    if _agrees(text, clock, zone):
         return clock
+    _disagreement(post_id, origin, text, clock, "using created_at against the fetch time")
+    return from_text
+
+
+def _disagreement(post_id: str, origin: str, text: str, clock: datetime, outcome: str) -> None:
     log.warning(
-        "weibo post %s at %s: created_at %r disagrees with the day its id encodes (%s); using created_at",
+        "weibo post %s at %s: created_at %r disagrees with the time its id encodes (%s); %s",
         post_id,
         origin,
         text,
         clock.isoformat(),
+        outcome,
     )
-    return from_text
 
 
 def post_observed(post: WeiboPost, zone: str, now: datetime, origin: str) -> Observed:
