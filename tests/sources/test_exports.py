@@ -166,6 +166,33 @@ def test_crawler_json_is_accepted_and_matches_the_csv(instance_dir: Path, tmp_pa
     assert "新增 0，已有 5" in again.output, again.output
 
 
+def test_weibospider_csv_and_json(instance_dir: Path, tmp_path: Path) -> None:
+    # weiboSpider, weibo-crawler's sibling: 微博正文, 是否为原创微博 (True/False) and a 转发数 count column.
+    csv_path = tmp_path / "5678901234.csv"
+    csv_path.write_text(
+        "\ufeff微博id,微博正文,头条文章url,原始图片url,被转发微博原始图片url,是否为原创微博,微博视频url,发布位置,发布时间,"
+        "发布工具,点赞数,转发数,评论数\n"
+        "Ka1b2C3d4,园区召开安全生产会议,,无,无,True,无,无,2020-05-17 10:00,微博 weibo.com,3,2,1\n"
+        "Ka1b2C3d5,转发理由: 转发微博 原始用户: 宁夏发布 转发内容: 防汛提示,,无,无,False,无,无,2020-05-16 09:30,"
+        "微博 weibo.com,0,0,0\n",
+        encoding="utf-8",
+    )
+    result = cw(instance_dir, "import", "weibo", str(csv_path))
+    assert result.exit_code == 0, result.output
+    assert (channel(summary(instance_dir, 2020), "weibo")["reposts"]) == 1
+    posts = [
+        {"id": "Ka1b2C3d4", "content": "园区召开安全生产会议", "original": True, "publish_time": "2020-05-17 10:00"},
+        {"id": "Ka1b2C3d6", "content": "转发微博", "original": False, "publish_time": "2020-05-18 08:00"},
+    ]
+    json_path = tmp_path / "5678901234.json"
+    json_path.write_text(json.dumps({"user": {"id": "5678901234"}, "weibo": posts}, ensure_ascii=False), "utf-8")
+    result = cw(instance_dir, "import", "weibo", str(json_path))
+    assert result.exit_code == 0, result.output
+    assert "读取 2 行，新增 1，已有 1" in result.output  # the same id as in the CSV
+    figures = channel(summary(instance_dir, 2020), "weibo")
+    assert (figures["total"], figures["reposts"]) == (3, 2)
+
+
 @pytest.mark.parametrize(
     ("header", "values", "reposts"),
     [

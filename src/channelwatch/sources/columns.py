@@ -6,7 +6,7 @@ __all__ = ["FIELD_HEADERS", "FIELD_LABELS", "match_headers", "normalise_header"]
 
 FIELD_HEADERS: dict[str, tuple[str, ...]] = {
     "id": ("id", "编号", "微博ID", "微博id", "mid", "文章ID", "消息ID", "msgid"),
-    "title": ("title", "标题", "文章标题", "微博内容", "内容", "正文"),
+    "title": ("title", "标题", "文章标题", "微博内容", "微博正文", "内容", "正文"),
     "url": ("url", "link", "链接", "原文链接", "文章链接", "网址", "地址"),
     "published_at": (
         "published_at",
@@ -20,8 +20,9 @@ FIELD_HEADERS: dict[str, tuple[str, ...]] = {
         "日期",
     ),
     "repost": ("is_repost", "repost", "是否转发", "是否转载", "类型", "原创/转发"),
-    # The inverse of a repost column: yes means original. weibo-crawler writes 是否原创 (True/False).
-    "original": ("is_original", "original", "是否原创", "原创"),
+    # The inverse of a repost column: yes means original. weibo-crawler writes 是否原创 and weiboSpider
+    # 是否为原创微博, both True/False.
+    "original": ("is_original", "original", "是否原创", "是否为原创微博", "原创"),
     "column": ("column", "栏目", "所属栏目"),
 }
 FIELD_LABELS = {

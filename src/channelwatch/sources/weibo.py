@@ -41,6 +41,7 @@ from pydantic import Field, field_validator
 
 from channelwatch.dates import DateParseError, parse_datetime, parse_relative, to_office, weibo_id_time
 from channelwatch.errors import BlockedError, FetchError, InputError, LayoutError, RowProblem
+from channelwatch.identity import is_original_value
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource, parse_duration
 
 __all__ = [
@@ -282,7 +283,12 @@ def rows_from_getindex(payload: dict[str, Any], zone: str, now: datetime | None,
 
 
 def rows_from_crawler(payload: dict[str, Any], zone: str, now: datetime | None, name: str) -> list[Any]:
-    """The weibo-crawler JSON (``{"user": {...}, "weibo": [...]}``): a post with ``retweet`` is a repost."""
+    """The JSON weibo-crawler and weiboSpider write (``{"user": {...}, "weibo": [...]}``).
+
+    weibo-crawler: ``id`` (the mid), ``bid``, ``text``, ``created_at``/``full_created_at``, and a
+    ``retweet`` object on reposts. weiboSpider: ``id`` (the alphanumeric id of weibo.cn, which is
+    also the post's address), ``content``, ``publish_time``, ``original`` (false on reposts).
+    """
     from channelwatch.sources.rows import Row
 
     fetched = now or datetime.now(UTC)
@@ -294,12 +300,12 @@ def rows_from_crawler(payload: dict[str, Any], zone: str, now: datetime | None, 
             rows.append(Row(index, [str(post)], None, [RowProblem(index, "weibo", str(post), "不是对象")]))
             continue
         post_id = str(post.get("id") or post.get("mid") or "").strip()
-        text = plain_text(str(post.get("text") or ""))
-        created = str(post.get("full_created_at") or post.get("created_at") or "").strip()
+        text = plain_text(str(post.get("text") or post.get("content") or ""))
+        created = str(post.get("full_created_at") or post.get("created_at") or post.get("publish_time") or "").strip()
         uid = str(post.get("user_id") or default_uid).strip()
-        bid = str(post.get("bid") or "").strip()
+        bid = str(post.get("bid") or ("" if post_id.isdigit() else post_id)).strip()
         url = f"https://weibo.com/{uid}/{bid}" if uid and bid else None
-        repost = isinstance(post.get("retweet"), dict) and bool(post["retweet"])
+        repost = (isinstance(post.get("retweet"), dict) and bool(post["retweet"])) or _is_false(post.get("original"))
         cells = [post_id, text, url or "", created, "转发" if repost else "原创"]
         if not post_id and not text and not url:
             rows.append(Row(index, cells, None, [RowProblem(index, "id", "", "既没有 id 也没有正文")]))
@@ -319,6 +325,11 @@ def rows_from_crawler(payload: dict[str, Any], zone: str, now: datetime | None, 
         )
         rows.append(Row(index, cells, observed))
     return rows
+
+
+def _is_false(value: Any) -> bool:
+    """weiboSpider's ``original`` flag: false (or "False", 0) marks a repost; absent means nothing."""
+    return value is not None and is_original_value(value) is False
 
 
 # --- polling ------------------------------------------------------------------------------------------------
