@@ -121,6 +121,14 @@ def test_saved_list_with_spacers_and_pager(title: str) -> None:
     assert 'class="cont_line"' in page.example
 
 
+def test_navigation_links_among_entries_are_skipped() -> None:
+    options = _spacer_options()
+    html = (DATA / "website_list_spacers.html").read_text(encoding="utf-8")
+    more = '<li><a href="../tzgg/"><font class="cont_tit03">更多&gt;&gt;</font></a></li>\n</ul>'
+    page = read_list_page(html.replace("</ul>", more), options.url, options, ZONE)
+    assert (len(page.entries), page.skipped) == (3, 5)
+
+
 def test_no_readable_entry_is_a_layout_alarm_naming_selector_and_html() -> None:
     options = _spacer_options(date="span.date", link="a.title@href")
     html = (DATA / "website_list_spacers.html").read_text(encoding="utf-8")

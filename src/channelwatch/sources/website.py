@@ -106,6 +106,8 @@ def _is_listing_link(link: str, options: HtmlListOptions) -> bool:
     return bool(_PAGER_NAME.search(link.split("?", 1)[0]))
 
 
+# Links among the entries that lead elsewhere in the site: "更多>>", "下一页", "尾页".
+_NAVIGATION = re.compile(r"^\W*(?:更多|查看更多|下一页|上一页|首页|尾页|末页|more)\W*$", re.IGNORECASE)
 _PAGER_NAME = re.compile(r"/index_\d+\.s?html?$")  # TRS pagers: index_1.html, index_2.html, …
 
 
@@ -114,7 +116,8 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
 
     Real column pages put spacer ``<li>`` and the pager among the entries: an element without a
     readable date that also lacks a link, or a title, or links only to a page of the list itself (the
-    pager, whose current page number may sit where a date would), is not an entry and is skipped.
+    pager, whose current page number may sit where a date would), or is a navigation link ("更多>>",
+    "下一页"), is not an entry and is skipped.
     An element that is half an entry (a date without a link, a link and title without a date when
     the list shows dates, a link and title with a date that does not parse) means the page changed:
     ``LayoutError``, naming the selector and showing the element.
@@ -138,7 +141,9 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
                 published = parse_datetime(date_text, zone)
             except DateParseError:
                 published = None
-        if published is None and (link is None or not title or _is_listing_link(link, options)):
+        if published is None and (
+            link is None or not title or _is_listing_link(link, options) or _NAVIGATION.match(title)
+        ):
             # A spacer, or a pager (whose current page number may sit where a date would).
             page.skipped += 1
             page.example = page.example or _snippet(entry)
