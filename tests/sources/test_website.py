@@ -155,7 +155,7 @@ def test_poll_skips_spacers_and_pager_and_counts_them(poll_env_factory: object) 
     result = env.poll()
     assert (result.status, result.new, result.pages) == ("ok", 12, 3), result.message
     # 12 spacers and a pager on each of the 3 pages
-    assert result.message and "跳过 15 个不是条目的元素" in result.message
+    assert result.message and "跳过 15 个不是条目的元素（分隔线、翻页" in result.message
     assert env.run(result.run_id).message == result.message
 
 

@@ -11,8 +11,10 @@ Rules:
   seen earlier in this poll); pinned entries never count for that. ``full=True`` walks to
   ``max_pages`` or the end of the listing.
 * **Layout alarm**: a first page with no entries where the channel's last good poll saw some, or a
-  source's ``LayoutError`` (dates that no longer parse, entries without links), fails the run with
-  "页面结构可能已变化".
+  source's ``LayoutError`` (dates that no longer parse, entries without links, a first list page far
+  below the last good poll's entries per page, which sources get in ``PollContext.last_good``), fails
+  the run with "页面结构可能已变化". Elements a source skips as no entries (spacers, pagers) are
+  counted in the run's message.
 * **Failures** never raise out of ``poll_channels``: each becomes a failed run with its Chinese reason
   and a ``PollResult`` with ``status == "failed"``. Messages pass ``http.redact`` (no secret).
 * **Concurrency**: channels run concurrently on one event loop, at most ``concurrency`` at a time;
@@ -287,7 +289,7 @@ async def _poll_one(
                 warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
             if skipped:
                 # Spacers and pagers among a list's entries: counted, so a change in them shows.
-                note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页等，没有链接和日期）"
+                note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
                 partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning)
