@@ -132,13 +132,24 @@ def test_empty_weibo_answer_is_a_warning_not_silence(instance_dir: Path, tmp_pat
     assert run["status"] == "ok" and "该账号在这一页没有微博" in run["message"]
 
 
-def test_refusing_weibo_answer_is_rejected_naming_its_message(instance_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ('{"ok":0,"msg":"请求过于频繁，请稍后再试"}', ["请求过于频繁，请稍后再试", "ok = 0"]),
+        ('{"ok":-100,"url":"https://passport.weibo.cn/signin/welcome"}', ["ok = -100", "需要登录"]),
+    ],
+)
+def test_refusing_weibo_answer_is_rejected_naming_its_message(
+    instance_dir: Path, tmp_path: Path, answer: str, words: list[str]
+) -> None:
     path = tmp_path / "getIndex_refused.json"
-    path.write_text('{"ok":0,"msg":"请求过于频繁，请稍后再试"}', encoding="utf-8")
+    path.write_text(answer, encoding="utf-8")
     result = cw(instance_dir, "import", "weibo", str(path))
     assert result.exit_code == 1
-    assert "请求过于频繁，请稍后再试" in result.output and "ok = 0" in result.output
+    assert all(word in result.output for word in words), result.output
     assert "Traceback" not in result.output
+    (run,) = json.loads(cw(instance_dir, "runs", "--format", "json").output)
+    assert run["status"] == "rejected" and words[0] in run["message"]
 
 
 # --- weibo-crawler exports ------------------------------------------------------------------------------------

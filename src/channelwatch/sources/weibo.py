@@ -9,7 +9,7 @@ Times: ``created_at`` is full (``Sat Nov 28 10:00:00 +0800 2020``) in newer answ
 (``06-14``, ``昨天 12:30``) or relative (``3小时前``) in older ones. A post id is a clock
 (``dates.weibo_id_time``), so a partial or relative date takes the time its id encodes whenever the
 id is plausible (after Weibo began, not after the fetch) and agrees with what the text does say
-(month and day); only otherwise is the text resolved against the fetch time, which for a saved file
+(month and day, hour and minute); only otherwise is the text resolved against the fetch time, which for a saved file
 is its modification time. Where a full date and the id disagree, the full date is kept (the text is
 what the platform shows) and the disagreement is logged (docs/counting-rules.md).
 
@@ -88,7 +88,7 @@ def is_weibo_answer(payload: Any) -> bool:
     return (
         isinstance(payload, dict)
         and "ok" in payload
-        and "msg" in payload
+        and ("msg" in payload or "url" in payload)
         and set(payload) <= {"ok", "msg", "data", "url", "errno", "error_type", "error_code"}
     )
 
@@ -103,6 +103,8 @@ def answer_message(payload: dict[str, Any]) -> tuple[str, str]:
     cards = data.get("cards") if isinstance(data, dict) else None
     if ok == "0" and not cards and (msg in EMPTY_MESSAGES or not msg):
         return "empty", msg or "这里还没有内容"
+    if ok == "-100":
+        return "error", msg or "需要登录：登录 Cookie 已失效或未设置"
     return "error", msg or f"ok = {ok}"
 
 
