@@ -376,7 +376,7 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
     if not isinstance(payload, list):
         raise InputError(
             f"{path}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / 微信 freepublish/batchget 响应，"
-            '或 weibo-crawler 导出的 {"user": …, "weibo": […]}'
+            '或 weibo-crawler、weiboSpider 导出的 {"user": …, "weibo": […]}'
         )
     header: list[str] = []
     for entry in payload:

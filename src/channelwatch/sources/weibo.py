@@ -109,7 +109,7 @@ def answer_message(payload: dict[str, Any]) -> tuple[str, str]:
 
 
 def is_crawler_payload(payload: Any) -> bool:
-    """The JSON the weibo-crawler tool writes: ``{"user": {...}, "weibo": [post, ...]}``."""
+    """The JSON weibo-crawler and weiboSpider write: ``{"user": {...}, "weibo": [post, ...]}``."""
     return (
         isinstance(payload, dict)
         and isinstance(payload.get("weibo"), list)
