@@ -152,6 +152,31 @@ def test_refusing_weibo_answer_is_rejected_naming_its_message(
     assert run["status"] == "rejected" and words[0] in run["message"]
 
 
+@pytest.mark.parametrize(
+    ("channel_key", "answer", "words"),
+    [
+        ("weibo", '{"ok":1,"data":{"cardlistInfo":{"containerid":"1076035678901234"},"cards":[]}}', "没有微博"),
+        ("wechat", '{"item":[],"total_count":0,"item_count":0}', "没有发布记录"),
+    ],
+)
+def test_answers_without_posts_are_warnings(
+    instance_dir: Path, tmp_path: Path, channel_key: str, answer: str, words: str
+) -> None:
+    path = tmp_path / "answer.json"
+    path.write_text(answer, encoding="utf-8")
+    result = cw(instance_dir, "import", channel_key, str(path))
+    assert result.exit_code == 0, result.output
+    assert "读取 0 行" in result.output and "警告" in result.output and words in result.output
+
+
+def test_wechat_error_answer_is_rejected_naming_it(instance_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "batchget.json"
+    path.write_text('{"errcode":48001,"errmsg":"api unauthorized"}', encoding="utf-8")
+    result = cw(instance_dir, "import", "wechat", str(path))
+    assert result.exit_code == 1
+    assert "errcode 48001" in result.output and "api unauthorized" in result.output
+
+
 # --- weibo-crawler exports ------------------------------------------------------------------------------------
 
 

@@ -361,11 +361,24 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None) -> Export
         status, message = weibo.answer_message(payload)
         if status == "empty":
             export.warning = f"{path.name}：微博回答「{message}」（ok = 0）：该账号在这一页没有微博，没有可导入的内容"
+        elif export.size == 0:
+            export.warning = f"{path.name}：这一页微博接口的回答中没有微博，没有可导入的内容"
         return export
     if weibo.is_crawler_payload(payload):
         return _from_observed(path, "weibo-json", weibo.rows_from_crawler(payload, zone, now, path.name))
+    if wechat.is_error_answer(payload):
+        raise InputError(
+            f"{path}：这是微信接口的错误回答（errcode {payload.get('errcode')}：{payload.get('errmsg', '')}），"
+            "不是发布记录，未导入"
+        )
     if wechat.is_batchget_payload(payload):
-        return _from_observed(path, "wechat-json", wechat.rows_from_batchget(payload, zone, path.name))
+        export = _from_observed(path, "wechat-json", wechat.rows_from_batchget(payload, zone, path.name))
+        if export.size == 0:
+            export.warning = (
+                f"{path.name}：微信回答中没有发布记录（item 为空，total_count = {payload.get('total_count')}），"
+                "没有可导入的内容"
+            )
+        return export
     if wechat.is_articlesummary_payload(payload):
         return _from_observed(path, "wechat-json", wechat.rows_from_articlesummary(payload, zone, path.name))
     if isinstance(payload, dict):

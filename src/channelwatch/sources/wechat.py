@@ -37,6 +37,7 @@ __all__ = [
     "articles_from_push",
     "is_articlesummary_payload",
     "is_batchget_payload",
+    "is_error_answer",
     "rows_from_articlesummary",
     "rows_from_batchget",
 ]
@@ -51,6 +52,17 @@ def is_batchget_payload(payload: Any) -> bool:
         isinstance(payload, dict)
         and isinstance(payload.get("item"), list)
         and ("total_count" in payload or "item_count" in payload)
+    )
+
+
+def is_error_answer(payload: Any) -> bool:
+    """``{"errcode": 40001, "errmsg": "…"}``: a refusal saved in place of an answer."""
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("errcode"), int)
+        and payload["errcode"] != 0
+        and "item" not in payload
+        and "list" not in payload
     )
 
 
