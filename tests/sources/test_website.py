@@ -169,7 +169,12 @@ def test_collapse_against_the_last_good_run_is_a_layout_alarm(poll_env_factory: 
     result = env.poll()
     assert result.status == "failed"
     assert result.message and "页面结构可能已变化" in result.message and "上次成功抓取时每页约 10 条" in result.message
+    assert "--full" in result.message
     assert env.stored() == 30
+    # The site really shows 3 a page now: one full poll accepts it, and later polls compare with it.
+    accepted = env.poll(full=True)
+    assert (accepted.status, accepted.new) == ("ok", 1), accepted.message
+    assert env.poll().status == "ok"
 
 
 def test_antibot_521_says_a_browser_check_blocks_and_what_to_do(poll_env_factory: object) -> None:

@@ -251,18 +251,20 @@ class HtmlListSource(PollSource):
 
         A column's first page is full whenever the column has more than a page of articles, and
         articles are not taken off it: a first page that suddenly reads less than half of what the
-        last good poll read per page means the selectors now miss most entries.
+        last good poll read per page means the selectors now miss most entries. A ``--full`` poll
+        skips the check, so that a site that really shows fewer entries per page can be accepted.
         """
         rows, pages = self.context.last_good, self.context.last_good_pages
-        if not rows or not pages or not listed.entries:
-            return
+        if self.context.full or not rows or not pages or not listed.entries:
+            return  # a --full poll accepts a list that now legitimately shows fewer entries per page
         per_page = rows / pages
         if len(listed.entries) * 2 < per_page:
             raise LayoutError(
                 f"{LAYOUT_CHANGED}：{redact(url)} 只读到 {len(listed.entries)} 条，而上次成功抓取时每页约 "
                 f"{per_page:.0f} 条（选择器 item = {self.options.item!r}"
                 + (f"，跳过 {listed.skipped} 个不是条目的元素，例如：{listed.example}" if listed.skipped else "")
-                + "）；本次未保存任何数据，请检查网页或配置中的选择器"
+                + "）；本次未保存任何数据，请检查网页或配置中的选择器。如果网站确实改为每页显示更少条目，"
+                f"运行一次 channelwatch poll {self.context.channel} --full 即可接受新的页面"
             )
 
     async def _with_detail_dates(self, parsed: list[tuple[Observed | None, str | None, str]]) -> list[Observed]:
