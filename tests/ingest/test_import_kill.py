@@ -37,9 +37,16 @@ def _total(instance: Path) -> int:
     return total
 
 
-def _readers() -> list[str]:
-    found = subprocess.run(["pgrep", "-f", "channelwatch.ingest.readahead"], capture_output=True, text=True)
+def _readers(parent: int) -> list[str]:
+    """This import's reader children only: other test runs on the machine may be importing too."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(parent), "-f", "channelwatch.ingest.readahead"], capture_output=True, text=True
+    )
     return found.stdout.split()
+
+
+def _alive(pids: list[str]) -> bool:
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def test_kill_9_during_import_then_rerun(instance_dir: Path, tmp_path: Path) -> None:
@@ -48,14 +55,15 @@ def test_kill_9_during_import_then_rerun(instance_dir: Path, tmp_path: Path) -> 
     command = [sys.executable, "-m", "channelwatch", "--instance", str(instance_dir), "import", "weibo", str(export)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Kill once the import's run is recorded and its reader is at work, i.e. in the middle of it.
-    assert wait_for(lambda: bool(_readers()), timeout=30), "the reader child never started"
+    assert wait_for(lambda: bool(_readers(process.pid)), timeout=30), "the reader child never started"
+    readers = _readers(process.pid)
     time.sleep(0.5)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
 
     assert _total(instance_dir) == 0  # the transaction died with the process: nothing half-stored
-    assert wait_for(lambda: not _readers(), timeout=15), "the reader outlived its parent"
+    assert wait_for(lambda: not _alive(readers), timeout=15), "the reader outlived its parent"
     opened = open_store(load_instance(instance_dir))
     with store.read(opened.engine) as conn:
         runs = list_runs(conn, opened, limit=5)
