@@ -24,6 +24,7 @@ __all__ = [
     "ChannelConfig",
     "Config",
     "Instance",
+    "WebConfig",
     "find_instance",
     "load_instance",
 ]
@@ -68,12 +69,25 @@ class FreshnessConfig(_Strict):
     limit_days: int = Field(default=14, ge=1)
 
 
+class WebConfig(_Strict):
+    """``[web]``: the read-only web view (``channelwatch serve``).
+
+    One shared password, read from the environment variable ``password_env`` names, like every
+    other secret of the instance (docs/web.md explains why not a list of users with hashes).
+    """
+
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    secure_cookie: bool = False  # always mark the session cookie Secure (besides requests that arrive over HTTPS)
+
+
 class Config(_Strict):
     office: OfficeConfig
     database: DatabaseConfig = DatabaseConfig()
     channels: list[ChannelConfig] = Field(default_factory=list)
     freshness: FreshnessConfig = FreshnessConfig()
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    web: WebConfig = WebConfig()
 
     @field_validator("channels")
     @classmethod

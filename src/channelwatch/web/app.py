@@ -1,0 +1,484 @@
+"""The web view: a Starlette application over the read-only store.
+
+Pages are Jinja2 templates under ``web/`` that an instance overrides by placing a file of the same
+name in its ``templates/web/`` folder, like the report templates. Endpoints are plain functions:
+Starlette runs them in its thread pool, so a slow report download never holds up other pages.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from channelwatch import store
+from channelwatch.config import KIND_LABELS, Instance
+from channelwatch.errors import UserError
+from channelwatch.models import Publication
+from channelwatch.web import data
+from channelwatch.web.auth import COOKIE_NAME, Gate
+from channelwatch.web.svg import monthly_chart
+
+__all__ = ["SECURITY_HEADERS", "create_app"]
+
+# No script may run at all (the view has none), styles and images only from the view itself
+# (SVG charts are inline markup, not scripts), and no other site may frame the pages.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+}
+PUBLIC_PATHS = ("/login", "/healthz")
+STATUS_LABELS = {"ok": "成功", "failed": "失败", "rejected": "拒收", "running": "进行中/中断"}
+RUN_KINDS = {"import": "导入", "poll": "抓取"}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+class BadRequest(UserError):
+    """A query parameter the view cannot use: shown as a 400 page naming the parameter."""
+
+
+class NotFound(UserError):
+    pass
+
+
+def template_environment(templates_dir: Path | None) -> Environment:
+    loaders: list[Any] = []
+    if templates_dir is not None and templates_dir.is_dir():
+        loaders.append(FileSystemLoader(str(templates_dir)))
+    loaders.append(PackageLoader("channelwatch.web", "templates"))
+    # Autoescape every template whatever its name: titles in the store are untrusted text.
+    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
+
+
+class Guard:
+    """Security headers on every answer; the login gate in front of every path but the public ones."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if "cache-control" not in headers:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        path: str = scope["path"]
+        if self.gate.required and path not in PUBLIC_PATHS and not path.startswith("/static/"):
+            request = Request(scope)
+            if not self.gate.valid(request.cookies.get(COOKIE_NAME)):
+                target = path + ("?" + request.url.query if request.url.query else "")
+                response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+                await response(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass
+class WebView:
+    instance: Instance
+    readonly: data.ReadOnlyStore
+    gate: Gate
+    env: Environment
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    @property
+    def zone(self) -> str:
+        return self.instance.timezone
+
+    def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("year", None)
+        context.setdefault("years", [])
+        html = self.env.get_template(f"web/{template}").render(
+            office=self.instance.config.office.name,
+            login_required=self.gate.required,
+            path=request.url.path,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def year_of(self, request: Request) -> int:
+        return _int_param(request, "year", 1990, 2100, default=data.office_today(self.zone).year)
+
+    def years(self, conn: Any, channel_ids: list[int], selected: int) -> list[int]:
+        """Years from the oldest stored publication to the newest (or this year), newest first."""
+        pub = Publication.__table__  # type: ignore[attr-defined]
+        this_year = data.office_today(self.zone).year
+        low, high = this_year, this_year
+        for channel_id in channel_ids:
+            # min and max of an index column under an equality prefix: two index probes per channel.
+            first = conn.execute(select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
+            last = conn.execute(select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
+            if first is not None:
+                low, high = min(low, int(first)), max(high, int(last))
+        return sorted(set(range(low, high + 1)) | {selected}, reverse=True)
+
+    # --- pages --------------------------------------------------------------------------------------
+
+    def overview(self, request: Request) -> Response:
+        from channelwatch.reports.summary import summary_sentence
+        from channelwatch.stats import Period, comparison_base, freshness, summarise
+
+        year = self.year_of(request)
+        keys = [c.id for c in self.instance.config.channels]
+        settings = self.instance.config.freshness
+        today = data.office_today(self.zone)
+        with store.read(self.readonly.engine) as conn:
+            office_id = self.readonly.office_id(conn)
+            if office_id is None:
+                return self.page(request, "empty.html.j2", year=year)
+            ids = self.readonly.channel_ids(conn, office_id)
+            summary = summarise(conn, office_id, Period(year), keys)
+            previous = summarise(conn, office_id, Period(year - 1), keys)
+            fresh = {
+                f.key: f
+                for f in freshness(
+                    conn, office_id, self.zone, warn_days=settings.warn_days, limit_days=settings.limit_days
+                )
+            }
+            years = self.years(conn, [ids[k] for k in keys if k in ids], year)
+        sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
+        current_month = today.month if year == today.year else None
+        rows: list[dict[str, Any]] = []
+        for figures in summary.channels:
+            rows.append(
+                {
+                    "figures": figures,
+                    "kind_label": KIND_LABELS.get(figures.kind, figures.kind),
+                    "month_total": figures.by_month.get(current_month, 0) if current_month else None,
+                    "fresh": fresh.get(figures.key),
+                    "chart": monthly_chart(
+                        f"{figures.name}{year}年每月发布数量",
+                        figures.by_month,
+                        figures.reposts_by_month,
+                        width=460,
+                        height=190,
+                    ),
+                }
+            )
+        month_total = sum(r["month_total"] or 0 for r in rows) if current_month else None
+        return self.page(
+            request,
+            "overview.html.j2",
+            year=year,
+            years=years,
+            summary=summary,
+            sentence=sentence,
+            rows=rows,
+            current_month=current_month,
+            month_total=month_total,
+            settings=settings,
+        )
+
+    def channel(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        configured = {c.id: c for c in self.instance.config.channels}
+        if key not in configured:
+            raise NotFound(f"没有渠道「{key}」")
+        year = self.year_of(request)
+        month = _int_param(request, "month", 1, 12, default=None)
+        kind = request.query_params.get("type", "")
+        if kind not in ("", "original", "repost"):
+            raise BadRequest(f"参数 type 的值「{kind}」无效：可选 original（原创）或 repost（转发）")
+        repost = None if kind == "" else kind == "repost"
+        page_number = _int_param(request, "page", 1, 10**9, default=1)
+        with store.read(self.readonly.engine) as conn:
+            office_id = self.readonly.office_id(conn)
+            ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
+            if office_id is None or key not in ids:
+                return self.page(request, "empty.html.j2", year=year)
+            channel_id = ids[key]
+            totals = data.month_counts(conn, channel_id, year)
+            reposts = data.month_counts(conn, channel_id, year, repost=True)
+            listing = data.publication_page(
+                conn, channel_id, year, self.zone, month=month, repost=repost, page=page_number
+            )
+            runs = data.recent_runs(conn, office_id, self.zone, limit=20, channel_id=channel_id)
+            years = self.years(conn, [channel_id], year)
+        name = configured[key].name
+
+        def link(page: int) -> str:
+            query: dict[str, Any] = {"year": year}
+            if month is not None:
+                query["month"] = month
+            if kind:
+                query["type"] = kind
+            if page > 1:
+                query["page"] = page
+            return f"/channels/{quote(key)}?" + urlencode(query)
+
+        return self.page(
+            request,
+            "channel.html.j2",
+            year=year,
+            years=years,
+            key=key,
+            name=name,
+            kind_label=KIND_LABELS.get(configured[key].kind, configured[key].kind),
+            total=sum(totals.values()),
+            reposts=sum(reposts.values()),
+            chart=monthly_chart(f"{name}{year}年每月发布数量", totals, reposts, width=1000, height=240),
+            month=month,
+            type=kind,
+            listing=listing,
+            previous_link=link(listing.page - 1) if listing.page > 1 else None,
+            next_link=link(listing.page + 1) if listing.page < listing.pages else None,
+            runs=runs,
+            status_labels=STATUS_LABELS,
+            run_kinds=RUN_KINDS,
+        )
+
+    def runs(self, request: Request) -> Response:
+        before = _int_param(request, "before", 1, 2**62, default=None)
+        failures = request.query_params.get("failed") == "1"
+        size = 100
+        with store.read(self.readonly.engine) as conn:
+            office_id = self.readonly.office_id(conn)
+            if office_id is None:
+                return self.page(request, "empty.html.j2")
+            rows = data.recent_runs(conn, office_id, self.zone, limit=size + 1, before=before, failures_only=failures)
+        more = len(rows) > size
+        rows = rows[:size]
+        older = None
+        if more and rows:
+            query = {"before": rows[-1].id, **({"failed": 1} if failures else {})}
+            older = "/runs?" + urlencode(query)
+        return self.page(
+            request,
+            "runs.html.j2",
+            runs=rows,
+            failures=failures,
+            older_link=older,
+            status_labels=STATUS_LABELS,
+            run_kinds=RUN_KINDS,
+        )
+
+    def reports(self, request: Request) -> Response:
+        year = self.year_of(request)
+        with store.read(self.readonly.engine) as conn:
+            office_id = self.readonly.office_id(conn)
+            ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
+            years = self.years(conn, list(ids.values()), year)
+        today = data.office_today(self.zone)
+        from channelwatch.reports.quarterly import previous_quarter
+
+        last_year, last_quarter = previous_quarter(today.date())
+        return self.page(
+            request,
+            "reports.html.j2",
+            year=year,
+            years=years,
+            quarter_year=last_year,
+            last_quarter=last_quarter,
+            annual_year=today.year - 1 if year == today.year else year,
+        )
+
+    # --- downloads ----------------------------------------------------------------------------------
+
+    def _opened(self, conn: Any) -> Any:
+        opened = self.readonly.as_store(conn)
+        if opened is None:
+            raise NotFound("统计库中还没有本单位的数据：请先导入或抓取")
+        return opened
+
+    def summary_xlsx(self, request: Request) -> Response:
+        from channelwatch.reports.summary import summary_sentence, write_summary_xlsx
+        from channelwatch.stats import Period, comparison_base, summarise
+
+        year = _int_param(request, "year", 1990, 2100, default=None, required=True)
+        keys = [c.id for c in self.instance.config.channels]
+        with store.read(self.readonly.engine) as conn:
+            opened = self._opened(conn)
+            summary = summarise(conn, opened.office_id, Period(year), keys)
+            previous = summarise(conn, opened.office_id, Period(year - 1), keys)
+        sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
+        with tempfile.TemporaryDirectory(prefix="channelwatch-web-") as folder:
+            target = Path(folder) / "summary.xlsx"
+            write_summary_xlsx(summary, target, sentence)
+            body = target.read_bytes()
+        return _download(body, XLSX, f"{summary.office}{year}年信息发布统计.xlsx", f"summary-{year}.xlsx")
+
+    def quarterly_xlsx(self, request: Request) -> Response:
+        from channelwatch.reports.quarterly import build_quarterly
+
+        year = _int_param(request, "year", 1990, 2100, default=None, required=True)
+        quarter = _int_param(request, "quarter", 1, 4, default=None, required=True)
+        keys = [c.id for c in self.instance.config.channels]
+        with store.read(self.readonly.engine) as conn:
+            opened = self._opened(conn)
+            report = build_quarterly(
+                conn,
+                opened.office_id,
+                year,
+                quarter,
+                channel_keys=keys,
+                templates_dir=self.instance.templates_dir,
+                today=data.office_today(self.zone).date(),
+            )
+        return _download(report.xlsx_bytes(), XLSX, report.attachment_name, f"quarterly-{year}Q{quarter}.xlsx")
+
+    def annual_docx(self, request: Request) -> Response:
+        from channelwatch.reports.annual import build_annual_report, default_output_name
+        from channelwatch.reports.docx_writer import write_docx
+
+        year = _int_param(request, "year", 2019, 2100, default=None, required=True)
+        with store.read(self.readonly.engine) as conn:
+            opened = self._opened(conn)
+        # Failed checks do not stop the draft here: it comes with each problem marked ※, as
+        # `report annual --force` writes it, so the clerk sees where to correct the inputs.
+        report = build_annual_report(opened, year)
+        with tempfile.TemporaryDirectory(prefix="channelwatch-web-") as folder:
+            target = Path(folder) / "annual.docx"
+            write_docx(report, target)
+            body = target.read_bytes()
+        return _download(body, DOCX, default_output_name(report, "docx"), f"annual-{year}.docx")
+
+    # --- login --------------------------------------------------------------------------------------
+
+    def login_form(self, request: Request) -> Response:
+        if not self.gate.required:
+            return RedirectResponse("/", status_code=303)
+        return self.page(request, "login.html.j2", next=_safe_next(request.query_params.get("next")), error=None)
+
+    async def login(self, request: Request) -> Response:
+        if not self.gate.required:
+            return RedirectResponse("/", status_code=303)
+        form = await request.form()
+        password = str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "/")))
+        client = request.client.host if request.client else "unknown"
+        if not self.gate.check_password(password):
+            await self.gate.throttle.punish(client)
+            return self.page(request, "login.html.j2", status=401, next=target, error="密码不正确")
+        self.gate.throttle.succeeded(client)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE_NAME,
+            self.gate.open_session(),
+            max_age=self.gate.session_seconds,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.gate.secure_cookie or request.url.scheme == "https",
+        )
+        return response
+
+    def logout(self, request: Request) -> Response:
+        self.gate.close_session(request.cookies.get(COOKIE_NAME))
+        response = RedirectResponse("/login" if self.gate.required else "/", status_code=303)
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
+        return response
+
+    def healthz(self, request: Request) -> Response:
+        try:
+            with store.read(self.readonly.engine) as conn:
+                conn.exec_driver_sql("SELECT 1").scalar()
+        except Exception:
+            return PlainTextResponse("store unreachable", status_code=503)
+        return PlainTextResponse("ok")
+
+
+def _int_param(request: Request, name: str, low: int, high: int, *, default: int | None, required: bool = False) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise BadRequest(f"缺少参数 {name}")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"参数 {name} 的值「{raw}」不是整数") from None
+    if not low <= value <= high:
+        raise BadRequest(f"参数 {name} 的值 {value} 超出范围（{low}–{high}）")
+    return value
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site: ``//host`` or ``http://…`` would send a fresh login elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _download(body: bytes, media_type: str, filename: str, fallback: str) -> Response:
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+    return Response(body, media_type=media_type, headers={"content-disposition": disposition})
+
+
+def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | None = None) -> ASGIApp:
+    """The ASGI application serving ``instance``; the caller decides the gate (``auth.gate_for``)."""
+    view = WebView(
+        instance=instance,
+        readonly=readonly or data.open_readonly(instance),
+        gate=gate,
+        env=template_environment(instance.templates_dir),
+    )
+
+    def guarded(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """User errors become a Chinese error page instead of a traceback; endpoints stay in the thread pool."""
+        from starlette.concurrency import run_in_threadpool
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await run_in_threadpool(endpoint, request)
+            except NotFound as exc:
+                return view.page(request, "error.html.j2", status=404, message=str(exc))
+            except UserError as exc:
+                return view.page(request, "error.html.j2", status=400, message=str(exc))
+
+        return handle
+
+    routes = [
+        Route("/", guarded(view.overview)),
+        Route("/channels/{key}", guarded(view.channel)),
+        Route("/runs", guarded(view.runs)),
+        Route("/reports", guarded(view.reports)),
+        Route("/reports/summary.xlsx", guarded(view.summary_xlsx)),
+        Route("/reports/quarterly.xlsx", guarded(view.quarterly_xlsx)),
+        Route("/reports/annual.docx", guarded(view.annual_docx)),
+        Route("/login", view.login_form, methods=["GET"]),
+        Route("/login", view.login, methods=["POST"]),
+        Route("/logout", view.logout, methods=["POST"]),
+        Route("/healthz", view.healthz, methods=["GET", "HEAD"]),
+        Mount("/static", StaticFiles(packages=[("channelwatch.web", "static")]), name="static"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        view.readonly.dispose()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.view = view
+    return Guard(app, gate)
