@@ -8,6 +8,7 @@ Starlette runs them in its thread pool, so a slow report download never holds up
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -84,9 +85,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                # The server's own time for the answer, for monitoring and scripts/bench_web.py.
+                headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
                 for name, value in SECURITY_HEADERS.items():
                     headers[name] = value
                 if "cache-control" not in headers:
