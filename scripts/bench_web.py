@@ -61,8 +61,8 @@ OFFSET = timedelta(hours=8)  # Asia/Shanghai has no daylight saving time
 
 
 def fill(root: Path, publications: int, years: int) -> None:
-    from channelwatch.config import load_instance
-    from channelwatch.ingest import open_store
+    from channelwatch.instance.config import load_instance
+    from channelwatch.store import open_store
 
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "config" / "channelwatch.toml").write_text(CONFIG, encoding="utf-8")
@@ -154,7 +154,7 @@ def free_port() -> int:
 def measure(root: Path, repeat: int) -> None:
     import uvicorn
 
-    from channelwatch.config import load_instance
+    from channelwatch.instance.config import load_instance
     from channelwatch.web import create_app, gate_for
 
     instance = load_instance(root)

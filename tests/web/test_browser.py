@@ -14,8 +14,8 @@ import openpyxl
 import pytest
 
 from channelwatch import store
-from channelwatch.config import load_instance
-from channelwatch.stats import Period, summarise
+from channelwatch.instance.config import load_instance
+from channelwatch.stats.figures import Period, summarise
 from channelwatch.web.data import PAGE_SIZE, open_readonly
 from tests.web.conftest import PASSWORD, XSS_TITLE, Server
 

@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from channelwatch import store
-from channelwatch.config import load_instance
 from channelwatch.errors import ConfigError
+from channelwatch.instance.config import load_instance
 from channelwatch.web import gate_for, is_loopback
 from channelwatch.web.auth import Throttle
 from channelwatch.web.data import open_readonly

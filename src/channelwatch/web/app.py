@@ -27,9 +27,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch import store
-from channelwatch.config import KIND_LABELS, Instance
 from channelwatch.errors import UserError
-from channelwatch.models import Publication
+from channelwatch.instance.config import KIND_LABELS, Instance
+from channelwatch.store.models import Publication
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -153,7 +153,8 @@ class WebView:
 
     def overview(self, request: Request) -> Response:
         from channelwatch.reports.summary import summary_sentence
-        from channelwatch.stats import Period, comparison_base, freshness, summarise
+        from channelwatch.stats.figures import Period, comparison_base, summarise
+        from channelwatch.stats.freshness import freshness
 
         year = self.year_of(request)
         keys = [c.id for c in self.instance.config.channels]
@@ -319,7 +320,7 @@ class WebView:
 
     def summary_xlsx(self, request: Request) -> Response:
         from channelwatch.reports.summary import summary_sentence, write_summary_xlsx
-        from channelwatch.stats import Period, comparison_base, summarise
+        from channelwatch.stats.figures import Period, comparison_base, summarise
 
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
         keys = [c.id for c in self.instance.config.channels]

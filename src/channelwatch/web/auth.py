@@ -22,8 +22,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from channelwatch.config import Instance, secret
 from channelwatch.errors import ConfigError
+from channelwatch.instance.config import Instance
+from channelwatch.redaction import secret
 
 __all__ = ["COOKIE_NAME", "Gate", "Throttle", "gate_for", "is_loopback"]
 

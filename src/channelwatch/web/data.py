@@ -21,11 +21,11 @@ from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from channelwatch import store
-from channelwatch.config import Instance
 from channelwatch.dates import to_office
 from channelwatch.errors import ConfigError
-from channelwatch.ingest import Store
-from channelwatch.models import Channel, Office, Publication, Run
+from channelwatch.instance.config import Instance
+from channelwatch.store.models import Channel, Office, Publication, Run
+from channelwatch.store.opened import Store
 
 __all__ = [
     "PAGE_SIZE",
