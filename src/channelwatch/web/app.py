@@ -153,7 +153,7 @@ class WebView:
 
     def overview(self, request: Request) -> Response:
         from channelwatch.reports.summary import summary_sentence
-        from channelwatch.stats.figures import Period, comparison_base, summarise
+        from channelwatch.stats.figures import comparison_base
         from channelwatch.stats.freshness import freshness
 
         year = self.year_of(request)
@@ -165,14 +165,17 @@ class WebView:
             if office_id is None:
                 return self.page(request, "empty.html.j2", year=year)
             ids = self.readonly.channel_ids(conn, office_id)
-            summary = summarise(conn, office_id, Period(year), keys)
-            previous = summarise(conn, office_id, Period(year - 1), keys)
-            fresh = {
-                f.key: f
-                for f in freshness(
-                    conn, office_id, self.zone, warn_days=settings.warn_days, limit_days=settings.limit_days
-                )
-            }
+            summary = data.year_figures(conn, office_id, year, keys)
+            previous = data.year_figures(conn, office_id, year - 1, keys)
+            found = freshness(
+                conn,
+                office_id,
+                self.zone,
+                warn_days=settings.warn_days,
+                limit_days=settings.limit_days,
+                count_totals=False,
+            )
+            fresh = {f.key: f for f in found}
             years = self.years(conn, [ids[k] for k in keys if k in ids], year)
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
@@ -225,14 +228,19 @@ class WebView:
             if office_id is None or key not in ids:
                 return self.page(request, "empty.html.j2", year=year)
             channel_id = ids[key]
-            totals = data.month_counts(conn, channel_id, year)
-            reposts = data.month_counts(conn, channel_id, year, repost=True)
+            counts = data.month_counts(conn, channel_id, year)
             listing = data.publication_page(
-                conn, channel_id, year, self.zone, month=month, repost=repost, page=page_number
+                conn, channel_id, year, self.zone, counts=counts, month=month, repost=repost, page=page_number
             )
             runs = data.recent_runs(conn, office_id, self.zone, limit=20, channel_id=channel_id)
             years = self.years(conn, [channel_id], year)
         name = configured[key].name
+        totals: dict[int, int] = {}
+        reposts: dict[int, int] = {}
+        for (in_month, is_repost), count in counts.items():
+            totals[in_month] = totals.get(in_month, 0) + count
+            if is_repost:
+                reposts[in_month] = reposts.get(in_month, 0) + count
 
         def link(page: int) -> str:
             query: dict[str, Any] = {"year": year}

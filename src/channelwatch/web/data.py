@@ -24,6 +24,7 @@ from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ConfigError
 from channelwatch.instance.config import Instance
+from channelwatch.stats.figures import ChannelFigures, Period, Summary
 from channelwatch.store.models import Channel, Office, Publication, Run
 from channelwatch.store.opened import Store
 
@@ -33,9 +34,11 @@ __all__ = [
     "PublicationPage",
     "ReadOnlyStore",
     "RunItem",
+    "month_counts",
     "open_readonly",
     "publication_page",
     "recent_runs",
+    "year_figures",
 ]
 
 PAGE_SIZE = 50
@@ -152,17 +155,53 @@ class PublicationPage:
     pages: int
 
 
-def month_counts(
-    conn: Connection, channel_id: int, year: int, *, month: int | None = None, repost: bool | None = None
-) -> dict[int, int]:
-    """Publications per office-time month of one channel and year: an aggregate over the period index."""
+MonthCounts = dict[tuple[int, bool], int]  # (office-time month, is_repost) → publications
+
+
+def month_counts(conn: Connection, channel_id: int, year: int) -> MonthCounts:
+    """Publications of one channel and year per month and repost mark: one aggregate over the period index."""
     pub, _channel, _office, _run = _tables()
-    query = select(pub.c.local_month, func.count()).where(pub.c.channel_id == channel_id, pub.c.local_year == year)
-    if month is not None:
-        query = query.where(pub.c.local_month == month)
-    if repost is not None:
-        query = query.where(pub.c.is_repost == repost)
-    return {int(m): int(n) for m, n in conn.execute(query.group_by(pub.c.local_month))}
+    query = (
+        select(pub.c.local_month, pub.c.is_repost, func.count())
+        .where(pub.c.channel_id == channel_id, pub.c.local_year == year)
+        .group_by(pub.c.local_month, pub.c.is_repost)
+    )
+    return {(int(month), bool(repost)): int(count) for month, repost, count in conn.execute(query)}
+
+
+def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list[str]) -> Summary:
+    """The channel figures of a year (totals, reposts, per month) in one aggregate over the period index.
+
+    The same counts as ``stats.figures.summarise`` without its two extra passes over the year (the
+    unique-items grouping by title and WeChat's distinct pushes), which the overview does not show and
+    which would take it past its time budget on a large store: ``unique_items`` is 0 here and
+    ``pushes`` is None. The summary download computes both.
+    """
+    pub, channel, office, _run = _tables()
+    office_row = conn.execute(select(office.c.name, office.c.short_name).where(office.c.id == office_id)).one()
+    rows = conn.execute(
+        select(channel.c.id, channel.c.key, channel.c.kind, channel.c.name).where(channel.c.office_id == office_id)
+    )
+    by_key = {key: (int(cid), kind, name) for cid, key, kind, name in rows}
+    figures = {
+        by_key[key][0]: ChannelFigures(key=key, kind=by_key[key][1], name=by_key[key][2])
+        for key in channel_keys
+        if key in by_key
+    }
+    if figures:
+        grouped = conn.execute(
+            select(pub.c.channel_id, pub.c.local_month, pub.c.is_repost, func.count())
+            .where(pub.c.channel_id.in_(list(figures)), pub.c.local_year == year)
+            .group_by(pub.c.channel_id, pub.c.local_month, pub.c.is_repost)
+        )
+        for channel_id, month, is_repost, count in grouped:
+            figure = figures[channel_id]
+            figure.total += count
+            figure.by_month[month] = figure.by_month.get(month, 0) + count
+            if is_repost:
+                figure.reposts += count
+                figure.reposts_by_month[month] = figure.reposts_by_month.get(month, 0) + count
+    return Summary(office_row.name, office_row.short_name, Period(year), list(figures.values()), unique_items=0)
 
 
 def publication_page(
@@ -171,6 +210,7 @@ def publication_page(
     year: int,
     zone: str,
     *,
+    counts: MonthCounts | None = None,
     month: int | None = None,
     repost: bool | None = None,
     page: int = 1,
@@ -179,33 +219,44 @@ def publication_page(
     """One page of a channel's publications of a year, newest first.
 
     Sorting a whole year by time would read every row of it. The page is located with the per-month
-    counts (an index aggregate) instead, and only the one or two months that hold it are read and
-    sorted: the cost of a page is the size of a month, not of the store.
+    counts (an index aggregate, ``month_counts``; pass them when already read) instead, and only the
+    one or two months that hold it are read and sorted: the cost of a page is the size of a month, not
+    of the store. A page in the older half of a month is read from the month's oldest end.
     """
     pub, _channel, _office, _run = _tables()
-    counts = month_counts(conn, channel_id, year, month=month, repost=repost)
-    total = sum(counts.values())
+    if counts is None:
+        counts = month_counts(conn, channel_id, year)
+    wanted: dict[int, int] = {}
+    for (in_month, is_repost), count in counts.items():
+        if (month is None or in_month == month) and (repost is None or is_repost == repost):
+            wanted[in_month] = wanted.get(in_month, 0) + count
+    total = sum(wanted.values())
     pages = max(1, -(-total // size))
     page = min(max(1, page), pages)
     skip = (page - 1) * size
     items: list[PublicationItem] = []
-    for current in sorted(counts, reverse=True):
+    for current in sorted(wanted, reverse=True):
         if len(items) >= size:
             break
-        in_month = counts[current]
+        in_month = wanted[current]
         if skip >= in_month:
             skip -= in_month
             continue
-        query = (
-            select(pub.c.published_at, pub.c.is_repost, pub.c.title, pub.c.url, pub.c.column_name)
-            .where(pub.c.channel_id == channel_id, pub.c.local_year == year, pub.c.local_month == current)
-            .order_by(pub.c.published_at.desc(), pub.c.id.desc())
-            .offset(skip)
-            .limit(size - len(items))
+        take = min(size - len(items), in_month - skip)
+        query = select(pub.c.published_at, pub.c.is_repost, pub.c.title, pub.c.url, pub.c.column_name).where(
+            pub.c.channel_id == channel_id, pub.c.local_year == year, pub.c.local_month == current
         )
         if repost is not None:
             query = query.where(pub.c.is_repost == repost)
-        for published_at, is_repost, title, url, column in conn.execute(query):
+        from_oldest = skip > in_month // 2
+        if from_oldest:
+            query = query.order_by(pub.c.published_at, pub.c.id).offset(in_month - skip - take)
+        else:
+            query = query.order_by(pub.c.published_at.desc(), pub.c.id.desc()).offset(skip)
+        found = list(conn.execute(query.limit(take)))
+        if from_oldest:
+            found.reverse()
+        for published_at, is_repost, title, url, column in found:
             items.append(
                 PublicationItem(
                     published_at=to_office(store.as_utc(published_at), zone).strftime("%Y-%m-%d %H:%M"),
