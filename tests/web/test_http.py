@@ -208,3 +208,26 @@ def test_chart_escapes_its_text() -> None:
     drawn = str(monthly_chart("<script>x</script>", {1: 3}, {1: 1}))
     assert "<script>" not in drawn and "&lt;script&gt;" in drawn
     assert 'data-total="3"' in drawn
+
+
+def test_freshness_badges_count_the_days_left(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    root = write_instance(tmp_path / "instance")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    for channel, days_ago in (("website", 3), ("weibo", 11)):
+        export = tmp_path / f"{channel}.csv"
+        day = today - timedelta(days=days_ago)
+        export.write_text(f"标题,发布时间\n{channel}最近的一条,{day.isoformat()} 09:00\n", encoding="utf-8")
+        assert cw(root, "import", channel, str(export)).returncode == 0
+    running = start_server(root)
+    try:
+        page = running.get("/").text
+    finally:
+        stop_server(running)
+    limit = load_instance(root).config.freshness.limit_days
+    assert f'<span class="badge ok">正常 · 还有{limit - 3}天</span>' in page
+    assert f'<span class="badge warn">预警 · {limit - 11}天后超期</span>' in page
+    assert '<span class="badge empty">无数据</span>' in page
+    assert f"本月（{today.month}月）" in page

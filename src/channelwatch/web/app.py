@@ -136,18 +136,20 @@ class WebView:
     def year_of(self, request: Request) -> int:
         return _int_param(request, "year", 1990, 2100, default=data.office_today(self.zone).year)
 
-    def years(self, conn: Any, channel_ids: list[int], selected: int) -> list[int]:
-        """Years from the oldest stored publication to the newest (or this year), newest first."""
+    def years(self, conn: Any, channel_ids: list[int], selected: int) -> tuple[list[int], int | None]:
+        """Years to choose from (the oldest stored to this year, newest first) and the newest year with data."""
         pub = Publication.__table__  # type: ignore[attr-defined]
         this_year = data.office_today(self.zone).year
         low, high = this_year, this_year
+        newest: int | None = None
         for channel_id in channel_ids:
             # min and max of an index column under an equality prefix: two index probes per channel.
             first = conn.execute(select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
             last = conn.execute(select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
             if first is not None:
                 low, high = min(low, int(first)), max(high, int(last))
-        return sorted(set(range(low, high + 1)) | {selected}, reverse=True)
+                newest = int(last) if newest is None else max(newest, int(last))
+        return sorted(set(range(low, high + 1)) | {selected}, reverse=True), newest
 
     # --- pages --------------------------------------------------------------------------------------
 
@@ -176,7 +178,7 @@ class WebView:
                 count_totals=False,
             )
             fresh = {f.key: f for f in found}
-            years = self.years(conn, [ids[k] for k in keys if k in ids], year)
+            years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
@@ -208,6 +210,7 @@ class WebView:
             current_month=current_month,
             month_total=month_total,
             settings=settings,
+            newest=newest,
         )
 
     def channel(self, request: Request) -> Response:
@@ -233,7 +236,7 @@ class WebView:
                 conn, channel_id, year, self.zone, counts=counts, month=month, repost=repost, page=page_number
             )
             runs = data.recent_runs(conn, office_id, self.zone, limit=20, channel_id=channel_id)
-            years = self.years(conn, [channel_id], year)
+            years, _newest = self.years(conn, [channel_id], year)
         name = configured[key].name
         totals: dict[int, int] = {}
         reposts: dict[int, int] = {}
@@ -303,7 +306,7 @@ class WebView:
         with store.read(self.readonly.engine) as conn:
             office_id = self.readonly.office_id(conn)
             ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
-            years = self.years(conn, list(ids.values()), year)
+            years, _newest = self.years(conn, list(ids.values()), year)
         today = data.office_today(self.zone)
         from channelwatch.reports.quarterly import previous_quarter
 
@@ -493,6 +496,9 @@ def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | No
         yield
         view.readonly.dispose()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return view.page(request, "error.html.j2", status=404, message=f"没有这个页面：{request.url.path}")
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
     app.state.view = view
     return Guard(app, gate)
