@@ -231,3 +231,31 @@ def test_freshness_badges_count_the_days_left(tmp_path: Path) -> None:
     assert f'<span class="badge warn">预警 · {limit - 11}天后超期</span>' in page
     assert '<span class="badge empty">无数据</span>' in page
     assert f"本月（{today.month}月）" in page
+
+
+def test_before_the_store_exists_the_view_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "instance")
+    (root / "data").mkdir()
+    # In-process (the serve fixture waits for a healthy /healthz, which this store cannot give yet).
+    import asyncio
+
+    from channelwatch.web import create_app
+
+    instance = load_instance(root)
+    application = create_app(instance, gate_for(instance, "127.0.0.1"))
+
+    async def ask() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            return await client.get("/"), await client.get("/healthz")
+
+    page, health = asyncio.run(ask())
+    assert page.status_code == 200 and "统计库中还没有数据" in page.text
+    assert health.status_code == 503
+    assert list((root / "data").iterdir()) == []
+
+
+def test_one_login_attempt_at_a_time_per_address() -> None:
+    throttle = Throttle()
+    assert throttle.lock_for("10.0.0.9") is throttle.lock_for("10.0.0.9")
+    assert throttle.lock_for("10.0.0.9") is not throttle.lock_for("10.0.0.8")

@@ -26,7 +26,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from channelwatch import store
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
 from channelwatch.store.models import Publication
@@ -162,7 +161,7 @@ class WebView:
         keys = [c.id for c in self.instance.config.channels]
         settings = self.instance.config.freshness
         today = data.office_today(self.zone)
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             office_id = self.readonly.office_id(conn)
             if office_id is None:
                 return self.page(request, "empty.html.j2", year=year)
@@ -225,7 +224,7 @@ class WebView:
             raise BadRequest(f"参数 type 的值「{kind}」无效：可选 original（原创）或 repost（转发）")
         repost = None if kind == "" else kind == "repost"
         page_number = _int_param(request, "page", 1, 10**9, default=1)
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             office_id = self.readonly.office_id(conn)
             ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
             if office_id is None or key not in ids:
@@ -280,7 +279,7 @@ class WebView:
         before = _int_param(request, "before", 1, 2**62, default=None)
         failures = request.query_params.get("failed") == "1"
         size = 100
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             office_id = self.readonly.office_id(conn)
             if office_id is None:
                 return self.page(request, "empty.html.j2")
@@ -303,7 +302,7 @@ class WebView:
 
     def reports(self, request: Request) -> Response:
         year = self.year_of(request)
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             office_id = self.readonly.office_id(conn)
             ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
             years, _newest = self.years(conn, list(ids.values()), year)
@@ -335,7 +334,7 @@ class WebView:
 
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
         keys = [c.id for c in self.instance.config.channels]
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             opened = self._opened(conn)
             summary = summarise(conn, opened.office_id, Period(year), keys)
             previous = summarise(conn, opened.office_id, Period(year - 1), keys)
@@ -352,7 +351,7 @@ class WebView:
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
         quarter = _int_param(request, "quarter", 1, 4, default=None, required=True)
         keys = [c.id for c in self.instance.config.channels]
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             opened = self._opened(conn)
             report = build_quarterly(
                 conn,
@@ -370,7 +369,7 @@ class WebView:
         from channelwatch.reports.docx_writer import write_docx
 
         year = _int_param(request, "year", 2019, 2100, default=None, required=True)
-        with store.read(self.readonly.engine) as conn:
+        with self.readonly.reader() as conn:
             opened = self._opened(conn)
         # Failed checks do not stop the draft here: it comes with each problem marked ※, as
         # `report annual --force` writes it, so the clerk sees where to correct the inputs.
@@ -395,10 +394,11 @@ class WebView:
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "/")))
         client = request.client.host if request.client else "unknown"
-        if not self.gate.check_password(password):
-            await self.gate.throttle.punish(client)
-            return self.page(request, "login.html.j2", status=401, next=target, error="密码不正确")
-        self.gate.throttle.succeeded(client)
+        async with self.gate.throttle.lock_for(client):
+            if not self.gate.check_password(password):
+                await self.gate.throttle.punish(client)
+                return self.page(request, "login.html.j2", status=401, next=target, error="密码不正确")
+            self.gate.throttle.succeeded(client)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE_NAME,
@@ -419,7 +419,7 @@ class WebView:
 
     def healthz(self, request: Request) -> Response:
         try:
-            with store.read(self.readonly.engine) as conn:
+            with self.readonly.reader() as conn:
                 conn.exec_driver_sql("SELECT 1").scalar()
         except Exception:
             return PlainTextResponse("store unreachable", status_code=503)
@@ -469,6 +469,8 @@ def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | No
         async def handle(request: Request) -> Response:
             try:
                 return await run_in_threadpool(endpoint, request)
+            except data.NoStore:
+                return view.page(request, "empty.html.j2")
             except NotFound as exc:
                 return view.page(request, "error.html.j2", status=404, message=str(exc))
             except UserError as exc:

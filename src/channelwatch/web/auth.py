@@ -53,6 +53,7 @@ class Throttle:
     ceiling: float = 30.0
     forget_after: float = 15 * 60.0
     _failures: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _attempts: dict[str, asyncio.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delay_after_failure(self, client: str) -> float:
@@ -68,6 +69,17 @@ class Throttle:
                 for key, _ in oldest:
                     self._failures.pop(key, None)
         return min(self.ceiling, self.base * 2 ** (count - 1))
+
+    def lock_for(self, client: str) -> asyncio.Lock:
+        """One login attempt at a time per address: parallel guesses would otherwise share one delay."""
+        with self._lock:
+            lock = self._attempts.get(client)
+            if lock is None:
+                if len(self._attempts) > 10_000:
+                    for key in [k for k, held in self._attempts.items() if not held.locked()]:
+                        del self._attempts[key]
+                lock = self._attempts[client] = asyncio.Lock()
+            return lock
 
     def succeeded(self, client: str) -> None:
         with self._lock:

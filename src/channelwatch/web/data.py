@@ -12,6 +12,8 @@ year, month, repost): no page reads the whole publication table, whatever its si
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from channelwatch import store
 from channelwatch.dates import to_office
-from channelwatch.errors import ConfigError
+from channelwatch.errors import ConfigError, UserError
 from channelwatch.instance.config import Instance
 from channelwatch.stats.figures import ChannelFigures, Period, Summary
 from channelwatch.store.models import Channel, Office, Publication, Run
@@ -30,6 +32,7 @@ from channelwatch.store.opened import Store
 
 __all__ = [
     "PAGE_SIZE",
+    "NoStore",
     "PublicationItem",
     "PublicationPage",
     "ReadOnlyStore",
@@ -42,6 +45,10 @@ __all__ = [
 ]
 
 PAGE_SIZE = 50
+
+
+class NoStore(UserError):
+    """The store has not been created yet (a fresh deployment before the first import or poll)."""
 
 
 def _tables() -> tuple[Any, Any, Any, Any]:
@@ -77,7 +84,16 @@ class ReadOnlyStore:
 
     instance: Instance
     engine: Engine
+    sqlite_path: Path | None = None  # the SQLite file: connecting to a missing one would create it
     _office_id: int | None = field(default=None, repr=False)
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A read transaction; ``NoStore`` while the SQLite file does not exist yet."""
+        if self.sqlite_path is not None and not self.sqlite_path.exists():
+            raise NoStore(f"统计库 {self.sqlite_path} 还不存在：请先运行 channelwatch import 或 poll")
+        with store.read(self.engine) as conn:
+            yield conn
 
     def office_id(self, conn: Connection) -> int | None:
         if self._office_id is None:
@@ -115,11 +131,13 @@ def open_readonly(instance: Instance) -> ReadOnlyStore:
         parsed = make_url(url)
     except Exception:
         parsed = None
+    sqlite_path = None
     if parsed is not None and parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         path = Path(database)
         if database and not database.startswith("file:") and database != ":memory:":
             path = path if path.is_absolute() else instance.root / path
+            sqlite_path = path
             if not path.parent.is_dir():
                 # open_engine would create the folder: the view writes nothing, not even that.
                 raise ConfigError(
@@ -127,7 +145,7 @@ def open_readonly(instance: Instance) -> ReadOnlyStore:
                 )
     engine = store.open_engine(url, base_dir=instance.root)
     _read_only(engine)
-    return ReadOnlyStore(instance=instance, engine=engine)
+    return ReadOnlyStore(instance=instance, engine=engine, sqlite_path=sqlite_path)
 
 
 # --- publications ------------------------------------------------------------------------------------------
