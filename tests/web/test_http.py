@@ -238,6 +238,7 @@ def test_before_the_store_exists_the_view_says_so_and_creates_nothing(tmp_path: 
     (root / "data").mkdir()
     # In-process (the serve fixture waits for a healthy /healthz, which this store cannot give yet).
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from channelwatch.web import create_app
 
@@ -249,7 +250,9 @@ def test_before_the_store_exists_the_view_says_so_and_creates_nothing(tmp_path: 
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             return await client.get("/"), await client.get("/healthz")
 
-    page, health = asyncio.run(ask())
+    # A thread of its own: the session's Playwright keeps an event loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        page, health = pool.submit(asyncio.run, ask()).result()
     assert page.status_code == 200 and "统计库中还没有数据" in page.text
     assert health.status_code == 503
     assert list((root / "data").iterdir()) == []
