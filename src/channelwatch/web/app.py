@@ -10,8 +10,9 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -114,6 +115,7 @@ class WebView:
     readonly: data.ReadOnlyStore
     gate: Gate
     env: Environment
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="web-read"))
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -150,6 +152,10 @@ class WebView:
                 newest = int(last) if newest is None else max(newest, int(last))
         return sorted(set(range(low, high + 1)) | {selected}, reverse=True), newest
 
+    def _year_figures(self, office_id: int, year: int, keys: list[str]) -> Any:
+        with self.readonly.reader() as conn:
+            return data.year_figures(conn, office_id, year, keys)
+
     # --- pages --------------------------------------------------------------------------------------
 
     def overview(self, request: Request) -> Response:
@@ -166,8 +172,10 @@ class WebView:
             if office_id is None:
                 return self.page(request, "empty.html.j2", year=year)
             ids = self.readonly.channel_ids(conn, office_id)
+            # Last year's figures (for the year-on-year sentence) are read beside this year's on a second
+            # connection: each is a scan of a year's index entries, and the two need not wait for each other.
+            earlier = self.pool.submit(self._year_figures, office_id, year - 1, keys)
             summary = data.year_figures(conn, office_id, year, keys)
-            previous = data.year_figures(conn, office_id, year - 1, keys)
             found = freshness(
                 conn,
                 office_id,
@@ -178,6 +186,7 @@ class WebView:
             )
             fresh = {f.key: f for f in found}
             years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
+        previous = earlier.result()
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
@@ -496,6 +505,7 @@ def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | No
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        view.pool.shutdown(wait=False)
         view.readonly.dispose()
 
     async def not_found(request: Request, _exc: Exception) -> Response:
