@@ -262,3 +262,8 @@ def test_one_login_attempt_at_a_time_per_address() -> None:
     throttle = Throttle()
     assert throttle.lock_for("10.0.0.9") is throttle.lock_for("10.0.0.9")
     assert throttle.lock_for("10.0.0.9") is not throttle.lock_for("10.0.0.8")
+
+
+def test_chart_marks_the_selected_month() -> None:
+    assert 'class="highlight"' in str(monthly_chart("x", {3: 2}, {}, selected=3))
+    assert 'class="highlight"' not in str(monthly_chart("x", {3: 2}, {}))

@@ -273,7 +273,7 @@ class WebView:
             kind_label=KIND_LABELS.get(configured[key].kind, configured[key].kind),
             total=sum(totals.values()),
             reposts=sum(reposts.values()),
-            chart=monthly_chart(f"{name}{year}年每月发布数量", totals, reposts, width=1000, height=240),
+            chart=monthly_chart(f"{name}{year}年每月发布数量", totals, reposts, width=1000, height=240, selected=month),
             month=month,
             type=kind,
             listing=listing,

@@ -31,6 +31,7 @@ def monthly_chart(
     width: int = 640,
     height: int = 220,
     months: int = 12,
+    selected: int | None = None,
 ) -> Markup:
     """Stacked bars per month (原创 below, 转发 above) with a labelled axis; ``title`` names the chart."""
     left, right, top, bottom = 44, 8, 12, 26
@@ -57,6 +58,11 @@ def monthly_chart(
         base = top + plot_h
         h_original = plot_h * original / peak
         h_repost = plot_h * repost / peak
+        if month == selected:
+            parts.append(
+                f'<rect class="highlight" x="{left + slot * index:.1f}" y="{top}" '
+                f'width="{slot:.1f}" height="{plot_h}"/>'
+            )
         tip = escape(f"{month}月：共{total}条（原创{original}条，转发{repost}条）")
         parts.append(f'<g class="month" data-month="{month}" data-total="{total}"><title>{tip}</title>')
         if original:
