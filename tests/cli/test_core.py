@@ -117,7 +117,7 @@ def test_import_rejects_bad_file_with_exit_1(instance_dir: Path, tmp_path: Path)
     assert result.exit_code == 1
     assert "第3行，字段「发布时间」，值「不是日期」" in result.output
     assert "Traceback" not in result.output
-    summary = json.loads(cw(instance_dir, "summary", "-y", "2020", "-f", "json").output)
+    summary = json.loads(cw(instance_dir, "summary", "-y", "2020", "-f", "json").stdout)
     assert summary["total"] == 0
     skipped = cw(instance_dir, "import", "website", str(bad), "--skip-invalid")
     assert skipped.exit_code == 0 and "拒收 1" in skipped.output
@@ -206,7 +206,8 @@ def test_instance_from_environment(loaded: Path, monkeypatch: pytest.MonkeyPatch
 def test_database_url_from_environment(loaded: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CHANNELWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
     result = cw(loaded, "summary", "--year", "2020", "--format", "json")
-    assert json.loads(result.output)["total"] == 0  # a different, empty database
+    assert json.loads(result.stdout)["total"] == 0  # a different, empty database
+    assert f"警告：数据库 sqlite:///{tmp_path / 'other.db'} 中没有本单位的任何发布记录" in result.stderr
     assert (tmp_path / "other.db").exists()
 
 

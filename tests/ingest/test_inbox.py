@@ -58,7 +58,7 @@ def test_good_file_done_bad_file_failed_counts_right(instance_dir: Path) -> None
     shutil.copy(WEBSITE_CSV, inbox / "website" / WEBSITE_CSV.name)
     (inbox / "weibo" / "bad.csv").write_text(BAD_CSV, encoding="utf-8")
     output = _run(instance_dir)
-    assert "有提醒" in output  # a rejected file is worth a look, the job itself did its work
+    assert "警告" in output  # a rejected file is worth a look, the job itself did its work
 
     assert (inbox / "website" / "done" / WEBSITE_CSV.name).read_bytes() == WEBSITE_CSV.read_bytes()
     assert not (inbox / "website" / WEBSITE_CSV.name).exists()

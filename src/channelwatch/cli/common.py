@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
     from channelwatch.store import Store
 
-__all__ = ["app", "echo", "fail", "instance_of", "store_of"]
+__all__ = ["app", "echo", "fail", "figures_store_of", "instance_of", "store_of"]
 
 
 class _Group(TyperGroup):
@@ -121,7 +121,40 @@ def store_of(ctx: typer.Context) -> Store:
     state = _state(ctx)
     if state.store is None:
         state.store = open_store(instance_of(ctx))
+        for notice in state.store.notices:
+            echo(f"提示：{notice}", err=True)
     return state.store
+
+
+def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
+    """The store for a command that reads figures, with the warnings such a command owes its reader.
+
+    Publications under a channel id the config no longer has are counted nowhere: each such id is
+    named with its count and the command that moves them. With ``check_empty`` (summary, quarterly,
+    report annual), a database without a single publication of the office is named too: an empty
+    figure from a mistyped ``[database] url`` must not pass for a real zero.
+    """
+    from channelwatch import store
+    from channelwatch.store.schema import office_publication_count, orphan_channels
+
+    opened = store_of(ctx)
+    configured = [c.id for c in opened.instance.config.channels]
+    with store.read(opened.engine) as conn:
+        orphans = orphan_channels(conn, opened.office_id, configured)
+        empty = check_empty and office_publication_count(conn, opened.office_id) == 0
+    for key, count in orphans:
+        echo(
+            f"警告：数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
+            f"如果是改了渠道 id，请运行 channelwatch channels rename {key} <新渠道id>",
+            err=True,
+        )
+    if empty:
+        echo(
+            f"警告：数据库 {opened.database_label()} 中没有本单位的任何发布记录，以下数字均为 0："
+            "请确认 [database] url（或环境变量 CHANNELWATCH_DATABASE_URL）指向正确的数据库，或先导入、抓取数据",
+            err=True,
+        )
+    return opened
 
 
 def echo(text: str = "", err: bool = False) -> None:

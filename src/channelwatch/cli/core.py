@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of, store_of
 
 if TYPE_CHECKING:
     from channelwatch.ingest.imports import ImportResult
@@ -54,14 +54,24 @@ def init_command(
     )
 
 
-@app.command("channels")
+channels_app = typer.Typer(
+    help="列出渠道：发布总数、最新发布时间、距今天数（超过预警天数时标注）；channels rename 改渠道 id。",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(channels_app, name="channels")
+
+
+@channels_app.callback()
 def channels_command(ctx: typer.Context) -> None:
     """列出渠道：发布总数、最新发布时间、距今天数（超过预警天数时标注）。"""
+    if ctx.invoked_subcommand is not None:
+        return
     from channelwatch import store
     from channelwatch.render import pad
     from channelwatch.stats.freshness import freshness
 
-    opened = store_of(ctx)
+    opened = figures_store_of(ctx)
     settings = opened.instance.config.freshness
     with store.read(opened.engine) as conn:
         rows = freshness(
@@ -90,6 +100,55 @@ def channels_command(ctx: typer.Context) -> None:
         polled = last_polls.get(row.key, "—")
         cells = [row.key, row.name, row.kind, str(row.total), latest, days, status, polled]
         echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
+
+
+@channels_app.command("rename")
+def channels_rename_command(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="数据库中原来的渠道 id")],
+    new: Annotated[str, typer.Argument(help="新的渠道 id（配置文件中应改成的 id）")],
+    force: Annotated[bool, typer.Option("--force", help="两个渠道类型不同也照样移动")] = False,
+) -> None:
+    """改渠道 id：把原 id 下的全部发布记录和运行记录移到新 id 下（配置文件需自行修改，命令会指出哪一行）。"""
+    import re
+
+    from channelwatch import store
+    from channelwatch.store.maintenance import rename_channel
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", new):
+        fail(f"渠道 id「{new}」无效：只能包含字母、数字、下划线和连字符")
+    opened = store_of(ctx)
+    instance = opened.instance
+    configured = {c.id: c for c in instance.config.channels}
+    new_kind = configured[new].kind if new in configured else None
+    with store.write(opened.engine) as conn:
+        done = rename_channel(conn, opened.office_id, old, new, new_kind=new_kind, force=force)
+    merged = f"（其中 {done.merged} 条新 id 下已有，只保留一份）" if done.merged else ""
+    echo(f"已把渠道「{old}」的 {done.moved + done.merged} 条发布记录{merged}和 {done.runs} 条运行记录移到「{new}」下。")
+    line = _config_line(instance.config_path, old)
+    if new in configured and old not in configured:
+        echo(f'配置文件 {instance.config_path} 中已是 id = "{new}"，无需修改。')
+    elif old in configured:
+        where = f"第 {line} 行" if line else "中该渠道的"
+        action = "删除这一段渠道" if new in configured else f'改为 id = "{new}"'
+        echo(f'请修改配置文件 {instance.config_path} {where} id = "{old}"：{action}，否则以后的命令仍按「{old}」统计。')
+    else:
+        echo(f'请在配置文件 {instance.config_path} 中为该渠道写上 id = "{new}"，否则这些记录不计入任何数字。')
+
+
+def _config_line(path: Path, channel_id: str) -> int | None:
+    """The line of the config that says ``id = "<channel_id>"`` inside a ``[[channels]]`` table."""
+    import re
+
+    pattern = re.compile(r"^\s*id\s*=\s*[\"']" + re.escape(channel_id) + r"[\"']")
+    in_channels = False
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            in_channels = stripped.startswith("[[channels]]")
+        elif in_channels and pattern.match(text):
+            return number
+    return None
 
 
 def _last_successful_polls(conn: Any, opened: Store) -> dict[str, str]:
@@ -145,6 +204,16 @@ def _import_one(opened: Store, channel: str, path: Path, **options: Any) -> Impo
 
 
 def _report_import(result: ImportResult) -> None:
+    if result.dry_run:
+        echo(
+            f"（预演，未写入）{result.path}（{result.format}"
+            + (f"，{result.encoding}" if result.encoding else "")
+            + f"）→ {result.channel}：读取 {result.rows_read} 行，将新增 {result.rows_new}，"
+            f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+        )
+        if result.warning:
+            echo(f"警告：{result.warning}", err=True)
+        return
     line = (
         f"{result.path}（{result.format}"
         + (f"，{result.encoding}" if result.encoding else "")
@@ -190,6 +259,12 @@ def import_command(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="预演：照常读取和检查，列出将新增、已有、拒收的行数，不写入任何内容")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="文件中的链接多属另一类渠道（如微博链接导入网站渠道）时也照样导入")
+    ] = False,
 ) -> None:
     """导入从后台或网站 CMS 导出的发布记录；重复导入不会重复计数。"""
     _import_files(
@@ -198,6 +273,8 @@ def import_command(
         format=format.value if format else None,
         encoding=encoding,
         skip_invalid=skip_invalid,
+        dry_run=dry_run,
+        force=force,
     )
 
 
@@ -208,6 +285,10 @@ def import_tree_command(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
     ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="预演：照常读取和检查，列出将新增、已有、拒收的行数，不写入任何内容")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="文件中的链接多属另一类渠道时也照样导入")] = False,
 ) -> None:
     """导入目录下每个以渠道 id 命名的子目录中的全部文件（子目录名即渠道 id）。"""
     if not directory.is_dir():
@@ -224,7 +305,7 @@ def import_tree_command(
         pairs.extend((sub.name, f) for f in files)
     if not pairs:
         fail(f"{directory} 下没有可导入的文件（应为 {directory}/<渠道id>/<文件>）")
-    _import_files(ctx, pairs, skip_invalid=skip_invalid)
+    _import_files(ctx, pairs, skip_invalid=skip_invalid, dry_run=dry_run, force=force)
 
 
 def _period(year: int, quarter: int | None, month: int | None) -> Period:
@@ -256,7 +337,7 @@ def summary_command(
     from channelwatch.stats.figures import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
-    opened = store_of(ctx)
+    opened = figures_store_of(ctx, check_empty=True)
     keys = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
         figures = summarise(conn, opened.office_id, period, keys)
@@ -301,7 +382,7 @@ def publications_command(
     from channelwatch.stats.listing import list_publications, publications_csv, publications_json, publications_text
 
     period = _period(year, quarter, month)
-    opened = store_of(ctx)
+    opened = figures_store_of(ctx)
     channel_id = opened.channel_id(channel)
     with store.read(opened.engine) as conn:
         rows = list_publications(conn, channel_id, period, opened.instance.timezone)
@@ -313,7 +394,15 @@ def publications_command(
     typer.echo(render(rows), nl=False)
 
 
-@app.command("runs")
+runs_app = typer.Typer(
+    help="导入和抓取的运行记录，最新的在前；runs undo 撤销一次导入或抓取。",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
 def runs_command(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="显示条数", min=1)] = 30,
@@ -321,6 +410,8 @@ def runs_command(
     format: Annotated[ListFormat, typer.Option("--format", "-f", help="输出格式")] = ListFormat.text,
 ) -> None:
     """导入和抓取的运行记录，最新的在前。"""
+    if ctx.invoked_subcommand is not None:
+        return
     from channelwatch import store
     from channelwatch.stats.listing import list_runs, runs_json, runs_text
 
@@ -329,3 +420,24 @@ def runs_command(
     with store.read(opened.engine) as conn:
         rows = list_runs(conn, opened, limit=limit, channel_id=channel_id)
     typer.echo(runs_json(rows) if format is ListFormat.json else runs_text(rows), nl=False)
+
+
+@runs_app.command("undo")
+def runs_undo_command(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="运行编号（见 channelwatch runs 第一列）")],
+) -> None:
+    """撤销一次已成功的导入或抓取：删除该次运行首次写入的发布记录，运行记录标为已撤销。"""
+    from channelwatch import store
+    from channelwatch.store.maintenance import undo_run
+
+    opened = store_of(ctx)
+    with store.write(opened.engine) as conn:
+        done = undo_run(conn, opened.office_id, run_id)
+    what = {"import": "导入", "poll": "抓取"}.get(done.kind, done.kind)
+    echo(
+        f"已撤销运行 {done.run_id}（{done.channel} {what} {done.source}）："
+        f"删除了 {done.removed} 条由该次运行首次写入的发布记录"
+        + (f"；另有 {done.kept} 条后来又被其他运行看到，予以保留" if done.kept else "")
+        + "。"
+    )

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of, store_of
 
 
 class OutputFormat(StrEnum):
@@ -27,7 +27,7 @@ class QuarterlyFormat(StrEnum):
 
 _STATUS = {
     "ok": "成功",
-    "warn": "有提醒",
+    "warn": "警告",
     "failed": "失败",
     "running": "运行中",
     "interrupted": "中断",
@@ -186,17 +186,21 @@ def quarterly_command(
     resend: Annotated[bool, typer.Option("--resend", help="已发送过也再次发送（隐含 --send）")] = False,
     format: Annotated[QuarterlyFormat, typer.Option("--format", "-f", help="打印的格式")] = QuarterlyFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="把 XLSX 统计表写入此文件")] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="各渠道发布数均为 0 时也发送（确认该季度确实没有发布）")
+    ] = False,
 ) -> None:
     """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
     from channelwatch.daemon.actions import deliver_quarterly, quarterly_outgoing
 
-    opened = store_of(ctx)
+    opened = figures_store_of(ctx, check_empty=True)
     if send or resend:
-        outcome = deliver_quarterly(opened, year, quarter, resend=resend)
+        outcome = deliver_quarterly(opened, year, quarter, resend=resend, allow_empty=allow_empty)
         labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
         for target in outcome.targets:
             detail = f"：{target.message}" if target.message else ""
-            echo(f"{target.target}：{labels.get(target.status, target.status)}{detail}")
+            label = "已存副本（副本不算发送）" if target.target == "outbox" and target.status == "sent" else None
+            echo(f"{target.target}：{label or labels.get(target.status, target.status)}{detail}")
         if output is not None:
             report, _ = quarterly_outgoing(opened, year, quarter)
             output.write_bytes(report.xlsx_bytes())
@@ -228,7 +232,7 @@ def freshness_command(
     from channelwatch.daemon.actions import freshness_rows, freshness_sentence
     from channelwatch.render import pad
 
-    rows = freshness_rows(store_of(ctx), warn_days, limit_days)
+    rows = freshness_rows(figures_store_of(ctx), warn_days, limit_days)
     if format is OutputFormat.json:
         data = [
             {

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of
 
 report_app = typer.Typer(
     help="生成报告：政府信息公开工作年度报告草稿。",
@@ -50,7 +50,7 @@ def annual_command(
 
     from channelwatch.reports.annual import build_annual_report, default_output_name, write_annual_report
 
-    opened = store_of(ctx)
+    opened = figures_store_of(ctx, check_empty=True)
     # Markdown on the screen has nowhere to put the chart: skip drawing it.
     chart = format is not AnnualOutput.markdown or output is not None
     report = build_annual_report(opened, year, with_chart=chart)

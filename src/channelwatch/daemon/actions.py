@@ -82,18 +82,100 @@ def quarterly_outgoing(opened: Store, year: int, quarter: int) -> tuple[Any, Any
     return report, outgoing
 
 
+class EmptyPeriod(UserError):
+    """Every channel has 0 publications in the quarter: not sent to the county without ``--allow-empty``."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def check_sendable(opened: Store, year: int, quarter: int) -> None:
+    """Refuse, before anything is written, a quarterly send that could only mislead.
+
+    Without ``[delivery.email]`` or ``webhook`` nothing leaves the office (the outbox is a copy
+    kept at home); a quarter that has not ended in office time has figures that will still grow.
+    """
+    from channelwatch.delivery.send import real_targets
+    from channelwatch.stats.figures import Period
+
+    if not real_targets(opened.instance.config.delivery, "quarterly"):
+        raise UserError(
+            f"没有配置发送目标，季度统计未发送：请在配置文件 {opened.instance.config_path} 的 [delivery] 中"
+            "配置 [delivery.email]（host、from、to）或 webhook；只存入发件箱的副本不算发送"
+        )
+    period = Period(year=year, quarter=quarter)
+    today = _office_now(opened).date()
+    if today <= period.end:
+        raise UserError(
+            f"{period.label}尚未结束（按单位所在时区，{period.end.isoformat()} 结束，今天是 {today.isoformat()}），"
+            "数字还会变化，不能发送；请在该季度结束后再发送"
+        )
+
+
 def deliver_quarterly(
-    opened: Store, year: int, quarter: int, *, resend: bool = False, job_id: str | None = None
+    opened: Store,
+    year: int,
+    quarter: int,
+    *,
+    resend: bool = False,
+    job_id: str | None = None,
+    allow_empty: bool = False,
 ) -> Any:
-    """Deliver one quarter under the database-wide delivery lock (job and CLI never send at once)."""
+    """Deliver one quarter under the database-wide delivery lock (job and CLI never send at once).
+
+    Raises ``UserError`` when there is no real target or the quarter has not ended, and
+    ``EmptyPeriod`` when every channel has 0 publications in it (unless ``allow_empty``).
+    """
     from channelwatch.delivery.send import deliver
 
+    check_sendable(opened, year, quarter)
     lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
     try:
-        _report, outgoing = quarterly_outgoing(opened, year, quarter)
+        report, outgoing = quarterly_outgoing(opened, year, quarter)
+        if report.total.quarter.total == 0 and not allow_empty:
+            raise EmptyPeriod(
+                f"{report.period.label}各渠道发布数均为 0，未发送：可能是该季度的数据还没有导入或抓取"
+                "（见 channelwatch runs）；确认确实为 0 时加 --allow-empty 再发送",
+                report,
+            )
         return deliver(opened, outgoing, resend=resend, job_id=job_id)
     finally:
         lock.release()
+
+
+def _warn_empty(opened: Store, job: Job, error: EmptyPeriod) -> str:
+    """Tell the office itself (``warn_to``) that a quarter was not sent because it is all zeros."""
+    from channelwatch.delivery.send import Outgoing, deliver
+
+    report = error.report
+    office = opened.instance.config.office
+    outgoing = Outgoing(
+        report="quarterly-empty",
+        period=report.key,
+        subject=f"{office.name}{report.period.label}政府信息公开统计未发送：各渠道发布数均为 0",
+        text="\n".join(
+            [
+                f"{office.name}{report.period.label}各渠道发布数均为 0，季度统计没有发给政务公开办。",
+                "",
+                "请检查该季度的数据是否已导入或抓取（channelwatch runs）。确认确实为 0 时，可运行：",
+                f"  channelwatch quarterly --year {report.period.year} --quarter {report.period.quarter} --send "
+                "--allow-empty",
+                "",
+                "（本邮件由 channelwatch 自动生成发送。）",
+                "",
+            ]
+        ),
+        data=report.as_json(),
+    )
+    lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+    try:
+        outcome = deliver(opened, outgoing, job_id=job.id)
+    finally:
+        lock.release()
+    email = opened.instance.config.delivery.email
+    note = "" if email is not None and email.warn_to else "（未配置 [delivery.email] warn_to，提醒只存入发件箱）"
+    return f"{error}；{outcome.describe()}{note}"
 
 
 def _wait_for_lock(opened: Store, name: str, timeout: float) -> Lock:
@@ -113,12 +195,19 @@ def _quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
 
     year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
     periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
-    descriptions, failed = [], False
+    descriptions, failed, warned = [], False, False
     for period in sorted(periods):
-        outcome = deliver_quarterly(opened, int(period[:4]), int(period[5:]), job_id=job.id)
+        try:
+            outcome = deliver_quarterly(opened, int(period[:4]), int(period[5:]), job_id=job.id)
+        except EmptyPeriod as empty:
+            # Nothing goes to the county office; the office's own staff hear about it (warn_to).
+            warned = True
+            descriptions.append(_warn_empty(opened, job, empty))
+            continue
         failed = failed or bool(outcome.failed)
         descriptions.append(outcome.describe())
-    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+    status = "failed" if failed else "warn" if warned else "ok"
+    return JobOutcome(status, "; ".join(descriptions))
 
 
 def freshness_rows(opened: Store, warn_days: int | None = None, limit_days: int | None = None) -> list[Any]:

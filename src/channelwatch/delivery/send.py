@@ -39,7 +39,17 @@ from channelwatch.redaction import secret
 from channelwatch.store import Store
 from channelwatch.store.jobstate import Delivery
 
-__all__ = ["Attachment", "DeliveryOutcome", "Outgoing", "deliver", "supersede", "undelivered", "undelivered_periods"]
+__all__ = [
+    "Attachment",
+    "DeliveryOutcome",
+    "Outgoing",
+    "deliver",
+    "real_targets",
+    "supersede",
+    "target_status_label",
+    "undelivered",
+    "undelivered_periods",
+]
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +97,31 @@ class DeliveryOutcome:
     def describe(self) -> str:
         """The outcome as the office reads it in ``jobs`` and ``run-job``."""
         parts = [
-            f"{_TARGET_LABELS.get(t.target, t.target)}{_STATUS_LABELS.get(t.status, t.status)}"
+            f"{_TARGET_LABELS.get(t.target, t.target)}{target_status_label(t.target, t.status)}"
             + (f"（{t.message}）" if t.status == "failed" and t.message else "")
             for t in self.targets
         ]
         return f"{_REPORT_LABELS.get(self.report, self.report)} {self.period}：" + "，".join(parts)
 
 
-_REPORT_LABELS = {"quarterly": "季度统计", "freshness": "更新预警"}
+_REPORT_LABELS = {"quarterly": "季度统计", "freshness": "更新预警", "quarterly-empty": "季度发布数为 0 的提醒"}
 _TARGET_LABELS = {"outbox": "发件箱", "email": "邮件", "webhook": "webhook "}
 _STATUS_LABELS = {"sent": "已发送", "skipped": "已发送过，跳过", "failed": "发送失败"}
+# The outbox copy is a record kept by the office, not a delivery: it is never called "sent".
+OUTBOX_LABELS = {"sent": "已存副本（未发出）", "skipped": "已存过副本，跳过", "failed": "存副本失败"}
+
+
+def target_status_label(target: str, status: str) -> str:
+    return (OUTBOX_LABELS if target == "outbox" else _STATUS_LABELS).get(status, status)
 
 
 def _settings(opened: Store) -> DeliveryConfig:
     return opened.instance.config.delivery
+
+
+def real_targets(settings: DeliveryConfig, report: str = "quarterly") -> list[str]:
+    """The targets that actually leave the office (the outbox copy does not)."""
+    return [t for t in targets_of(settings, report) if t != "outbox"]
 
 
 def targets_of(settings: DeliveryConfig, report: str = "quarterly") -> list[str]:

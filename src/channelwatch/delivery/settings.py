@@ -26,9 +26,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DEFAULT_PORTS", "DeliveryConfig", "EmailConfig"]
+__all__ = ["DEFAULT_PORTS", "OFFICE_REPORTS", "DeliveryConfig", "EmailConfig"]
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+# Reports for the office itself (``warn_to``), never for the county office (``to``, the webhook).
+OFFICE_REPORTS = frozenset({"freshness", "quarterly-empty"})
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -57,7 +59,7 @@ class EmailConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0)
 
     def recipients(self, report: str) -> list[str]:
-        return self.warn_to if report == "freshness" else self.to
+        return self.warn_to if report in OFFICE_REPORTS else self.to
 
     @field_validator("sender")
     @classmethod

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from channelwatch import store
 from channelwatch.errors import InputError
 from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, parsed_in_child
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, start_run
-from channelwatch.instance.config import ChannelConfig
+from channelwatch.instance.config import KIND_LABELS, ChannelConfig
 from channelwatch.sources.base import Observed
 from channelwatch.sources.files import ExportFile, open_export, write_rejected
 from channelwatch.sources.rows import Row
@@ -32,7 +34,7 @@ ProgressCallback = Callable[[int, int], None]
 class ImportResult:
     path: Path
     channel: str
-    run_id: int
+    run_id: int | None  # None for a dry run: it records no run
     format: str = ""
     encoding: str | None = None
     rows_read: int = 0
@@ -41,6 +43,7 @@ class ImportResult:
     rows_rejected: int = 0
     rejected_file: Path | None = None
     warning: str | None = None  # e.g. a saved Weibo answer saying the account has no posts there
+    dry_run: bool = False
 
 
 def file_sha256(path: Path) -> str:
@@ -55,6 +58,59 @@ def rejected_path(path: Path) -> Path:
     return path.with_name(path.stem + ".rejected.csv")
 
 
+class LinkKinds:
+    """Counts the links of a file that belong to a platform the channel is not (see ``mismatch``).
+
+    Only the hosts that would contradict the channel's kind are looked at, and only after a cheap
+    substring test, so that the check costs next to nothing per row of a large import.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.links = 0
+        self.weibo = 0
+        self.wechat = 0
+        self._weibo = kind != "weibo"
+        self._wechat = kind != "wechat"
+
+    def watch(self, records: Iterable[Any]) -> Iterator[Any]:
+        weibo, wechat = self._weibo, self._wechat
+        for record in records:
+            url = record[3]  # PublicationRecord.url, also in the reader child's tuples
+            if url:
+                self.links += 1
+                if weibo and "weibo." in url and _WEIBO_HOST.match(url):
+                    self.weibo += 1
+                elif wechat and "mp.weixin" in url and _WECHAT_HOST.match(url):
+                    self.wechat += 1
+            yield record
+
+    def mismatch(self) -> tuple[str, int] | None:
+        """``(kind the file looks like, links of that kind)`` when more than half the links say so."""
+        for kind, count in (("weibo", self.weibo), ("wechat", self.wechat)):
+            if count * 2 > self.links:
+                return kind, count
+        return None
+
+
+_WEIBO_HOST = re.compile(r"^(?:https?://)?(?:[\w-]+\.)*weibo\.(?:com|cn)(?:[:/?#]|$)", re.IGNORECASE)
+_WECHAT_HOST = re.compile(r"^(?:https?://)?mp\.weixin\.qq\.com(?:[:/?#]|$)", re.IGNORECASE)
+_LOOKS_LIKE = {"weibo": ("微博", "weibo.com/weibo.cn"), "wechat": ("微信公众号", "mp.weixin.qq.com")}
+
+
+def _check_kind(path: Path, channel: ChannelConfig, links: LinkKinds | None) -> None:
+    found = links.mismatch() if links is not None else None
+    if found is None:
+        return
+    kind, count = found
+    label, hosts = _LOOKS_LIKE[kind]
+    raise InputError(
+        f"{path}：文件看起来是{label}的导出（{links.links if links else 0} 条链接中 {count} 条在 {hosts}），"
+        f"而渠道「{channel.id}」的类型是 {channel.kind}（{KIND_LABELS[channel.kind]}），未导入：请确认是否选错了渠道；"
+        "确需导入到该渠道，请加 --force"
+    )
+
+
 def import_file(
     opened: Store,
     channel_key: str,
@@ -65,18 +121,25 @@ def import_file(
     skip_invalid: bool = False,
     progress: ProgressCallback | None = None,
     job_id: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import one exported log into one channel: stored whole, or (on any invalid row) not at all.
 
     With ``skip_invalid`` the valid rows are stored and the invalid ones written, unchanged, to
     ``<name>.rejected.csv`` beside the input. Raises ``InputError`` for a rejected file; the run is
-    recorded either way.
+    recorded either way. A file whose links mostly belong to another kind of channel (Weibo or
+    WeChat links into a channel that is not) is rejected unless ``force``. With ``dry_run`` the file
+    is read and checked the same way and the counts are computed against the store, read only:
+    nothing is stored, no run is recorded, no ``.rejected.csv`` is written.
     """
     instance = opened.instance
     channel: ChannelConfig = instance.channel(channel_key)
     channel_id = opened.channel_id(channel_key)
     zone = instance.timezone
     path = Path(path)
+    if dry_run:
+        return _dry_run(opened, channel, channel_id, path, format, encoding, skip_invalid, force)
     sha = file_sha256(path) if path.is_file() else None
     run_id = start_run(opened.engine, channel_id, "import", path.name, sha256=sha, job_id=job_id)
     result = ImportResult(path=path, channel=channel_key, run_id=run_id)
@@ -111,9 +174,13 @@ def import_file(
                 )
             else:
                 records = _valid_records(export, zone, channel.kind, rejected, result, progress)
+            links = None if force else LinkKinds(channel.kind)
+            if links is not None:
+                records = links.watch(records)
             counts = store.upsert_publications(conn, channel_id, records, run_id=run_id)
             result.rows_new, result.rows_known = counts.new, counts.known
             result.rows_rejected = sum(1 for _ in rejected)
+            _check_kind(path, channel, links)
             if rejected and not skip_invalid:
                 problems = [p for row in rejected for p in row.problems]
                 raise InputError(
@@ -188,3 +255,67 @@ def _valid_records(
     result.rows_read = read
     if progress is not None:
         progress(export.size, export.size)
+
+
+def _dry_run(
+    opened: Store,
+    channel: ChannelConfig,
+    channel_id: int,
+    path: Path,
+    format: str | None,
+    encoding: str | None,
+    skip_invalid: bool,
+    force: bool,
+) -> ImportResult:
+    """``import --dry-run``: the real import's reading and checks, counted against the store read only."""
+    from sqlalchemy import select
+
+    from channelwatch.store.models import Publication
+
+    zone = opened.instance.timezone
+    result = ImportResult(path=path, channel=channel.id, run_id=None, dry_run=True)
+    mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
+    export = open_export(path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime)
+    result.format, result.encoding = export.format, export.encoding
+    rejected: list[Row] = []
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    links = None if force else LinkKinds(channel.kind)
+    try:
+        records: Iterable[Any] = _valid_records(export, zone, channel.kind, rejected, result, None)
+        if links is not None:
+            records = links.watch(records)
+        new_in_file: set[str] = set()
+        with store.read(opened.engine) as conn:
+            for batch in _batches(records, store.BATCH_SIZE):
+                identities = list({record[0] for record in batch})
+                stored = set(
+                    conn.execute(
+                        select(pub.c.identity).where(pub.c.channel_id == channel_id, pub.c.identity.in_(identities))
+                    ).scalars()
+                )
+                for record in batch:
+                    identity = record[0]
+                    if identity in stored or identity in new_in_file:
+                        result.rows_known += 1
+                    else:
+                        new_in_file.add(identity)
+                        result.rows_new += 1
+        result.warning = export.warning
+    finally:
+        export.close()
+    result.rows_rejected = len(rejected)
+    _check_kind(path, channel, links)
+    if rejected and not skip_invalid:
+        problems = [p for row in rejected for p in row.problems]
+        raise InputError(
+            f"{path}：（预演）有 {len(rejected)} 行无效，实际导入时整个文件会被拒收（可修正后重新导入，"
+            "或加 --skip-invalid 只导入有效行）：",
+            problems,
+        )
+    return result
+
+
+def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch

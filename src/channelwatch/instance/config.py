@@ -39,6 +39,8 @@ class _Strict(BaseModel):
 
 
 class OfficeConfig(_Strict):
+    # The stable key of the office in the database; the name is a label that may change.
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
     name: str = Field(min_length=1)
     short_name: str = "我单位"
     timezone: str = "Asia/Shanghai"

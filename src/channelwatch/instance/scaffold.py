@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from channelwatch.errors import UserError
+from channelwatch.instance.config import CONFIG_FILE
 
 __all__ = ["write_instance"]
 
@@ -31,9 +33,14 @@ def write_instance(directory: Path) -> list[Path]:
     if existing:
         raise UserError(f"{directory} 中已有实例文件（如 {existing[0]}），为避免覆盖，未写出任何文件")
     written = []
+    # A random office id: two offices that share a database never meet under the same key.
+    office_id = f"office-{secrets.token_hex(4)}"
     for rel, source in entries:
         target = directory / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
+        content = source.read_bytes()
+        if rel == CONFIG_FILE:
+            content = content.replace(b"__OFFICE_ID__", office_id.encode("ascii"))
+        target.write_bytes(content)
         written.append(target)
     return written

@@ -50,7 +50,7 @@ def open_engine(url: str, *, base_dir: Path | None = None) -> Engine:
             path = Path(database)
             if not path.is_absolute() and base_dir is not None:
                 path = base_dir / path
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _ensure_folder(path, base_dir, url)
             parsed = parsed.set(database=str(path))
         engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
         _configure_sqlite(engine)
@@ -58,6 +58,24 @@ def open_engine(url: str, *, base_dir: Path | None = None) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True)
     raise ConfigError(f"不支持的数据库类型：{parsed.get_backend_name()}（仅支持 sqlite 与 postgresql）")
+
+
+def _ensure_folder(path: Path, base_dir: Path | None, url: str) -> None:
+    """The folder of a SQLite file must exist: a typo in the URL must not quietly start a new, empty database.
+
+    The one exception is the instance's own ``data/`` folder (the default URL's folder), which is
+    created on first use (docs/configuration.md, ``[database]``).
+    """
+    folder = path.parent
+    if folder.is_dir():
+        return
+    if base_dir is not None and folder.resolve() == (base_dir / "data").resolve():
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    raise ConfigError(
+        f"数据库地址 {_redact(url)} 所在的文件夹 {folder} 不存在：请检查 [database] url"
+        "（或环境变量 CHANNELWATCH_DATABASE_URL）是否写错；确要在那里新建数据库，请先创建该文件夹"
+    )
 
 
 def _redact(url: str) -> str:

@@ -32,8 +32,12 @@ class SchemaVersion(SQLModel, table=True):
 
 class Office(SQLModel, table=True):
     __tablename__ = "office"
+    # A separate unique index (not an inline constraint): schema step 2 adds it to older databases.
+    __table_args__ = (Index("ix_office_key", "key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
+    # The config's ``[office] id``: the stable key. ``name`` is a label that may change at any time.
+    key: str | None = None
     name: str = Field(unique=True)
     short_name: str
     timezone: str = "Asia/Shanghai"
@@ -95,7 +99,7 @@ class Run(SQLModel, table=True):
     sha256: str | None = None
     started_at: datetime = Field(sa_column=_utc_column(nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column())
-    status: str = "running"  # running | ok | failed | rejected
+    status: str = "running"  # running | ok | failed | rejected | undone
     rows_read: int = 0
     rows_new: int = 0
     rows_known: int = 0

@@ -8,14 +8,16 @@ should never have to run a separate migration tool — opening the store upgrade
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
 from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
 from channelwatch.store.db import write
-from channelwatch.store.models import Channel, Office, SchemaVersion
+from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
 # --- schema -----------------------------------------------------------------------------------------
 
@@ -24,8 +26,17 @@ def _create_v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _office_key_v2(conn: Connection) -> None:
+    """The office's stable key (``[office] id``). A new database got it from ``create_all`` already."""
+    if "key" in {column["name"] for column in inspect(conn).get_columns("office")}:
+        return
+    conn.execute(text("ALTER TABLE office ADD COLUMN key VARCHAR"))
+    conn.execute(text("CREATE UNIQUE INDEX ix_office_key ON office (key)"))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+# Steps after the first must accept a database that ``_create_v1`` made from today's models.
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -57,17 +68,106 @@ def ensure_schema(engine: Engine) -> int:
 # --- offices and channels ------------------------------------------------------------------------------
 
 
-def sync_office(conn: Connection, name: str, short_name: str, timezone: str) -> int:
+@dataclass
+class OfficeMatch:
+    """The office row an instance uses, and what opening the store changed about it (for a notice)."""
+
+    id: int
+    notices: list[str] = field(default_factory=list)
+
+
+def _offices(conn: Connection) -> list[Any]:
     office = Office.__table__  # type: ignore[attr-defined]
-    found = conn.execute(select(office.c.id).where(office.c.name == name)).scalar()
-    if found is None:
-        return int(
-            conn.execute(
-                office.insert().values(name=name, short_name=short_name, timezone=timezone)
-            ).inserted_primary_key[0]  # type: ignore[index]
+    return list(conn.execute(select(office.c.id, office.c.key, office.c.name).order_by(office.c.id)))
+
+
+def find_office(conn: Connection, key: str | None, name: str) -> tuple[Any | None, str | None]:
+    """The stored office an instance's ``[office]`` section means, without changing anything.
+
+    Rules (docs/configuration.md, ``[office] id``): with an id, the office of that id; else an office
+    without id of the same name, or the only office of the database if it has no id yet (a database
+    from before ids, whose name was changed while the id was added). Without an id: the office of
+    the same name, else the only office of the database. Returns ``(row, how)`` with ``how`` one of
+    ``key``, ``name``, ``only``; ``(None, None)`` when a new office is to be made.
+    """
+    offices = _offices(conn)
+    if key is not None:
+        for row in offices:
+            if row.key == key:
+                return row, "key"
+        for row in offices:
+            if row.key is None and row.name == name:
+                return row, "name"
+        if len(offices) == 1 and offices[0].key is None:
+            return offices[0], "only"
+        return None, None
+    for row in offices:
+        if row.name == name:
+            return row, "name"
+    if len(offices) == 1:
+        return offices[0], "only"
+    if offices:
+        known = "；".join(f"「{r.name}」" + (f"（id = {r.key}）" if r.key else "（无 id）") for r in offices)
+        raise ConfigError(
+            f"数据库中有 {len(offices)} 个单位：{known}，配置的单位名称「{name}」与其中任何一个都不同。"
+            "请在配置文件 [office] 中用 id 指明本实例的单位（id 确定后不要再改，名称可以随时修改）"
         )
-    conn.execute(office.update().where(office.c.id == found).values(short_name=short_name, timezone=timezone))
-    return int(found)
+    return None, None
+
+
+def sync_office(conn: Connection, name: str, short_name: str, timezone: str, key: str | None = None) -> OfficeMatch:
+    """Find (or create) the instance's office and bring its label fields up to date with the config."""
+    office = Office.__table__  # type: ignore[attr-defined]
+    found, _how = find_office(conn, key, name)
+    if found is None:
+        taken = conn.execute(select(office.c.key).where(office.c.name == name)).first()
+        if taken is not None:
+            raise ConfigError(
+                f"数据库中已有名为「{name}」的单位（id = {taken.key}），与配置的 [office] id = {key} 不符："
+                "请改用该 id，或换一个单位名称"
+            )
+        inserted = conn.execute(
+            office.insert().values(key=key, name=name, short_name=short_name, timezone=timezone)
+        ).inserted_primary_key
+        return OfficeMatch(int(inserted[0]))  # type: ignore[index]
+    match = OfficeMatch(int(found.id))
+    if found.name != name:
+        clash = conn.execute(select(office.c.id).where(office.c.name == name, office.c.id != found.id)).first()
+        if clash is not None:
+            raise ConfigError(f"数据库中已有另一个名为「{name}」的单位，不能把本单位改名为它")
+        match.notices.append(f"单位名称已由「{found.name}」改为「{name}」，原有的发布记录仍归本单位")
+    if key is not None and found.key is None:
+        match.notices.append(f"数据库中的单位「{found.name}」已记为 [office] id = {key}")
+    values: dict[str, Any] = {"name": name, "short_name": short_name, "timezone": timezone}
+    if key is not None:
+        values["key"] = key
+    conn.execute(office.update().where(office.c.id == found.id).values(**values))
+    return match
+
+
+def office_publication_count(conn: Connection, office_id: int) -> int:
+    """How many publications the office has on any channel (configured or not)."""
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    ids = select(channel.c.id).where(channel.c.office_id == office_id)
+    return int(conn.execute(select(func.count()).where(pub.c.channel_id.in_(ids))).scalar_one())
+
+
+def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> list[tuple[str, int]]:
+    """Stored channel ids of the office that the config no longer has, with their publication count."""
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(
+        select(channel.c.id, channel.c.key)
+        .where(channel.c.office_id == office_id, channel.c.key.not_in(configured))
+        .order_by(channel.c.key)
+    )
+    found = []
+    for channel_id, key in list(rows):
+        count = int(conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one())
+        if count:
+            found.append((str(key), count))
+    return found
 
 
 def sync_channel(conn: Connection, office_id: int, key: str, kind: str, name: str) -> int:

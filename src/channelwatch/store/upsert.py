@@ -107,7 +107,6 @@ def upsert_publications(
     our exclusive write transaction, so the growth of max(id) is the number of inserted rows; on
     PostgreSQL the channel's row is locked and its publications counted before and after.
     """
-    seen = seen_at or utc_now()
     dialect = conn.dialect.name
     pub = Publication.__table__  # type: ignore[attr-defined]
     if dialect == "sqlite":
@@ -116,6 +115,9 @@ def upsert_publications(
         channel = Channel.__table__  # type: ignore[attr-defined]
         conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
         before = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
+    # Taken once the channel is ours: a later run's last_seen is then always after an earlier run
+    # finished, which is how ``runs undo`` tells what a later run saw again (docs/counting-rules.md).
+    seen = seen_at or utc_now()
 
     sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
     seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
