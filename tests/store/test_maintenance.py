@@ -105,11 +105,11 @@ def test_only_a_finished_import_or_poll_of_this_office_is_undone(opened: Store, 
     run = Run.__table__  # type: ignore[attr-defined]
     with store.read(opened.engine) as conn:
         rejected = conn.execute(select(func.max(run.c.id))).scalar_one()
-    with pytest.raises(UserError, match="拒收.*不能撤销"):
+    with pytest.raises(UserError, match=r"拒收.*不能撤销"):
         undo(opened, rejected)
     good = import_file(opened, "website", SAMPLES / "website" / "网站信息发布统计_2020.csv")
     undo(opened, good.run_id)
-    with pytest.raises(UserError, match="已撤销.*不能撤销"):
+    with pytest.raises(UserError, match=r"已撤销.*不能撤销"):
         undo(opened, good.run_id)
     with pytest.raises(UserError, match="没有编号为 9999 的运行记录"):
         undo(opened, 9999)

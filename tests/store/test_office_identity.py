@@ -111,7 +111,9 @@ def _make_version_1(url: str) -> None:
         conn.execute(text("DROP INDEX ix_office_key"))
         conn.execute(text("ALTER TABLE office DROP COLUMN key"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
-        conn.execute(text(f"INSERT INTO office (name, short_name, timezone) VALUES ('{OFFICE}', '我委', 'Asia/Shanghai')"))
+        conn.execute(
+            text(f"INSERT INTO office (name, short_name, timezone) VALUES ('{OFFICE}', '我委', 'Asia/Shanghai')")
+        )
     engine.dispose()
 
 

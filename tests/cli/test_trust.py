@@ -1,0 +1,261 @@
+"""Figures an office can sign, through the command line: renames never hide data, a wrong database or
+channel is named, every import can be previewed, refused when it belongs elsewhere, and undone."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from channelwatch.cli import app
+from tests.conftest import REPO, SAMPLES, new_postgres_database, write_instance
+
+runner = CliRunner()
+OFFICE = "彭阳县王洼产业园区管理委员会"
+WEIBO_1 = SAMPLES / "weibo" / "微博发布记录_2020年1-7月.csv"
+WEBSITE = SAMPLES / "website" / "网站信息发布统计_2020.csv"
+WECHAT_XLSX = SAMPLES / "wechat" / "公众号群发记录_2020年1-9月.xlsx"
+
+
+def cw(root: Path, *args: str) -> Result:
+    return runner.invoke(app, ["--instance", str(root), *args])
+
+
+def edit(root: Path, old: str, new: str) -> None:
+    path = root / "config" / "channelwatch.toml"
+    content = path.read_text(encoding="utf-8")
+    assert old in content, old
+    path.write_text(content.replace(old, new, 1), encoding="utf-8")
+
+
+def total(root: Path, *extra: str) -> tuple[int, str]:
+    result = cw(root, "summary", "-y", "2020", "-f", "json", *extra)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    return data["total"], data["office"]
+
+
+@pytest.fixture
+def loaded(any_instance_dir: Path) -> Path:
+    result = cw(any_instance_dir, "import-tree", str(SAMPLES))
+    assert result.exit_code == 0, result.output
+    return any_instance_dir
+
+
+# --- 1. renames never hide data ------------------------------------------------------------------------------
+
+
+def test_init_writes_an_office_id_and_a_commented_delivery_section(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    config = (tmp_path / "new" / "config" / "channelwatch.toml").read_text(encoding="utf-8")
+    office_id = re.search(r'^id = "(office-[0-9a-f]{8})"$', config, re.M)
+    assert office_id is not None, config
+    assert re.search(r"^\[delivery\]$", config, re.M)
+    for key in ("# webhook = ", "#   [delivery.email]", "#   host = ", "#   to = ", "#   warn_to = "):
+        assert key in config, key
+    other = runner.invoke(app, ["init", str(tmp_path / "other")])
+    assert other.exit_code == 0
+    assert office_id.group(1) not in (tmp_path / "other" / "config" / "channelwatch.toml").read_text(encoding="utf-8")
+
+
+def test_office_name_changed_after_the_first_import_keeps_the_figures(tmp_path: Path) -> None:
+    root = tmp_path / "office"
+    assert runner.invoke(app, ["init", str(root)]).exit_code == 0
+    assert cw(root, "import-tree", str(SAMPLES)).exit_code == 0
+    assert total(root) == (1279, "某某县某某局")
+    edit(root, 'name = "某某县某某局"', f'name = "{OFFICE}"')  # the init placeholder replaced
+    result = cw(root, "summary", "-y", "2020", "-f", "json")
+    assert json.loads(result.stdout)["total"] == 1279
+    assert json.loads(result.stdout)["office"] == OFFICE
+    assert "单位名称已由「某某县某某局」改为「彭阳县王洼产业园区管理委员会」" in result.stderr
+    quarterly = cw(root, "quarterly", "-y", "2020", "-q", "4", "-f", "json")
+    assert json.loads(quarterly.stdout)["office"] == OFFICE
+    assert json.loads(quarterly.stdout)["total"]["quarter"]["total"] > 0
+
+
+def test_without_id_an_old_instance_uses_the_only_office(loaded: Path) -> None:
+    assert total(loaded) == (1279, OFFICE)
+    edit(loaded, f'name = "{OFFICE}"', 'name = "王洼产业园区管委会"')  # no [office] id in this config
+    assert total(loaded) == (1279, "王洼产业园区管委会")
+
+
+def _orphan_warning(output: str) -> bool:
+    return (
+        "警告：数据库中渠道 id「weibo」有 1227 条发布记录，但配置中已没有这个渠道" in output
+        and "channelwatch channels rename weibo <新渠道id>" in output
+    )
+
+
+def test_renamed_channel_id_is_warned_by_every_figure_command_and_moved_back(loaded: Path) -> None:
+    (loaded / "config" / "annual").mkdir(parents=True)
+    shutil.copy(REPO / "config" / "annual" / "2020.toml", loaded / "config" / "annual" / "2020.toml")
+    edit(loaded, 'id = "weibo"', 'id = "sina"')
+    commands = [
+        ["summary", "-y", "2020"],
+        ["quarterly", "-y", "2020", "-q", "4"],
+        ["report", "annual", "-y", "2020", "-f", "markdown"],
+        ["channels"],
+        ["publications", "website", "-y", "2020"],
+        ["freshness"],
+    ]
+    for command in commands:
+        result = cw(loaded, *command)
+        assert _orphan_warning(result.stderr), (command, result.output)
+        assert not _orphan_warning(result.stdout), command
+    assert total(loaded)[0] == 1279 - 1225
+
+    moved = cw(loaded, "channels", "rename", "weibo", "sina")
+    assert moved.exit_code == 0, moved.output
+    assert "已把渠道「weibo」的 1227 条发布记录和 2 条运行记录移到「sina」下" in moved.output
+    assert 'id = "sina"，无需修改' in moved.output
+    assert total(loaded)[0] == 1279
+    for command in commands:
+        assert "警告" not in cw(loaded, *command).stderr, command
+
+
+def test_rename_before_the_config_says_which_line_to_change(loaded: Path) -> None:
+    moved = cw(loaded, "channels", "rename", "wechat", "gzh")
+    assert moved.exit_code == 0, moved.output
+    config = loaded / "config" / "channelwatch.toml"
+    line = next(n for n, t in enumerate(config.read_text(encoding="utf-8").splitlines(), 1) if t == 'id = "wechat"')
+    assert f'请修改配置文件 {config} 第 {line} 行 id = "wechat"：改为 id = "gzh"' in moved.output
+    assert total(loaded)[0] == 1279 - 48  # until the config says gzh
+    warned = cw(loaded, "summary", "-y", "2020")
+    assert "渠道 id「gzh」有 48 条发布记录" in warned.stderr
+    edit(loaded, 'id = "wechat"', 'id = "gzh"')
+    assert total(loaded)[0] == 1279
+    refused = cw(loaded, "channels", "rename", "gzh", "website")
+    assert refused.exit_code == 1 and "类型不同" in refused.output and "--force" in refused.output
+    missing = cw(loaded, "channels", "rename", "douyin", "x")
+    assert missing.exit_code == 1 and "没有本单位渠道 id「douyin」" in missing.output
+    bad = cw(loaded, "channels", "rename", "gzh", "公众号")
+    assert bad.exit_code == 1 and "只能包含字母、数字、下划线和连字符" in bad.output
+
+
+# --- 2. a wrong database is named --------------------------------------------------------------------------
+
+
+def test_an_empty_database_is_named_with_its_password_hidden(tmp_path: Path, postgres_server: str) -> None:
+    url = new_postgres_database(postgres_server).replace("postgres@", "postgres:s3cret-pw@")
+    root = write_instance(tmp_path / "pg", url=url)
+    (root / "config" / "annual").mkdir(parents=True)
+    shutil.copy(REPO / "config" / "annual" / "2020.toml", root / "config" / "annual" / "2020.toml")
+    shown = url.replace("s3cret-pw", "***")
+    for command in (
+        ["summary", "-y", "2020"],
+        ["quarterly", "-y", "2020", "-q", "4"],
+        ["report", "annual", "-y", "2020", "-f", "markdown", "--force"],
+    ):
+        result = cw(root, *command)
+        assert f"警告：数据库 {shown} 中没有本单位的任何发布记录" in result.stderr, (command, result.output)
+        assert "s3cret-pw" not in result.output
+    assert cw(root, "import", "website", str(WEBSITE)).exit_code == 0
+    assert "没有本单位的任何发布记录" not in cw(root, "summary", "-y", "2020").stderr
+
+
+def test_sqlite_url_in_a_missing_folder_is_an_error_the_default_folder_is_made(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "typo", url="sqlite:///dta/channelwatch.db")
+    result = cw(root, "summary", "-y", "2020")
+    assert result.exit_code == 1
+    assert f"所在的文件夹 {root / 'dta'} 不存在" in result.output and "Traceback" not in result.output
+    assert not (root / "dta").exists()
+    absolute = write_instance(tmp_path / "abs", url=f"sqlite:///{tmp_path / 'nowhere' / 'cw.db'}")
+    assert cw(absolute, "channels").exit_code == 1 and not (tmp_path / "nowhere").exists()
+    default = write_instance(tmp_path / "default")  # sqlite:///data/channelwatch.db
+    assert not (default / "data").exists()
+    assert cw(default, "channels").exit_code == 0
+    assert (default / "data" / "channelwatch.db").is_file()
+
+
+# --- 3. imports: preview, wrong channel, undo -----------------------------------------------------------------
+
+
+def runs_json(root: Path) -> list[dict[str, object]]:
+    result = cw(root, "runs", "-f", "json")
+    assert result.exit_code == 0, result.output
+    return list(json.loads(result.stdout))
+
+
+def test_dry_run_counts_against_the_store_and_stores_nothing(any_instance_dir: Path) -> None:
+    root = any_instance_dir
+    preview = cw(root, "import", "weibo", "--dry-run", str(WEIBO_1))
+    assert preview.exit_code == 0, preview.output
+    assert (
+        f"（预演，未写入）{WEIBO_1}（csv，utf-8-sig）→ weibo：读取 707 行，将新增 707，已有 0，拒收 0" in preview.output
+    )
+    assert runs_json(root) == [] and total(root)[0] == 0
+    assert cw(root, "import", "weibo", str(WEIBO_1)).exit_code == 0
+    second = SAMPLES / "weibo" / "微博发布记录_2020年7-12月.xlsx"
+    both = cw(root, "import", "weibo", "--dry-run", str(WEIBO_1), str(second))
+    assert both.exit_code == 0, both.output
+    assert "weibo：读取 707 行，将新增 0，已有 707，拒收 0" in both.output
+    assert "weibo：读取 624 行，将新增 520，已有 104，拒收 0" in both.output  # as the real import then says
+    assert len(runs_json(root)) == 1
+    real = cw(root, "import", "weibo", str(second))
+    assert "读取 624 行，新增 520，已有 104，拒收 0" in real.output
+
+
+def test_dry_run_of_a_bad_file_fails_like_the_import_and_writes_nothing(instance_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("标题,发布时间\n好的,2020-01-01\n坏的,不是日期\n", encoding="utf-8")
+    result = cw(instance_dir, "import", "website", "--dry-run", str(bad))
+    assert result.exit_code == 1
+    assert "（预演）有 1 行无效，实际导入时整个文件会被拒收" in result.output
+    assert "第3行，字段「发布时间」，值「不是日期」" in result.output
+    skipped = cw(instance_dir, "import", "website", "--dry-run", "--skip-invalid", str(bad))
+    assert skipped.exit_code == 0 and "将新增 1，已有 0，拒收 1" in skipped.output
+    assert not (tmp_path / "bad.rejected.csv").exists()
+    assert runs_json(instance_dir) == []
+
+
+def test_a_file_of_another_kind_of_channel_is_refused_unless_forced(any_instance_dir: Path) -> None:
+    root = any_instance_dir
+    refused = cw(root, "import", "website", str(WEIBO_1))
+    assert refused.exit_code == 1
+    assert "文件看起来是微博的导出（707 条链接中 707 条在 weibo.com/weibo.cn）" in refused.output
+    assert "渠道「website」的类型是 website（政府网站）" in refused.output and "--force" in refused.output
+    wechat = cw(root, "import", "weibo", str(WECHAT_XLSX))
+    assert wechat.exit_code == 1 and "文件看起来是微信公众号的导出" in wechat.output
+    assert "渠道「weibo」的类型是 weibo（微博）" in wechat.output
+    preview = cw(root, "import", "website", "--dry-run", str(WEIBO_1))
+    assert preview.exit_code == 1 and "文件看起来是微博的导出" in preview.output
+    assert total(root)[0] == 0
+    assert [r["status"] for r in runs_json(root)] == ["rejected", "rejected"]
+    forced = cw(root, "import", "website", "--force", str(WEIBO_1))
+    assert forced.exit_code == 0 and "新增 707" in forced.output
+    assert cw(root, "import", "website", str(WEBSITE)).exit_code == 0  # its own links: accepted
+
+
+def test_undo_a_wrong_import_then_the_right_file_counts_as_if_it_never_came(any_instance_dir: Path) -> None:
+    root = any_instance_dir
+    assert cw(root, "import", "website", "--force", str(WEIBO_1)).exit_code == 0
+    wrong = runs_json(root)[0]
+    undone = cw(root, "runs", "undo", str(wrong["id"]))
+    assert undone.exit_code == 0, undone.output
+    assert f"已撤销运行 {wrong['id']}（website 导入 {WEIBO_1.name}）：删除了 707 条由该次运行首次写入的发布记录" in (
+        undone.output
+    )
+    listing = cw(root, "runs")
+    assert re.search(rf"^{wrong['id']}\s.*已撤销", listing.output, re.M), listing.output
+    assert runs_json(root)[0]["status"] == "undone"
+    right = cw(root, "import", "website", str(WEBSITE))
+    assert "读取 9 行，新增 8，已有 1，拒收 0" in right.output  # what an untouched store says
+    assert total(root)[0] == 6
+    again = cw(root, "runs", "undo", str(wrong["id"]))
+    assert again.exit_code == 1 and "已撤销" in again.output and "不能撤销" in again.output
+
+
+def test_undo_refuses_what_is_not_a_finished_import_or_poll(instance_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("标题,发布时间\n坏的,不是日期\n", encoding="utf-8")
+    assert cw(instance_dir, "import", "website", str(bad)).exit_code == 1
+    rejected = runs_json(instance_dir)[0]
+    result = cw(instance_dir, "runs", "undo", str(rejected["id"]))
+    assert result.exit_code == 1 and "拒收" in result.output and "不是已成功完成的导入或抓取" in result.output
+    missing = cw(instance_dir, "runs", "undo", "4242")
+    assert missing.exit_code == 1 and "没有编号为 4242 的运行记录" in missing.output

@@ -1,0 +1,100 @@
+"""Nothing is "sent" that did not leave: no target, an unfinished quarter, an all-zero quarter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from channelwatch import store
+from channelwatch.instance.config import load_instance
+from channelwatch.store import open_store
+from channelwatch.store.jobstate import Delivery
+from tests.conftest import _free_port
+from tests.delivery.test_send import SmtpServer, cli, delivery_toml, make_instance, smtp
+
+__all__ = ["smtp"]  # the SMTP fixture, used by name below
+
+QUARTERLY_JOB = 'action = "quarterly-report"\ncron = "0 9 3 1,4,7,10 *"\n'
+
+
+def deliveries(root: Path) -> list[tuple[str, str, str, str]]:
+    opened = open_store(load_instance(root))
+    try:
+        with store.read(opened.engine) as conn:
+            rows = conn.execute(Delivery.__table__.select().order_by(Delivery.__table__.c.id))  # type: ignore[attr-defined]
+            return [(r.report, r.period, r.target, r.status) for r in rows]
+    finally:
+        opened.dispose()
+
+
+def test_without_email_or_webhook_nothing_is_called_sent(tmp_path: Path) -> None:
+    root = make_instance(tmp_path, '[delivery]\noutbox = "outbox"\n', {"quarterly.toml": QUARTERLY_JOB})
+    result = cli(root, "quarterly", "-y", "2020", "-q", "4", "--send")
+    assert result.exit_code == 1
+    assert "没有配置发送目标，季度统计未发送" in result.output
+    assert "[delivery.email]（host、from、to）或 webhook" in result.output
+    assert "已发送" not in result.output and "Traceback" not in result.output
+    assert list((root / "outbox").glob("*")) == [] and deliveries(root) == []
+
+    job = cli(root, "run-job", "quarterly")
+    assert job.exit_code == 1
+    assert "失败" in job.output and "没有配置发送目标" in job.output
+    listing = cli(root, "jobs")
+    line = next(t for t in listing.output.splitlines() if t.startswith("quarterly"))
+    assert "失败" in line
+    assert "没有配置发送目标" in listing.output
+    assert deliveries(root) == []
+
+
+def test_a_quarter_that_has_not_ended_is_never_sent(tmp_path: Path, smtp: SmtpServer) -> None:
+    root = make_instance(tmp_path, delivery_toml(smtp.port))
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    current = (today.month - 1) // 3 + 1
+    for year, quarter in ((today.year, current), (today.year + 1, 1)):
+        result = cli(root, "quarterly", "-y", str(year), "-q", str(quarter), "--send", "--allow-empty")
+        assert result.exit_code == 1, result.output
+        assert "尚未结束" in result.output and f"今天是 {today.isoformat()}" in result.output
+    assert smtp.messages == [] and deliveries(root) == []
+    preview = cli(root, "quarterly", "-y", str(today.year), "-q", str(current))
+    assert preview.exit_code == 0  # looking at an unfinished quarter is fine; sending it is not
+
+
+def test_an_all_zero_quarter_needs_allow_empty(tmp_path: Path, smtp: SmtpServer) -> None:
+    root = make_instance(tmp_path, delivery_toml(smtp.port))
+    result = cli(root, "quarterly", "-y", "2018", "-q", "4", "--send")
+    assert result.exit_code == 1
+    assert "2018年第四季度各渠道发布数均为 0，未发送" in result.output and "--allow-empty" in result.output
+    assert smtp.messages == [] and deliveries(root) == []
+    allowed = cli(root, "quarterly", "-y", "2018", "-q", "4", "--send", "--allow-empty")
+    assert allowed.exit_code == 0, allowed.output
+    assert "email：已发送" in allowed.output
+    assert len(smtp.messages) == 1 and "2018年第四季度" in smtp.messages[0]["Subject"]
+
+
+def test_the_job_warns_the_office_and_sends_nothing_to_the_county_for_an_all_zero_quarter(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    # The 2020 samples hold nothing of the quarter that ended most recently (today's previous quarter).
+    root = make_instance(tmp_path, delivery_toml(smtp.port, warn_to=True), {"quarterly.toml": QUARTERLY_JOB})
+    job = cli(root, "run-job", "quarterly")
+    assert job.exit_code == 0, job.output
+    assert "警告" in job.output and "各渠道发布数均为 0，未发送" in job.output
+    assert [e.rcpt_tos for e in smtp.envelopes] == [["bangongshi@example.gov.cn"]]  # warn_to only
+    assert "各渠道发布数均为 0" in smtp.messages[0]["Subject"]
+    assert "--allow-empty" in smtp.messages[0].get_body(("plain",)).get_content()
+    assert {(r[0], r[2], r[3]) for r in deliveries(root)} == {
+        ("quarterly-empty", "outbox", "sent"),
+        ("quarterly-empty", "email", "sent"),
+    }
+    line = next(t for t in cli(root, "jobs").output.splitlines() if t.startswith("quarterly"))
+    assert "警告" in line
+
+
+def test_without_warn_to_the_warning_says_it_stayed_in_the_outbox(tmp_path: Path) -> None:
+    port = _free_port()  # the county's SMTP server: must not even be tried
+    root = make_instance(tmp_path, delivery_toml(port), {"quarterly.toml": QUARTERLY_JOB})
+    job = cli(root, "run-job", "quarterly")
+    assert job.exit_code == 0, job.output
+    assert "警告" in job.output and "未配置 [delivery.email] warn_to，提醒只存入发件箱" in job.output
+    assert [r[2] for r in deliveries(root)] == ["outbox"]
