@@ -98,3 +98,13 @@ def test_without_warn_to_the_warning_says_it_stayed_in_the_outbox(tmp_path: Path
     assert job.exit_code == 0, job.output
     assert "警告" in job.output and "未配置 [delivery.email] warn_to，提醒只存入发件箱" in job.output
     assert [r[2] for r in deliveries(root)] == ["outbox"]
+
+
+def test_the_job_warns_about_publications_under_a_channel_id_the_config_lost(tmp_path: Path, smtp: SmtpServer) -> None:
+    job = 'action = "quarterly-report"\ncron = "0 9 3 1,4,7,10 *"\n'
+    root = make_instance(tmp_path, delivery_toml(smtp.port, warn_to=True), {"quarterly.toml": job})
+    config = root / "config" / "channelwatch.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('id = "weibo"', 'id = "sina"'), encoding="utf-8")
+    ran = cli(root, "run-job", "quarterly")
+    assert "警告" in ran.output
+    assert "渠道 id「weibo」有 1227 条发布记录" in ran.output and "channels rename weibo" in ran.output

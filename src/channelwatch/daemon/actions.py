@@ -206,8 +206,27 @@ def _quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
             continue
         failed = failed or bool(outcome.failed)
         descriptions.append(outcome.describe())
+    orphans = _orphan_note(opened)
+    if orphans:
+        warned = True
+        descriptions.append(orphans)
     status = "failed" if failed else "warn" if warned else "ok"
     return JobOutcome(status, "; ".join(descriptions))
+
+
+def _orphan_note(opened: Store) -> str | None:
+    """Publications under channel ids the config no longer has: counted nowhere, so worth a warning."""
+    from channelwatch.store.schema import orphan_channels
+
+    with store.read(opened.engine) as conn:
+        orphans = orphan_channels(conn, opened.office_id, [c.id for c in opened.instance.config.channels])
+    if not orphans:
+        return None
+    return "；".join(
+        f"数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，未计入统计"
+        f"（如是改了渠道 id，请运行 channelwatch channels rename {key} <新渠道id>）"
+        for key, count in orphans
+    )
 
 
 def freshness_rows(opened: Store, warn_days: int | None = None, limit_days: int | None = None) -> list[Any]:
