@@ -33,7 +33,8 @@ def cw(instance: Path, *args: str) -> Any:
 def summary(instance: Path, year: int) -> dict[str, Any]:
     result = cw(instance, "summary", "--year", str(year), "--format", "json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)  # type: ignore[no-any-return]
+    # Only standard output is JSON: warnings (an empty database, a lost channel id) go to stderr.
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def channel(figures: dict[str, Any], key: str) -> dict[str, Any]:
