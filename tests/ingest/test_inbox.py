@@ -152,3 +152,15 @@ def test_unknown_folder_and_loose_files_are_reported_and_left(instance_dir: Path
     assert (inbox / "toutiao" / "x.csv").is_file() and (inbox / "loose.csv").is_file()
     assert (inbox / "website" / "~$export.xlsx").is_file() and (inbox / "website" / ".hidden.csv").is_file()
     assert _counts(instance_dir)["website"] == 0
+
+
+def test_a_weibo_log_dropped_in_the_website_folder_is_refused(instance_dir: Path) -> None:
+    inbox = _setup(instance_dir)
+    weibo_log = SAMPLES / "weibo" / "微博发布记录_2020年1-7月.csv"
+    shutil.copy(weibo_log, inbox / "website" / weibo_log.name)
+    output = _run(instance_dir)
+    assert "警告" in output and "拒收 1 个" in output
+    assert _counts(instance_dir)["website"] == 0
+    reasons = (inbox / "website" / "failed" / f"{weibo_log.name}.error.txt").read_text(encoding="utf-8")
+    assert "文件看起来是微博的导出" in reasons and "渠道「website」的类型是 website" in reasons
+    assert "--force" not in reasons  # the inbox has no command-line flags

@@ -194,13 +194,17 @@ def _progress_for(path: Path) -> tuple[Any, Any]:
 
 
 def _import_one(opened: Store, channel: str, path: Path, **options: Any) -> ImportResult:
-    from channelwatch.ingest.imports import import_file
+    from channelwatch.errors import InputError
+    from channelwatch.ingest.imports import KindMismatch, import_file
 
     bar, update = _progress_for(path)
-    if bar is None:
-        return import_file(opened, channel, path, **options)
-    with bar:
-        return import_file(opened, channel, path, progress=update, **options)
+    try:
+        if bar is None:
+            return import_file(opened, channel, path, **options)
+        with bar:
+            return import_file(opened, channel, path, progress=update, **options)
+    except KindMismatch as exc:
+        raise InputError(f"{exc}；确需导入到该渠道，请加 --force") from None
 
 
 def _report_import(result: ImportResult) -> None:

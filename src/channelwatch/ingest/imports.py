@@ -98,16 +98,19 @@ _WECHAT_HOST = re.compile(r"^(?:https?://)?mp\.weixin\.qq\.com(?:[:/?#]|$)", re.
 _LOOKS_LIKE = {"weibo": ("微博", "weibo.com/weibo.cn"), "wechat": ("微信公众号", "mp.weixin.qq.com")}
 
 
+class KindMismatch(InputError):
+    """The file's links belong to another kind of channel; the command line adds how to insist (``--force``)."""
+
+
 def _check_kind(path: Path, channel: ChannelConfig, links: LinkKinds | None) -> None:
     found = links.mismatch() if links is not None else None
     if found is None:
         return
     kind, count = found
     label, hosts = _LOOKS_LIKE[kind]
-    raise InputError(
+    raise KindMismatch(
         f"{path}：文件看起来是{label}的导出（{links.links if links else 0} 条链接中 {count} 条在 {hosts}），"
-        f"而渠道「{channel.id}」的类型是 {channel.kind}（{KIND_LABELS[channel.kind]}），未导入：请确认是否选错了渠道；"
-        "确需导入到该渠道，请加 --force"
+        f"而渠道「{channel.id}」的类型是 {channel.kind}（{KIND_LABELS[channel.kind]}），未导入：请确认是否选错了渠道"
     )
 
 
