@@ -259,3 +259,16 @@ def test_undo_refuses_what_is_not_a_finished_import_or_poll(instance_dir: Path, 
     assert result.exit_code == 1 and "拒收" in result.output and "不是已成功完成的导入或抓取" in result.output
     missing = cw(instance_dir, "runs", "undo", "4242")
     assert missing.exit_code == 1 and "没有编号为 4242 的运行记录" in missing.output
+
+
+def test_the_web_view_warns_at_start_about_a_lost_channel_id(instance_dir: Path) -> None:
+    from tests.web.conftest import start_server, stop_server
+
+    assert cw(instance_dir, "import", "weibo", str(WEIBO_1)).exit_code == 0
+    edit(instance_dir, 'id = "weibo"', 'id = "sina"')
+    server = start_server(instance_dir)
+    stop_server(server)
+    assert server.process.stdout is not None
+    output = server.process.stdout.read()
+    assert "警告：数据库中渠道 id「weibo」有 707 条发布记录，但配置中已没有这个渠道" in output
+    assert "channelwatch channels rename weibo <新渠道id>" in output

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, instance_of
+from channelwatch.cli.common import app, echo, figures_store_of, instance_of
 
 
 @app.command("serve")
@@ -25,6 +25,9 @@ def serve_command(
 
     instance = instance_of(ctx)
     gate = gate_for(instance, host)  # refuses a non-loopback host without a password, before binding
+    # The pages show figures: the warnings a figure command owes its reader (a channel id the config
+    # lost, a database without a single publication of the office) go to stderr once, at start.
+    figures_store_of(ctx, check_empty=True)
     application = create_app(instance, gate)
     shown = f"[{host}]" if ":" in host else host
     access = "需要登录" if gate.required else "无需登录，仅本机可访问"
