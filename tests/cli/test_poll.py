@@ -103,3 +103,22 @@ def test_poll_on_both_backends(
     assert run(root, "poll")[0] == 0
     summary = json.loads(run(root, "summary", "--year", "2020", "--format", "json")[1])
     assert {c["id"]: c["total"] for c in summary["channels"]} == {"website": 6, "weibo": 12, "wechat": 4}
+
+
+def test_a_poll_run_can_be_undone_and_the_next_poll_counts_as_if_it_never_ran(
+    instance: Path, fake_platforms: FakePlatforms
+) -> None:
+    code, out = run(instance, "poll", "website")
+    assert code == 0 and "新增 8 条" in out, out
+    fake_platforms.add_site_articles(3)
+    code, out = run(instance, "poll", "website")
+    assert code == 0 and "新增 3 条" in out, out
+    polls = [r for r in json.loads(run(instance, "runs", "--format", "json")[1]) if r["kind"] == "poll"]
+    latest = polls[0]["id"]
+    code, out = run(instance, "runs", "undo", str(latest))
+    assert code == 0, out
+    assert f"已撤销运行 {latest}（website 抓取" in out and "删除了 3 条由该次运行首次写入的发布记录" in out
+    total = json.loads(run(instance, "summary", "--year", "2020", "--format", "json")[1])["channels"][0]["total"]
+    assert total == 8
+    code, out = run(instance, "poll", "website")
+    assert code == 0 and "新增 3 条" in out, out  # what the undone poll had found, found again
