@@ -16,7 +16,7 @@ from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, parsed_in_child
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, start_run
 from channelwatch.instance.config import ChannelConfig
 from channelwatch.sources.base import Observed
-from channelwatch.sources.files import ExportFile, open_export, write_rejected
+from channelwatch.sources.files import ExportFile, open_export, shown, write_rejected
 from channelwatch.sources.rows import Row
 from channelwatch.store import Store
 
@@ -77,18 +77,21 @@ def import_file(
     channel_id = opened.channel_id(channel_key)
     zone = instance.timezone
     path = Path(path)
-    sha = file_sha256(path) if path.is_file() else None
-    run_id = start_run(opened.engine, channel_id, "import", path.name, sha256=sha, job_id=job_id)
-    result = ImportResult(path=path, channel=channel_key, run_id=run_id)
     try:
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
-        export = open_export(path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime)
-    except InputError as exc:
-        finish_run(opened.engine, run_id, "rejected", str(exc))
-        raise
-    result.format, result.encoding = export.format, export.encoding
+        sha = file_sha256(path) if path.is_file() else None
+    except OSError:
+        sha = None  # open_export below says why the file cannot be read
+    run_id = start_run(opened.engine, channel_id, "import", shown(path.name), sha256=sha, job_id=job_id)
+    result = ImportResult(path=path, channel=channel_key, run_id=run_id)
+    latest = datetime.now(UTC)
+    export: ExportFile | None = None
     rejected: list[Row] = []
     try:
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
+        export = open_export(
+            path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime, latest=latest
+        )
+        result.format, result.encoding = export.format, export.encoding
         with store.write(opened.engine) as conn:
             records: Iterable[Any]
             if export.format in {"csv", "xlsx"} and path.stat().st_size >= READAHEAD_MIN_BYTES:
@@ -104,6 +107,7 @@ def import_file(
                     format=export.format,
                     encoding=export.encoding,
                     now=mtime,
+                    latest=latest,
                     sqlite=conn.dialect.name == "sqlite",
                     rejected=rejected,
                     on_read=on_read,
@@ -117,7 +121,7 @@ def import_file(
             if rejected and not skip_invalid:
                 problems = [p for row in rejected for p in row.problems]
                 raise InputError(
-                    f"{path}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
+                    f"{shown(path)}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
                     "或加 --skip-invalid 只导入有效行）：",
                     problems,
                 )
@@ -127,7 +131,7 @@ def import_file(
             result.warning = export.warning
             notes = [export.warning] if export.warning else []
             if result.rejected_file:
-                notes.append(f"拒收 {len(rejected)} 行，见 {result.rejected_file.name}")
+                notes.append(f"拒收 {len(rejected)} 行，见 {shown(result.rejected_file.name)}")
             _finish_run(
                 conn,
                 run_id,
@@ -149,13 +153,16 @@ def import_file(
         )
         raise
     except BaseException as exc:
-        finish_run(opened.engine, run_id, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+        # Whatever happened, the run this import opened is closed: ``runs`` never shows a finished
+        # process as still running.
+        finish_run(opened.engine, run_id, "failed", shown(f"{type(exc).__name__}: {exc}")[:2000])
         raise
     finally:
-        export.close()
+        if export is not None:
+            export.close()
     log.info(
         "import %s into %s: read=%d new=%d known=%d rejected=%d",
-        path.name,
+        shown(path.name),
         channel_key,
         result.rows_read,
         result.rows_new,

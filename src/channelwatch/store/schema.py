@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
 from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
 from channelwatch.store.db import write
-from channelwatch.store.models import Channel, Office, SchemaVersion
+from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
 # --- schema -----------------------------------------------------------------------------------------
 
@@ -24,8 +24,18 @@ def _create_v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _hash_long_identities(conn: Connection) -> None:
+    """Identities longer than ``IDENTITY_MAX`` are stored as their hash (upsert.py): convert those stored before."""
+    from channelwatch.store.upsert import IDENTITY_MAX, long_identity
+
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    long_rows = conn.execute(select(pub.c.id, pub.c.identity).where(func.length(pub.c.identity) > IDENTITY_MAX)).all()
+    for row_id, identity in long_rows:
+        conn.execute(pub.update().where(pub.c.id == row_id).values(identity=long_identity(identity)))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _hash_long_identities]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
