@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
 
 
+class FileChanged(InputError):
+    """The file changed while it was read: what was read is rolled back, the settled file is read later."""
+
+
 # --- imports ------------------------------------------------------------------------------------------------
 
 
@@ -65,12 +69,14 @@ def import_file(
     skip_invalid: bool = False,
     progress: ProgressCallback | None = None,
     job_id: str | None = None,
+    unchanged: Callable[[], bool] | None = None,
 ) -> ImportResult:
     """Import one exported log into one channel: stored whole, or (on any invalid row) not at all.
 
     With ``skip_invalid`` the valid rows are stored and the invalid ones written, unchanged, to
     ``<name>.rejected.csv`` beside the input. Raises ``InputError`` for a rejected file; the run is
-    recorded either way.
+    recorded either way. ``unchanged`` (the inbox's check of size, mtime and SHA-256) is asked just
+    before the commit; when it answers False nothing is stored and ``FileChanged`` is raised.
     """
     instance = opened.instance
     channel: ChannelConfig = instance.channel(channel_key)
@@ -125,6 +131,8 @@ def import_file(
                     "或加 --skip-invalid 只导入有效行）：",
                     problems,
                 )
+            if unchanged is not None and not unchanged():
+                raise FileChanged(f"{shown(path)}：导入期间文件被改动，本次未导入任何内容，文件写完后会重新导入")
             if rejected:
                 result.rejected_file = rejected_path(path)
                 write_rejected(export, rejected, result.rejected_file)
