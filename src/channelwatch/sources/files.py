@@ -472,8 +472,12 @@ def _sheet_rows(path: Path, workbook: Any, sheet: Any) -> Iterator[tuple[int, li
     class Parser(WorkSheetParser):
         def parse_cell(self, element: Any) -> dict[str, Any]:
             cell: dict[str, Any] = super().parse_cell(element)
-            if cell["value"] is None and element.find(FORMULA_TAG) is not None and element.find(VALUE_TAG) is None:
-                cell["value"] = _FORMULA
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                saved = element.find(VALUE_TAG)
+                # No <v>, or an empty one on a cell that is not a text result (openpyxl and other
+                # writers save ``<f>…</f><v></v>`` for a formula they could not compute).
+                if saved is None or (not saved.text and element.get("t", "n") not in ("str", "s", "inlineStr")):
+                    cell["value"] = _FORMULA
             return cell
 
     with sheet._get_source() as source:
@@ -495,10 +499,33 @@ def _sheet_rows(path: Path, workbook: Any, sheet: Any) -> Iterator[tuple[int, li
             yield number, values
 
 
+def _ignore_bad_dimension() -> None:
+    """Let openpyxl open a sheet whose ``<dimension ref>`` is no range at all (``garbage``, ``Z99:A1``).
+
+    Its read-only sheets parse the dimension when they are created and fail on such a value; we never
+    use the dimension (``_sheet_rows`` reads every row), so a value it cannot parse is dropped.
+    """
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    original = ReadOnlyWorksheet._get_size
+    if getattr(original, "tolerant", False):
+        return
+
+    def _get_size(self: Any) -> None:
+        try:
+            original(self)
+        except (ValueError, TypeError, KeyError):
+            self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
+
+    _get_size.tolerant = True  # type: ignore[attr-defined]
+    ReadOnlyWorksheet._get_size = _get_size
+
+
 def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
     from openpyxl import load_workbook
 
     _check_archive(path)
+    _ignore_bad_dimension()
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException, XML errors
