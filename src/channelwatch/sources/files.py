@@ -24,6 +24,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -426,7 +427,7 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
 # A 1 MB file can unpack to gigabytes (a "zip bomb"); openpyxl holds the shared strings in memory
 # and parses every sheet XML byte. Real exports unpack to well under 20 times their size.
 _XLSX_MAX_UNPACKED = 200 << 20
-_XLSX_MAX_SHARED_STRINGS = 48 << 20
+_XLSX_MAX_SHARED_STRINGS = 32 << 20
 _XLSX_MAX_RATIO = 100
 _XLSX_RATIO_FLOOR = 4 << 20  # small parts may compress far better (a column of blank cells)
 
@@ -459,44 +460,140 @@ def _xlsx_broken(path: Path, exc: BaseException) -> InputError:
     )
 
 
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_ROW, _CELL, _VALUE, _FORMULA_TAG = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}f"
+_INLINE, _TEXT, _RUN, _STRING_ITEM = f"{_MAIN}is", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}si"
+_COLUMN = re.compile(r"^\$?([A-Za-z]{1,3})")
+
+
+@lru_cache(maxsize=1024)
+def _column_index(letters: str) -> int:
+    index = 0
+    for letter in letters.upper():
+        index = index * 26 + ord(letter) - 64
+    return index
+
+
+def _iter_elements(source: Any, tag: str) -> Iterator[Any]:
+    """Each ``tag`` element of an XML part, dropped from the tree once handed out: memory stays flat.
+
+    lxml without entity expansion or network access, and with libxml2's limits on huge nodes: a part
+    built to expand (a "billion laughs") yields nothing rather than gigabytes.
+    """
+    from lxml import etree
+
+    for _event, element in etree.iterparse(
+        source, events=("end",), tag=tag, resolve_entities=False, no_network=True, huge_tree=False, recover=False
+    ):
+        yield element
+        element.clear()
+        parent = element.getparent()
+        if parent is not None:
+            while element.getprevious() is not None:
+                del parent[0]
+
+
+def _inline_text(cell: Any) -> str | None:
+    inline = cell.find(_INLINE)
+    if inline is None:
+        return None
+    # Plain text and rich-text runs; phonetic guides (<rPh>) are not part of the value.
+    text = inline.findtext(_TEXT) or ""
+    return text + "".join(run.findtext(_TEXT) or "" for run in inline.iterfind(_RUN))
+
+
 def _sheet_rows(path: Path, workbook: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
     """(row number, cell values) of every row the sheet's XML holds, whatever its ``<dimension>`` says.
 
     openpyxl's read-only rows stop at the declared dimension, and files from other tools often
     declare a wrong one (8 of 10 rows, a column cut off). Reading the XML rows directly also tells a
     formula without a saved result (``<f>`` without ``<v>``: the file was never opened in Excel)
-    from an empty cell: it becomes ``_FORMULA``, which makes its row invalid.
+    from an empty cell: it becomes ``_FORMULA``, which makes its row invalid. It is also several
+    times faster than openpyxl's cell objects, and keeps nothing of a row once read.
     """
-    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+    from openpyxl.utils.datetime import from_excel, from_ISO8601
 
-    class Parser(WorkSheetParser):
-        def parse_cell(self, element: Any) -> dict[str, Any]:
-            cell: dict[str, Any] = super().parse_cell(element)
-            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
-                saved = element.find(VALUE_TAG)
-                # No <v>, or an empty one on a cell that is not a text result (openpyxl and other
-                # writers save ``<f>…</f><v></v>`` for a formula they could not compute).
-                if saved is None or (not saved.text and element.get("t", "n") not in ("str", "s", "inlineStr")):
-                    cell["value"] = _FORMULA
-            return cell
+    strings = sheet._shared_strings
+    date_styles = set(workbook._date_formats)
+    duration_styles = set(workbook._timedelta_formats)
+    epoch = workbook.epoch
 
+    def value_of(cell: Any) -> Any:
+        kind = cell.get("t", "n")
+        if kind == "inlineStr":
+            return _inline_text(cell)
+        raw = cell.findtext(_VALUE)
+        if not raw:
+            if cell.find(_FORMULA_TAG) is not None and kind not in ("str", "s"):
+                return _FORMULA  # a formula whose result was never computed and saved
+            return None
+        if kind == "n":
+            try:
+                number: Any = float(raw) if any(c in raw for c in ".eE") or raw.lower() in ("nan", "inf") else int(raw)
+            except ValueError:
+                return raw
+            style = int(cell.get("s") or 0)
+            if style in date_styles:
+                try:
+                    return from_excel(number, epoch, timedelta=style in duration_styles)
+                except (OverflowError, ValueError, TypeError):
+                    return number  # the date parser names what is wrong with it
+            return number
+        if kind == "s":
+            return strings[int(raw)]
+        if kind == "b":
+            return raw.strip() in ("1", "true")
+        if kind == "d":
+            try:
+                return from_ISO8601(raw)
+            except (ValueError, TypeError):
+                return raw
+        return raw  # str (a formula's text result), e (an error such as #REF!)
+
+    counter = 0
     with sheet._get_source() as source:
-        parser = Parser(
-            source,
-            sheet._shared_strings,
-            data_only=True,
-            epoch=workbook.epoch,
-            date_formats=workbook._date_formats,
-            timedelta_formats=workbook._timedelta_formats,
-        )
-        for number, cells in parser.parse():
+        for row in _iter_elements(source, _ROW):
+            number = row.get("r")
+            counter = int(number) if number else counter + 1
+            cells: dict[int, Any] = {}
+            column = 0
+            for cell in row.iterfind(_CELL):
+                reference = cell.get("r")
+                match = _COLUMN.match(reference) if reference else None
+                column = _column_index(match.group(1)) if match else column + 1
+                cells[column] = value_of(cell)
             if not cells:
                 continue
-            width = max(c["column"] for c in cells)
-            values: list[Any] = [None] * width
-            for c in cells:
-                values[c["column"] - 1] = c["value"]
-            yield number, values
+            values: list[Any] = [None] * max(cells)
+            for index, value in cells.items():
+                values[index - 1] = value
+            yield counter, values
+
+
+def _load_workbook(path: Path) -> Any:
+    """openpyxl's read-only workbook, with the shared strings read into a plain list as they stream by.
+
+    openpyxl's own reader keeps every parsed ``<si>`` element in the tree until the end: about 250
+    bytes per string, 400 MB for a 4 MB file of short strings.
+    """
+    from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            part = self.package.find(SHARED_STRINGS)
+            if part is None:
+                return
+            strings: list[str] = []
+            with self.archive.open(part.PartName[1:]) as source:
+                for item in _iter_elements(source, _STRING_ITEM):
+                    text = item.findtext(_TEXT) or ""
+                    text += "".join(run.findtext(_TEXT) or "" for run in item.iterfind(_RUN))
+                    strings.append(text.replace("_x005F_", "_"))
+            self.shared_strings = strings
+
+    reader = Reader(path, read_only=True, data_only=True, keep_links=False)
+    reader.read()
+    return reader.wb
 
 
 def _ignore_bad_dimension() -> None:
@@ -522,12 +619,10 @@ def _ignore_bad_dimension() -> None:
 
 
 def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
-    from openpyxl import load_workbook
-
     _check_archive(path)
     _ignore_bad_dimension()
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        workbook = _load_workbook(path)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException, XML errors
         raise InputError(f"{shown(path)}：不是有效的 XLSX 文件（{type(exc).__name__}）") from None
     try:
