@@ -229,3 +229,15 @@ def test_init_creates_a_folder_per_channel(tmp_path: Path) -> None:
     config = load_instance(tmp_path / "new").config
     for channel in config.channels:
         assert (tmp_path / "new" / "inbox" / channel.id).is_dir()
+
+
+def test_daemon_start_creates_a_folder_per_channel(instance_dir: Path) -> None:
+    from channelwatch.daemon.jobs import load_jobs
+    from channelwatch.daemon.scheduler import _prepare_inboxes
+
+    (instance_dir / "jobs" / "inbox.toml").write_text(
+        'action = "import-inbox"\nevery = "5m"\npath = "drop"\n', encoding="utf-8"
+    )
+    instance = load_instance(instance_dir)
+    _prepare_inboxes(instance, load_jobs(instance))
+    assert sorted(p.name for p in (instance_dir / "drop").iterdir()) == ["website", "wechat", "weibo"]

@@ -12,12 +12,11 @@ from typing import Any
 
 from channelwatch import store
 from channelwatch.errors import InputError
-from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, parsed_in_child
+from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, RejectedRows, parsed_in_child
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, start_run
 from channelwatch.instance.config import ChannelConfig
 from channelwatch.sources.base import Observed
 from channelwatch.sources.files import ExportFile, open_export, shown, write_rejected
-from channelwatch.sources.rows import Row
 from channelwatch.store import Store
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ def import_file(
     result = ImportResult(path=path, channel=channel_key, run_id=run_id)
     latest = datetime.now(UTC)
     export: ExportFile | None = None
-    rejected: list[Row] = []
+    rejected = RejectedRows(keep_all=skip_invalid)
     try:
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
         export = open_export(
@@ -123,7 +122,7 @@ def import_file(
                 records = _valid_records(export, zone, channel.kind, rejected, result, progress)
             counts = store.upsert_publications(conn, channel_id, records, run_id=run_id)
             result.rows_new, result.rows_known = counts.new, counts.known
-            result.rows_rejected = sum(1 for _ in rejected)
+            result.rows_rejected = len(rejected)
             if rejected and not skip_invalid:
                 problems = [p for row in rejected for p in row.problems]
                 raise InputError(
@@ -135,7 +134,7 @@ def import_file(
                 raise FileChanged(f"{shown(path)}：导入期间文件被改动，本次未导入任何内容，文件写完后会重新导入")
             if rejected:
                 result.rejected_file = rejected_path(path)
-                write_rejected(export, rejected, result.rejected_file)
+                write_rejected(export, list(rejected), result.rejected_file)
             result.warning = export.warning
             notes = [export.warning] if export.warning else []
             if result.rejected_file:
@@ -184,7 +183,7 @@ def _valid_records(
     export: ExportFile,
     zone: str,
     kind: str,
-    rejected: list[Row],
+    rejected: RejectedRows,
     result: ImportResult,
     progress: ProgressCallback | None,
 ) -> Iterator[store.PublicationRecord]:

@@ -28,11 +28,39 @@ from channelwatch.sources.base import Observed
 from channelwatch.sources.files import shown
 from channelwatch.sources.rows import Row
 
-__all__ = ["READAHEAD_MIN_BYTES", "parsed_in_child"]
+__all__ = ["READAHEAD_MIN_BYTES", "RejectedRows", "parsed_in_child"]
 
 # Below this size the child's start-up (about 0.2 s to import the parser) costs more than it saves.
 READAHEAD_MIN_BYTES = 4 << 20
 _BATCH = 4096
+
+
+class RejectedRows:
+    """The invalid rows of an import: every one counted, the first ``kept`` kept for the message.
+
+    A hostile file of millions of invalid rows must not hold them all in memory to say that the
+    file is rejected; with ``--skip-invalid`` every row is kept, because each is written out.
+    """
+
+    def __init__(self, *, keep_all: bool = False, kept: int = 1000) -> None:
+        self.count = 0
+        self.rows: list[Row] = []
+        self._limit = None if keep_all else kept
+
+    def append(self, row: Row) -> None:
+        self.count += 1
+        if self._limit is None or len(self.rows) < self._limit:
+            self.rows.append(row)
+
+    def extend(self, rows: list[Row]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
 
 
 class ReaderFailed(UserError):
@@ -100,7 +128,7 @@ def parsed_in_child(
     now: datetime | None,
     sqlite: bool,
     latest: datetime | None = None,
-    rejected: list[Row],
+    rejected: RejectedRows,
     on_read: Callable[[int], None],
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[Any, ...]]:

@@ -776,8 +776,8 @@ def _open_json(path: Path, zone: str, kind: str, now: datetime | None, latest: d
                 break
     if not isinstance(payload, list):
         raise InputError(
-            f"{shown(path)}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / 微信 freepublish/batchget 响应，"
-            '或 weibo-crawler、weiboSpider 导出的 {"user": …, "weibo": […]}'
+            f"{shown(path)}：无法识别的 JSON 结构：应为对象列表，或保存的微博 getIndex / "
+            '微信 freepublish/batchget 响应，或 weibo-crawler、weiboSpider 导出的 {"user": …, "weibo": […]}'
         )
     # Keys in first-seen order, through a dict: linear in the number of keys.
     seen: dict[str, None] = {}
