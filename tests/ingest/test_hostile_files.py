@@ -9,6 +9,7 @@ child process reads. Generated property cases (hypothesis) add random date cells
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -135,3 +136,20 @@ def test_any_date_cell_is_stored_or_one_message(instance: Path, tmp_path: Path, 
     data = (HEADER + "\n" + f"通知,{quoted},,原创\n").encode("utf-8", "surrogatepass")
     case = Case("property.csv", data, "either", "property")
     check(instance, tmp_path, case)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    suffix=st.sampled_from([".csv", ".json", ".xlsx", ".txt"]),
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v, allow_nan=True).encode()),
+    ),
+)
+def test_any_bytes_are_stored_or_one_message(instance: Path, tmp_path: Path, suffix: str, body: bytes) -> None:
+    check(instance, tmp_path, Case("anything" + suffix, body, "either", "property"))
