@@ -463,7 +463,6 @@ def _xlsx_broken(path: Path, exc: BaseException) -> InputError:
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _ROW, _CELL, _VALUE, _FORMULA_TAG = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}f"
 _INLINE, _TEXT, _RUN, _STRING_ITEM = f"{_MAIN}is", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}si"
-_COLUMN = re.compile(r"^\$?([A-Za-z]{1,3})")
 
 
 @lru_cache(maxsize=1024)
@@ -520,6 +519,10 @@ def _sheet_rows(path: Path, workbook: Any, sheet: Any) -> Iterator[tuple[int, li
 
     def value_of(cell: Any) -> Any:
         kind = cell.get("t", "n")
+        if kind == "s":  # the common case first: a shared string
+            raw = cell.findtext(_VALUE)
+            if raw:
+                return strings[int(raw)]
         if kind == "inlineStr":
             return _inline_text(cell)
         raw = cell.findtext(_VALUE)
@@ -555,19 +558,20 @@ def _sheet_rows(path: Path, workbook: Any, sheet: Any) -> Iterator[tuple[int, li
         for row in _iter_elements(source, _ROW):
             number = row.get("r")
             counter = int(number) if number else counter + 1
-            cells: dict[int, Any] = {}
+            values: list[Any] = []
             column = 0
             for cell in row.iterfind(_CELL):
                 reference = cell.get("r")
-                match = _COLUMN.match(reference) if reference else None
-                column = _column_index(match.group(1)) if match else column + 1
-                cells[column] = value_of(cell)
-            if not cells:
-                continue
-            values: list[Any] = [None] * max(cells)
-            for index, value in cells.items():
-                values[index - 1] = value
-            yield counter, values
+                if reference:
+                    letters = reference.rstrip("0123456789").lstrip("$").rstrip("$")
+                    column = _column_index(letters) if letters.isalpha() and len(letters) <= 3 else column + 1
+                else:
+                    column += 1
+                if column > len(values):
+                    values.extend([None] * (column - len(values)))
+                values[column - 1] = value_of(cell)
+            if values:
+                yield counter, values
 
 
 def _load_workbook(path: Path) -> Any:
@@ -586,9 +590,13 @@ def _load_workbook(path: Path) -> Any:
             strings: list[str] = []
             with self.archive.open(part.PartName[1:]) as source:
                 for item in _iter_elements(source, _STRING_ITEM):
-                    text = item.findtext(_TEXT) or ""
-                    text += "".join(run.findtext(_TEXT) or "" for run in item.iterfind(_RUN))
-                    strings.append(text.replace("_x005F_", "_"))
+                    if len(item) == 1 and item[0].tag == _TEXT:  # plain text, by far the most common
+                        text = item[0].text or ""
+                    else:
+                        text = (item.findtext(_TEXT) or "") + "".join(
+                            run.findtext(_TEXT) or "" for run in item.iterfind(_RUN)
+                        )
+                    strings.append(text.replace("_x005F_", "_") if "_x005F_" in text else text)
             self.shared_strings = strings
 
     reader = Reader(path, read_only=True, data_only=True, keep_links=False)
@@ -647,13 +655,23 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         raise _xlsx_broken(path, exc) from None
     done = [header_line]
 
+    used = [i for i in converter._text_indices if i != sys.maxsize]
+    name = path.name
+
     def rows() -> Iterator[Entry]:
+        convert, convert_text = converter.convert, converter.convert_text
         try:
             for line, values in rows_iter:
                 done[0] = line
                 if not any(v not in (None, "") for v in values):
                     continue
-                yield converter.convert(line, values, f"{path.name}:{line}")
+                width = len(values)
+                # Rows whose used cells are all text take the CSV fast path; numbers, dates, blanks
+                # and formulas the general one.
+                if all(i >= width or values[i].__class__ is str for i in used):
+                    yield convert_text(line, values, f"{name}:{line}")
+                else:
+                    yield convert(line, values, f"{name}:{line}")
         except InputError:
             raise
         except Exception as exc:
