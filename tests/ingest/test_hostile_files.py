@@ -28,7 +28,7 @@ from tests.conftest import write_instance
 from tests.ingest.corpus import HEADER, Case, big, corpus
 
 CASES = corpus()
-# Every CSV and XLSX case fits in a big file; the suite runs the issue's own examples and one of each
+# Every CSV and XLSX case fits in a big file; the suite runs the out-of-range values named in the CHANGELOG and one of each
 # other kind (about 1.5 s each), CHANNELWATCH_FULL_CORPUS=1 runs them all.
 _BIG_SAMPLE = {
     "date-0.csv",  # 0001-01-01
