@@ -28,8 +28,8 @@ from tests.conftest import write_instance
 from tests.ingest.corpus import HEADER, Case, big, corpus
 
 CASES = corpus()
-# Every CSV and XLSX case fits in a big file; the suite runs the out-of-range values named in the CHANGELOG and one of each
-# other kind (about 1.5 s each), CHANNELWATCH_FULL_CORPUS=1 runs them all.
+# Every CSV and XLSX case fits in a big file; the suite runs the out-of-range values named in the
+# CHANGELOG and one of each other kind (about 1.5 s each), CHANNELWATCH_FULL_CORPUS=1 runs them all.
 _BIG_SAMPLE = {
     "date-0.csv",  # 0001-01-01
     "date-2.csv",  # 9999-12-31T23:00-05:00
