@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channelwatch.dates import DateParseError, local_period, parse_datetime, parse_relative
+from channelwatch.dates import DateParseError, check_plausible, local_period, parse_datetime, parse_relative
 
 ZONE = "Asia/Shanghai"
 CST = timezone(timedelta(hours=8))
@@ -124,3 +124,97 @@ def test_chinese_form_round_trips(moment: datetime) -> None:
     local = moment.astimezone(CST).replace(microsecond=0)
     text = f"{local.year}年{local.month}月{local.day}日 {local:%H:%M:%S}"
     assert parse_datetime(text, ZONE) == local
+
+
+# --- forms of Chinese exports, and what can never be a publication date ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20210305", datetime(2021, 3, 5, tzinfo=CST)),
+        ("20210305 09:30", datetime(2021, 3, 5, 9, 30, tzinfo=CST)),
+        ("2021.3.5", datetime(2021, 3, 5, tzinfo=CST)),
+        ("2021.03.05 14:00", datetime(2021, 3, 5, 14, 0, tzinfo=CST)),
+        ("2021年3月5日 星期五", datetime(2021, 3, 5, tzinfo=CST)),
+        ("2021年3月5日（周五）", datetime(2021, 3, 5, tzinfo=CST)),
+        ("2021年3月5日 上午9:30", datetime(2021, 3, 5, 9, 30, tzinfo=CST)),
+        ("2021年3月5日 星期五 下午3:05", datetime(2021, 3, 5, 15, 5, tzinfo=CST)),
+        ("2021-03-05 下午3:05", datetime(2021, 3, 5, 15, 5, tzinfo=CST)),
+        ("2021/3/5 下午12:30", datetime(2021, 3, 5, 12, 30, tzinfo=CST)),
+        ("2021/3/5 上午12:30", datetime(2021, 3, 5, 0, 30, tzinfo=CST)),
+        ("2021/3/5 晚上8:00", datetime(2021, 3, 5, 20, 0, tzinfo=CST)),
+    ],
+)
+def test_chinese_export_forms(text: str, expected: datetime) -> None:
+    assert parse_datetime(text, ZONE) == expected
+
+
+def test_compact_date_typed_as_a_number() -> None:
+    # Excel keeps 20210305 typed into a cell as the number 20210305, not as a serial date.
+    assert parse_datetime(20210305, ZONE) == datetime(2021, 3, 5, tzinfo=CST)
+    assert parse_datetime(20210305.0, ZONE) == datetime(2021, 3, 5, tzinfo=CST)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2020", "只有年份"),
+        (2020, "只有年份"),
+        ("2020年", "只有年份"),
+        ("2020-06-01T08:00+24:00", "时区偏移超出范围"),
+        ("2020-06-01T08:00+08:60", "时区偏移超出范围"),
+        ("2020-06-01 08:00 +08:60", "时区偏移超出范围"),
+        ("2020-06-01T08:00+23:59", "时区偏移超出范围"),
+        ("Sat Nov 28 10:00:00 +2400 2020", "时区偏移超出范围"),
+        (-5, "负数"),
+        (-43000.5, "负数"),
+        ("-43000", "负数"),
+        (float("nan"), "不是有效的日期数值"),
+        (float("inf"), "不是有效的日期数值"),
+        (1e300, "超出范围"),
+        ("9999-12-31T23:00-05:00", "超出范围"),
+        ("1e400", "无法识别"),
+        ("20211340", "不存在的日期"),
+    ],
+)
+def test_refused_values_name_the_reason(value: object, reason: str) -> None:
+    with pytest.raises(DateParseError, match=reason):
+        parse_datetime(value, ZONE)
+
+
+def test_relative_overflow_is_a_date_error() -> None:
+    with pytest.raises(DateParseError, match="超出范围"):
+        parse_relative("99999999999小时前", NOW, ZONE)
+
+
+def test_plausible_dates_lie_between_2000_and_the_day_after_the_import() -> None:
+    imported = datetime(2021, 3, 5, 12, 0, tzinfo=CST)
+    assert check_plausible(datetime(2000, 1, 1, tzinfo=CST), imported)
+    assert check_plausible(imported + timedelta(hours=23), imported)
+    with pytest.raises(DateParseError, match="早于 2000-01-01"):
+        check_plausible(parse_datetime("0001-01-01", ZONE), imported)
+    with pytest.raises(DateParseError, match="早于 2000-01-01"):
+        check_plausible(parse_datetime("1999-12-31 23:59", ZONE), imported)
+    with pytest.raises(DateParseError, match="晚于导入时间一天以上"):
+        check_plausible(imported + timedelta(days=1, minutes=1), imported)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=30),
+        st.floats(),
+        st.integers(min_value=-(10**40), max_value=10**40),
+        st.from_regex(
+            r"\d{1,5}[-/.年]\d{1,3}[-/.月]\d{1,3}日?( [上下]午)? ?\d{1,3}:\d{1,3}( ?[+-]\d{2}:?\d{2})?", fullmatch=True
+        ),
+    )
+)
+def test_only_date_errors_escape(value: object) -> None:
+    """Whatever a cell holds, the parser answers with a date in office time or a DateParseError."""
+    try:
+        parsed = parse_datetime(value, ZONE)
+    except DateParseError as exc:
+        assert str(exc)
+    else:
+        assert parsed.tzinfo is not None

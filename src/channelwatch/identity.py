@@ -91,10 +91,15 @@ def canonical_url(url: str) -> str:
     The path keeps its case: servers may treat ``/A.html`` and ``/a.html`` as different pages.
     """
     text = url.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        # A malformed IPv6 literal or port ("http://[::1", ":99999") names no page we could
+        # normalise: the text itself is the identity, so polls never stop on it.
+        return text
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
     netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
     path = parts.path or "/"
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k, host))
@@ -103,7 +108,10 @@ def canonical_url(url: str) -> str:
 
 def wechat_article_key(url: str) -> str | None:
     """``biz/mid/idx/sn`` of a long WeChat article URL, ``/s/<code>`` of a short one, else None."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # a malformed IPv6 literal
+        return None
     if (parts.hostname or "").lower() not in _WECHAT_HOSTS:
         return None
     path = parts.path.rstrip("/")
@@ -227,7 +235,8 @@ def is_repost_value(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return bool(value)
+        # Only the documented 1 and 0: a 2 or a NaN in the column is a mistake, not a repost.
+        return True if value == 1 else False if value == 0 else None
     text = str(value).strip().lower()
     if text in REPOST_TRUE:
         return True
@@ -252,7 +261,7 @@ def is_original_value(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
-        return bool(value)
+        return True if value == 1 else False if value == 0 else None  # 2 or NaN: a mistake
     text = str(value).strip().lower()
     if not text or text in ORIGINAL_TRUE:
         return True

@@ -35,6 +35,17 @@ from channelwatch.store import jobstate, open_store
 log = logging.getLogger(__name__)
 
 
+def _prepare_inboxes(instance: Instance, jobs: list[Job]) -> None:
+    """``inbox/<channel id>/`` for every channel of every inbox job, so staff see where to drop exports."""
+    from channelwatch.ingest.inbox import prepare_inbox
+
+    channel_ids = [c.id for c in instance.config.channels]
+    for job in jobs:
+        if job.action == "import-inbox":
+            for problem in prepare_inbox(instance.path(job.spec.path), channel_ids):
+                log.warning("%s", problem)
+
+
 def run_daemon(instance: Instance, *, ready: Callable[[], None] | None = None) -> None:
     """Run the instance's jobs until SIGTERM or SIGINT."""
     from apscheduler.executors.pool import ThreadPoolExecutor
@@ -54,6 +65,7 @@ def run_daemon(instance: Instance, *, ready: Callable[[], None] | None = None) -
             + "，本进程退出。每个数据库只能运行一个守护进程。"
         )
     stop = threading.Event()
+    _prepare_inboxes(instance, jobs)
     try:
         zone = instance.timezone
         now = datetime.now(UTC)

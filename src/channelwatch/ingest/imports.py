@@ -14,17 +14,20 @@ from typing import Any
 
 from channelwatch import store
 from channelwatch.errors import InputError
-from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, parsed_in_child
+from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, RejectedRows, parsed_in_child
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, start_run
 from channelwatch.instance.config import KIND_LABELS, ChannelConfig
 from channelwatch.sources.base import Observed
-from channelwatch.sources.files import ExportFile, open_export, write_rejected
-from channelwatch.sources.rows import Row
+from channelwatch.sources.files import ExportFile, open_export, shown, write_rejected
 from channelwatch.store import Store
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+
+
+class FileChanged(InputError):
+    """The file changed while it was read: what was read is rolled back, the settled file is read later."""
 
 
 # --- imports ------------------------------------------------------------------------------------------------
@@ -42,8 +45,8 @@ class ImportResult:
     rows_known: int = 0
     rows_rejected: int = 0
     rejected_file: Path | None = None
-    warning: str | None = None  # e.g. a saved Weibo answer saying the account has no posts there
     dry_run: bool = False
+    warning: str | None = None  # e.g. a saved Weibo answer saying the account has no posts there
 
 
 def file_sha256(path: Path) -> str:
@@ -124,6 +127,7 @@ def import_file(
     skip_invalid: bool = False,
     progress: ProgressCallback | None = None,
     job_id: str | None = None,
+    unchanged: Callable[[], bool] | None = None,
     force: bool = False,
     dry_run: bool = False,
 ) -> ImportResult:
@@ -131,10 +135,12 @@ def import_file(
 
     With ``skip_invalid`` the valid rows are stored and the invalid ones written, unchanged, to
     ``<name>.rejected.csv`` beside the input. Raises ``InputError`` for a rejected file; the run is
-    recorded either way. A file whose links mostly belong to another kind of channel (Weibo or
-    WeChat links into a channel that is not) is rejected unless ``force``. With ``dry_run`` the file
-    is read and checked the same way and the counts are computed against the store, read only:
-    nothing is stored, no run is recorded, no ``.rejected.csv`` is written.
+    recorded either way. ``unchanged`` (the inbox's check of size, mtime and SHA-256) is asked just
+    before the commit; when it answers False nothing is stored and ``FileChanged`` is raised.
+    A file whose links mostly belong to another kind of channel (Weibo or WeChat links into a
+    channel that is not) is rejected unless ``force``. With ``dry_run`` the file is read and checked
+    the same way and the counts are computed against the store, read only: nothing is stored, no run
+    is recorded, no ``.rejected.csv`` is written.
     """
     instance = opened.instance
     channel: ChannelConfig = instance.channel(channel_key)
@@ -143,18 +149,21 @@ def import_file(
     path = Path(path)
     if dry_run:
         return _dry_run(opened, channel, channel_id, path, format, encoding, skip_invalid, force)
-    sha = file_sha256(path) if path.is_file() else None
-    run_id = start_run(opened.engine, channel_id, "import", path.name, sha256=sha, job_id=job_id)
+    try:
+        sha = file_sha256(path) if path.is_file() else None
+    except OSError:
+        sha = None  # open_export below says why the file cannot be read
+    run_id = start_run(opened.engine, channel_id, "import", shown(path.name), sha256=sha, job_id=job_id)
     result = ImportResult(path=path, channel=channel_key, run_id=run_id)
+    latest = datetime.now(UTC)
+    export: ExportFile | None = None
+    rejected = RejectedRows(keep_all=skip_invalid)
     try:
         mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
-        export = open_export(path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime)
-    except InputError as exc:
-        finish_run(opened.engine, run_id, "rejected", str(exc))
-        raise
-    result.format, result.encoding = export.format, export.encoding
-    rejected: list[Row] = []
-    try:
+        export = open_export(
+            path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime, latest=latest
+        )
+        result.format, result.encoding = export.format, export.encoding
         with store.write(opened.engine) as conn:
             records: Iterable[Any]
             if export.format in {"csv", "xlsx"} and path.stat().st_size >= READAHEAD_MIN_BYTES:
@@ -170,6 +179,7 @@ def import_file(
                     format=export.format,
                     encoding=export.encoding,
                     now=mtime,
+                    latest=latest,
                     sqlite=conn.dialect.name == "sqlite",
                     rejected=rejected,
                     on_read=on_read,
@@ -182,22 +192,24 @@ def import_file(
                 records = links.watch(records)
             counts = store.upsert_publications(conn, channel_id, records, run_id=run_id)
             result.rows_new, result.rows_known = counts.new, counts.known
-            result.rows_rejected = sum(1 for _ in rejected)
+            result.rows_rejected = len(rejected)
             _check_kind(path, channel, links)
             if rejected and not skip_invalid:
                 problems = [p for row in rejected for p in row.problems]
                 raise InputError(
-                    f"{path}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
+                    f"{shown(path)}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
                     "或加 --skip-invalid 只导入有效行）：",
                     problems,
                 )
+            if unchanged is not None and not unchanged():
+                raise FileChanged(f"{shown(path)}：导入期间文件被改动，本次未导入任何内容，文件写完后会重新导入")
             if rejected:
                 result.rejected_file = rejected_path(path)
-                write_rejected(export, rejected, result.rejected_file)
+                write_rejected(export, list(rejected), result.rejected_file)
             result.warning = export.warning
             notes = [export.warning] if export.warning else []
             if result.rejected_file:
-                notes.append(f"拒收 {len(rejected)} 行，见 {result.rejected_file.name}")
+                notes.append(f"拒收 {len(rejected)} 行，见 {shown(result.rejected_file.name)}")
             _finish_run(
                 conn,
                 run_id,
@@ -219,13 +231,16 @@ def import_file(
         )
         raise
     except BaseException as exc:
-        finish_run(opened.engine, run_id, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+        # Whatever happened, the run this import opened is closed: ``runs`` never shows a finished
+        # process as still running.
+        finish_run(opened.engine, run_id, "failed", shown(f"{type(exc).__name__}: {exc}")[:2000])
         raise
     finally:
-        export.close()
+        if export is not None:
+            export.close()
     log.info(
         "import %s into %s: read=%d new=%d known=%d rejected=%d",
-        path.name,
+        shown(path.name),
         channel_key,
         result.rows_read,
         result.rows_new,
@@ -239,7 +254,7 @@ def _valid_records(
     export: ExportFile,
     zone: str,
     kind: str,
-    rejected: list[Row],
+    rejected: RejectedRows,
     result: ImportResult,
     progress: ProgressCallback | None,
 ) -> Iterator[store.PublicationRecord]:
@@ -278,9 +293,11 @@ def _dry_run(
     zone = opened.instance.timezone
     result = ImportResult(path=path, channel=channel.id, run_id=None, dry_run=True)
     mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.is_file() else None
-    export = open_export(path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime)
+    export = open_export(
+        path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime, latest=datetime.now(UTC)
+    )
     result.format, result.encoding = export.format, export.encoding
-    rejected: list[Row] = []
+    rejected = RejectedRows(keep_all=skip_invalid)
     pub = Publication.__table__  # type: ignore[attr-defined]
     links = None if force else LinkKinds(channel.kind)
     try:

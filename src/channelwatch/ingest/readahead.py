@@ -23,18 +23,47 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from channelwatch.errors import ChannelwatchError, InputError
+from channelwatch.errors import InputError, UserError
 from channelwatch.sources.base import Observed
+from channelwatch.sources.files import shown
 from channelwatch.sources.rows import Row
 
-__all__ = ["READAHEAD_MIN_BYTES", "parsed_in_child"]
+__all__ = ["READAHEAD_MIN_BYTES", "RejectedRows", "parsed_in_child"]
 
 # Below this size the child's start-up (about 0.2 s to import the parser) costs more than it saves.
 READAHEAD_MIN_BYTES = 4 << 20
 _BATCH = 4096
 
 
-class ReaderFailed(ChannelwatchError):
+class RejectedRows:
+    """The invalid rows of an import: every one counted, the first ``kept`` kept for the message.
+
+    A hostile file of millions of invalid rows must not hold them all in memory to say that the
+    file is rejected; with ``--skip-invalid`` every row is kept, because each is written out.
+    """
+
+    def __init__(self, *, keep_all: bool = False, kept: int = 1000) -> None:
+        self.count = 0
+        self.rows: list[Row] = []
+        self._limit = None if keep_all else kept
+
+    def append(self, row: Row) -> None:
+        self.count += 1
+        if self._limit is None or len(self.rows) < self._limit:
+            self.rows.append(row)
+
+    def extend(self, rows: list[Row]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+
+class ReaderFailed(UserError):
     """The reading process died or sent something unexpected; the import is rolled back."""
 
 
@@ -47,9 +76,16 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
 
     zone, kind, sqlite = spec["zone"], spec["kind"], spec["sqlite"]
     now = datetime.fromisoformat(spec["now"]) if spec["now"] else None
+    latest = datetime.fromisoformat(spec["latest"]) if spec.get("latest") else None
     try:
         export = open_export(
-            Path(spec["path"]), zone=zone, kind=kind, format=spec["format"], encoding=spec["encoding"], now=now
+            Path(spec["path"]),
+            zone=zone,
+            kind=kind,
+            format=spec["format"],
+            encoding=spec["encoding"],
+            now=now,
+            latest=latest,
         )
         records: list[tuple[Any, ...]] = []
         rejected: list[Row] = []
@@ -77,7 +113,7 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
     except BrokenPipeError:
         pass  # the parent is gone: nothing to report to
     except BaseException as exc:  # everything must reach the parent as a failed import
-        send(("crash", f"{type(exc).__name__}: {exc}"))
+        send(("crash", f"{type(exc).__name__}: {str(exc)[:200]}"))
     finally:
         out.flush()
 
@@ -91,7 +127,8 @@ def parsed_in_child(
     encoding: str | None,
     now: datetime | None,
     sqlite: bool,
-    rejected: list[Row],
+    latest: datetime | None = None,
+    rejected: RejectedRows,
     on_read: Callable[[int], None],
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[Any, ...]]:
@@ -103,6 +140,7 @@ def parsed_in_child(
         "format": format,
         "encoding": encoding,
         "now": now.isoformat() if now else None,
+        "latest": latest.isoformat() if latest else None,
         "sqlite": sqlite,
     }
     process = subprocess.Popen(
@@ -117,7 +155,7 @@ def parsed_in_child(
                 message = pickle.load(process.stdout)
             except (EOFError, pickle.UnpicklingError):
                 code = process.wait()
-                raise ReaderFailed(f"读取 {path} 的进程意外结束（退出码 {code}），未导入任何内容") from None
+                raise ReaderFailed(f"读取 {shown(path)} 的进程意外结束（退出码 {code}），未导入任何内容") from None
             tag = message[0]
             if tag == "batch":
                 _tag, records, bad, read, position, size = message
@@ -132,7 +170,7 @@ def parsed_in_child(
             elif tag == "error":
                 raise InputError(message[1], message[2])
             else:
-                raise ReaderFailed(f"读取 {path} 时出错：{message[1]}")
+                raise ReaderFailed(f"读取 {shown(path)} 时出错：{message[1]}")
     finally:
         process.stdout.close()
         try:

@@ -41,6 +41,8 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
         identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
     else:
         identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=local.date(), kind=kind)
+    if len(identity) > store.IDENTITY_MAX:
+        identity = store.long_identity(identity)  # as stored: polls look identities up by this form
     # tuple.__new__ skips the named tuple's Python-level constructor: this runs once per imported row.
     return tuple.__new__(
         store.PublicationRecord,

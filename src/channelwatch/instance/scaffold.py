@@ -43,4 +43,15 @@ def write_instance(directory: Path) -> list[Path]:
             content = content.replace(b"__OFFICE_ID__", office_id.encode("ascii"))
         target.write_bytes(content)
         written.append(target)
+    _make_inbox(directory)
     return written
+
+
+def _make_inbox(directory: Path) -> None:
+    """``inbox/<channel id>/`` for each channel of the template, so staff see where exports go."""
+    import tomllib
+
+    config = tomllib.loads((directory / "config" / "channelwatch.toml").read_text(encoding="utf-8"))
+    for channel in config.get("channels", []):
+        if isinstance(channel, dict) and isinstance(channel.get("id"), str):
+            (directory / "inbox" / channel["id"]).mkdir(parents=True, exist_ok=True)

@@ -12,16 +12,26 @@ from __future__ import annotations
 from channelwatch.store.db import as_utc, normalise_url, open_engine, read, utc_now, write
 from channelwatch.store.opened import Store, open_store
 from channelwatch.store.schema import SCHEMA_VERSION, ensure_schema, schema_version, sync_channel, sync_office
-from channelwatch.store.upsert import BATCH_SIZE, PublicationRecord, UpsertCounts, sqlite_time, upsert_publications
+from channelwatch.store.upsert import (
+    BATCH_SIZE,
+    IDENTITY_MAX,
+    PublicationRecord,
+    UpsertCounts,
+    long_identity,
+    sqlite_time,
+    upsert_publications,
+)
 
 __all__ = [
     "BATCH_SIZE",
+    "IDENTITY_MAX",
     "SCHEMA_VERSION",
     "PublicationRecord",
     "Store",
     "UpsertCounts",
     "as_utc",
     "ensure_schema",
+    "long_identity",
     "normalise_url",
     "open_engine",
     "open_store",

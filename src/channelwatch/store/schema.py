@@ -34,9 +34,19 @@ def _office_key_v2(conn: Connection) -> None:
     conn.execute(text("CREATE UNIQUE INDEX ix_office_key ON office (key)"))
 
 
+def _hash_long_identities(conn: Connection) -> None:
+    """Identities longer than ``IDENTITY_MAX`` are stored as their hash (upsert.py): convert those stored before."""
+    from channelwatch.store.upsert import IDENTITY_MAX, long_identity
+
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    long_rows = conn.execute(select(pub.c.id, pub.c.identity).where(func.length(pub.c.identity) > IDENTITY_MAX)).all()
+    for row_id, identity in long_rows:
+        conn.execute(pub.update().where(pub.c.id == row_id).values(identity=long_identity(identity)))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2]
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2, _hash_long_identities]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

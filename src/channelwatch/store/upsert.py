@@ -1,7 +1,15 @@
-"""The dedup-aware bulk upsert of publications."""
+"""The dedup-aware bulk upsert of publications.
+
+What reaches the database is the same on SQLite and PostgreSQL (docs/architecture.md): PostgreSQL
+refuses NUL characters and lone surrogates in text, and its B-tree index entries are limited to
+about 2,700 bytes, so ``storable`` removes NULs, replaces lone surrogates with U+FFFD and keeps a
+long identity (an 8,000-character URL) as its SHA-256 on both databases.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +23,11 @@ from channelwatch.store.db import utc_now
 from channelwatch.store.models import Channel, Publication
 
 BATCH_SIZE = 2000
+# Longest identity stored as it is; a longer one is stored as "h:" + its SHA-256. 500 characters of
+# four-byte UTF-8 still fit PostgreSQL's index entry limit with the channel id beside them.
+IDENTITY_MAX = 500
+_PUSH_ID_MAX = 200  # push ids sit in the covering period index too
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 # --- publications ---------------------------------------------------------------------------------------
@@ -77,6 +90,40 @@ _PG_UPSERT = (
 )
 
 
+def long_identity(identity: str) -> str:
+    """The stored form of an identity: itself, or ``h:<sha256>`` when longer than ``IDENTITY_MAX``."""
+    if len(identity) <= IDENTITY_MAX:
+        return identity
+    return "h:" + hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _clean(value: Any) -> Any:
+    if value.__class__ is not str:
+        return value
+    return _SURROGATES.sub("\ufffd", value.replace("\x00", ""))
+
+
+def storable(record: Any) -> Any:
+    """``record`` as both databases can store it identically (see the module docstring).
+
+    Runs once per stored row: the common record (short identity, no NUL, valid UTF-8) is checked
+    with one joined string and handed back untouched.
+    """
+    identity = record[0]
+    joined = f"{identity}{record[1]}{record[2]}{record[3]}{record[4]}{record[5]}"
+    if len(identity) <= IDENTITY_MAX and "\x00" not in joined and (record[5] is None or len(record[5]) <= _PUSH_ID_MAX):
+        try:
+            joined.encode("utf-8")
+            return record
+        except UnicodeEncodeError:
+            pass
+    cleaned = [_clean(v) for v in record]
+    cleaned[0] = long_identity(cleaned[0])
+    if cleaned[5] is not None and len(cleaned[5]) > _PUSH_ID_MAX:
+        cleaned[5] = long_identity(cleaned[5])[:_PUSH_ID_MAX]
+    return tuple(cleaned)
+
+
 def sqlite_time(moment: datetime) -> str:
     # The text form SQLAlchemy's SQLite DateTime type reads back (UTC, naive, always microseconds).
     return moment.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without the "+00:00"
@@ -127,7 +174,7 @@ def upsert_publications(
     try:
         for batch in _batches(records, BATCH_SIZE):
             total += len(batch)
-            cursor.executemany(sql, [(*record, *tail) for record in batch])
+            cursor.executemany(sql, [(*storable(record), *tail) for record in batch])
     finally:
         cursor.close()
 
