@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+from channelwatch.cli.common import app, echo, echo_data, fail, instance_of, output_file, store_of
 
 
 class OutputFormat(StrEnum):
@@ -128,7 +128,7 @@ def jobs_command(
 
     rows, pending = _job_rows(ctx)
     if format is OutputFormat.json:
-        typer.echo(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2))
+        echo_data(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2) + "\n")
         return
     if not rows:
         echo(f"{instance_of(ctx).jobs_dir} 下没有任务文件。")
@@ -190,6 +190,8 @@ def quarterly_command(
     """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
     from channelwatch.daemon.actions import deliver_quarterly, quarterly_outgoing
 
+    if output is not None:
+        output_file(output, suffixes=(".xlsx",), what="季度统计表")
     opened = store_of(ctx)
     if send or resend:
         outcome = deliver_quarterly(opened, year, quarter, resend=resend)
@@ -209,12 +211,12 @@ def quarterly_command(
         output.write_bytes(report.xlsx_bytes())
         echo(f"已写入 {output}", err=True)
     if format is QuarterlyFormat.json:
-        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        echo_data(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n")
     elif format is QuarterlyFormat.html:
-        typer.echo(report.html, nl=False)
+        echo_data(report.html)
     else:
-        typer.echo(f"主题：{report.subject}\n")
-        typer.echo(report.text, nl=False)
+        echo(f"主题：{report.subject}\n")
+        echo(report.text, nl=False)
 
 
 @app.command("freshness")
@@ -245,7 +247,7 @@ def freshness_command(
             }
             for r in rows
         ]
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_data(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
     labels = {"ok": "正常", "warn": "预警", "overdue": "已超期", "empty": "无数据"}
     header = ["渠道", "名称", "最新发布", "距今", "剩余", "状态"]

