@@ -49,7 +49,7 @@ class ImportFormat(StrEnum):
 
 @app.command("init")
 def init_command(
-    directory: Annotated[Path, typer.Argument(help="新实例的目录（不存在则创建）", file_okay=False)],
+    directory: Annotated[Path, typer.Argument(metavar="目录", help="新实例的目录（不存在则创建）", file_okay=False)],
 ) -> None:
     """新建一个实例：写出待填写的配置、任务和模板。"""
     from channelwatch.instance.scaffold import write_instance
@@ -193,8 +193,10 @@ def _import_files(ctx: typer.Context, pairs: list[tuple[str, Path]], **options: 
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="渠道 id（见 channelwatch channels）")],
-    files: Annotated[list[Path], typer.Argument(help="导出的发布记录：CSV、XLSX 或 JSON", dir_okay=False)],
+    channel: Annotated[str, typer.Argument(metavar="渠道", help="渠道 id（见 channelwatch channels）")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="文件", help="导出的发布记录：CSV、XLSX 或 JSON", dir_okay=False)
+    ],
     format: Annotated[ImportFormat | None, typer.Option("--format", help="强制指定格式")] = None,
     encoding: Annotated[str | None, typer.Option("--encoding", help="强制指定 CSV 编码，如 gbk、utf-8")] = None,
     skip_invalid: Annotated[
@@ -214,7 +216,9 @@ def import_command(
 @app.command("import-tree")
 def import_tree_command(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="按渠道分子目录存放的导出文件，如 samples/2020", file_okay=False)],
+    directory: Annotated[
+        Path, typer.Argument(metavar="目录", help="按渠道分子目录存放的导出文件，如 samples/2020", file_okay=False)
+    ],
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
     ] = False,
@@ -306,7 +310,7 @@ def summary_command(
 @app.command("publications")
 def publications_command(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="渠道 id")],
+    channel: Annotated[str, typer.Argument(metavar="渠道", help="渠道 id")],
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,

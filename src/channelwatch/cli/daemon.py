@@ -161,7 +161,7 @@ def jobs_command(
 @app.command("run-job")
 def run_job_command(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="任务 id（见 channelwatch jobs）")],
+    job_id: Annotated[str, typer.Argument(metavar="任务", help="任务 id（见 channelwatch jobs）")],
 ) -> None:
     """立即运行一个任务（用 cron 或 systemd 定时器代替守护进程时使用）。"""
     from channelwatch.daemon.actions import execute
