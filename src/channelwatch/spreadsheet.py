@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["csv_text", "neutralise", "neutralise_row", "neutralise_workbook", "write_csv"]
+__all__ = ["csv_text", "neutralise", "neutralise_row", "neutralise_workbook", "write_csv", "xlsx_row", "xlsx_value"]
 
 _ACTIVE_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -31,11 +32,30 @@ def neutralise_row(row: Iterable[Any]) -> list[Any]:
     return [neutralise(value) for value in row]
 
 
+# XML 1.0 cannot hold these control characters: openpyxl refuses the whole workbook (IllegalCharacterError).
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xlsx_value(value: Any) -> Any:
+    """A value for an openpyxl cell: neutralised, and control characters XLSX cannot store written as ``\\x1b``."""
+    if isinstance(value, str):
+        value = _NOT_IN_XML.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
+    return neutralise(value)
+
+
+def xlsx_row(row: Iterable[Any]) -> list[Any]:
+    return [xlsx_value(value) for value in row]
+
+
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:
     """Rows as CSV text (``\\n`` line ends), every cell neutralised."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(neutralise_row(row) for row in rows)
+    plain = csv.writer(buffer, lineterminator="\n")
+    # With "\n" line ends the csv module leaves a lone "\r" unquoted, and readers end the row there.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = neutralise_row(row)
+        (quoted if any(isinstance(c, str) and "\r" in c for c in cells) else plain).writerow(cells)
     return buffer.getvalue()
 
 

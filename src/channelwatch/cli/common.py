@@ -235,7 +235,9 @@ def echo_data(text: str) -> None:
     with control characters escaped when a person reads it on a terminal."""
     if sys.stdout.isatty():
         text = shown(text)
-    typer.echo(text, nl=False)
+    # Not typer.echo: it strips ANSI sequences from what is not a terminal, changing the data.
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def fail(message: str) -> NoReturn:

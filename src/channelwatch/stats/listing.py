@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from channelwatch.dates import to_office
 from channelwatch.render import pad
-from channelwatch.spreadsheet import csv_text, neutralise_workbook
+from channelwatch.spreadsheet import csv_text, neutralise_workbook, xlsx_row
 from channelwatch.stats.figures import Period
 from channelwatch.store import as_utc
 from channelwatch.store.models import Channel, Publication, Run
@@ -89,11 +89,11 @@ def write_publications_xlsx(rows: list[PublicationLine], target: Path, sheet_tit
     sheet = workbook.active
     assert sheet is not None
     sheet.title = "发布明细"
-    sheet.append([sheet_title])
+    sheet.append(xlsx_row([sheet_title]))
     sheet["A1"].font = Font(bold=True)
     sheet.append(_PUBLICATION_HEADER)
     for cells in _publication_cells(rows):
-        sheet.append(cells)
+        sheet.append(xlsx_row(cells))
     for letter, width in zip("ABCDEFG", (18, 8, 60, 50, 14, 14, 30), strict=True):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A3"
