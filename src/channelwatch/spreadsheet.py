@@ -16,7 +16,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["csv_text", "neutralise", "neutralise_row", "neutralise_workbook", "write_csv", "xlsx_row", "xlsx_value"]
+__all__ = [
+    "csv_text",
+    "neutralise",
+    "neutralise_row",
+    "neutralise_workbook",
+    "write_csv",
+    "xlsx_row",
+    "xlsx_value",
+    "xml_text",
+]
 
 _ACTIVE_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,10 +45,15 @@ def neutralise_row(row: Iterable[Any]) -> list[Any]:
 _NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
+def xml_text(text: str) -> str:
+    """``text`` for an Office Open XML file (XLSX, DOCX): control characters XML 1.0 cannot hold as ``\\x1b``."""
+    return _NOT_IN_XML.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def xlsx_value(value: Any) -> Any:
     """A value for an openpyxl cell: neutralised, and control characters XLSX cannot store written as ``\\x1b``."""
     if isinstance(value, str):
-        value = _NOT_IN_XML.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
+        value = xml_text(value)
     return neutralise(value)
 
 

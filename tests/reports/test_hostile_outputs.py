@@ -267,3 +267,25 @@ def test_neutralise_workbook_turns_formulas_into_text(tmp_path: Path) -> None:
     workbook.save(tmp_path / "x.xlsx")
     values = [c.value for c in next(load_workbook(tmp_path / "x.xlsx").active.iter_rows())]  # type: ignore[union-attr]
     assert values == ["'=1+1", 5, "'-3", "ok"]
+
+
+def test_control_characters_in_names_reach_docx_and_xlsx_as_escapes(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "instance")
+    config = root / "config" / "channelwatch.toml"
+    text = config.read_text(encoding="utf-8").replace('name = "微博"', 'name = "微博\\u001b[2J\\u0007"')
+    config.write_text(text.replace('short_name = "我委"', 'short_name = "我委\\u001b[31m"'), encoding="utf-8")
+    export = tmp_path / "weibo.csv"
+    export.write_text("标题,发布时间\n一条,2020-03-01 09:00\n", encoding="utf-8")
+    assert cw(root, "import", "weibo", str(export)).exit_code == 0
+    draft = tmp_path / "年报.docx"
+    result = cw(root, "report", "annual", "--year", "2020", "--force", "-o", str(draft))
+    assert result.exit_code == 0, result.output
+    from docx import Document
+
+    body = "\n".join(p.text for p in Document(str(draft)).paragraphs)
+    assert "我委\\x1b[31m通过" in body and "微博\\x1b[2J\\x07" in body
+    book = tmp_path / "统计.xlsx"
+    assert cw(root, "summary", "--year", "2020", "-f", "xlsx", "-o", str(book)).exit_code == 0
+    assert "微博\\x1b[2J\\x07" in _assert_workbook_inert(book)
+    shown_on_terminal = cw(root, "summary", "--year", "2020").output
+    assert "\x1b" not in shown_on_terminal and "我委\\x1b[31m通过" in shown_on_terminal

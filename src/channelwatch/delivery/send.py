@@ -421,6 +421,8 @@ def _in_chinese(exc: BaseException, described: str, target: str) -> str:
         what = f"无法连接{peer}：对方拒绝连接"
     elif isinstance(exc, TimeoutError):
         what = f"连接{peer}超时"
+    elif target == "webhook" and str(exc).startswith("HTTP "):
+        what = "webhook 返回错误状态"
     elif type(exc).__module__.startswith("httpx"):
         name = type(exc).__name__
         what = (
