@@ -233,3 +233,14 @@ def test_cron_errors_in_job_files_are_chinese(tmp_path: Path, cron: str, expecte
     assert f"任务文件 {job} 有误" in result.output
     assert expected in result.output
     assert "Traceback" not in result.output
+
+
+def test_log_lines_on_the_terminal_show_control_characters_escaped() -> None:
+    import logging
+
+    from channelwatch.cli.common import _TerminalFormatter
+
+    record = logging.LogRecord("channelwatch.test", logging.WARNING, __file__, 1, "poll of %s failed: %s", None, None)
+    record.args = ("weibo", "服务器答复\x1b[2J\r伪造")
+    line = _TerminalFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "WARNING poll of weibo failed: 服务器答复\\x1b[2J\\r伪造"

@@ -191,8 +191,16 @@ def _root(
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(FILTER)  # whatever logger a record comes from, no secret reaches stderr
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _TerminalFormatter):
+            # Log lines quote titles and server answers: their control characters are shown, not obeyed.
+            handler.setFormatter(_TerminalFormatter(handler.formatter._fmt if handler.formatter else None))
     ctx.obj = CliState(instance_dir=instance, debug=debug)
     ctx.call_on_close(lambda: _close(ctx.obj))
+
+
+class _TerminalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record))
 
 
 def _close(state: CliState) -> None:
