@@ -68,6 +68,8 @@ def cw(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -
         (["report", "annual", "--year", "2018"], "错误：选项 --year / -y 的值超出范围：应在 2019–2100 之间。"),
         (["report", "quarterly"], "错误：没有命令 quarterly。运行 channelwatch report -h 查看用法。"),
         (["poll", "--concurrency", "x"], "错误：选项 --concurrency 的值应为整数。"),
+        (["import", "weibo", "."], "错误：参数 文件：. 是文件夹，这里应为文件。"),
+        (["--instance", "/etc/passwd", "channels"], "错误：选项 --instance / -i：/etc/passwd 是文件，这里应为文件夹。"),
     ],
 )
 def test_usage_errors_are_one_chinese_line_with_exit_2(args: list[str], expected: str, tmp_path: Path) -> None:

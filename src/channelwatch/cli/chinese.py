@@ -166,10 +166,16 @@ def _bad_value(exc: Any) -> str:
         return f"{subject} 的值应为数字"
     if "does not exist" in detail:
         return f"{subject}：找不到 {'、'.join(_quoted_values(detail)) or '该路径'}"
+    named = _quoted_values(detail)
+    where = f"{named[0]} " if named else ""
     if detail.endswith("is a directory."):
-        return f"{subject}：应为文件，不能是文件夹"
+        return f"{subject}：{where}是文件夹，这里应为文件"
     if detail.endswith("is a file."):
-        return f"{subject}：应为文件夹，不能是文件"
+        return f"{subject}：{where}是文件，这里应为文件夹"
+    if detail.endswith("is not readable."):
+        return f"{subject}：{where}没有读取权限"
+    if detail.endswith("is not writable."):
+        return f"{subject}：{where}没有写入权限"
     if re.search(r"[\u4e00-\u9fff]", detail):  # our own BadParameter texts are Chinese already
         return f"{subject}：{detail}" if param is not None else detail
     return f"{subject} 的值无效（{detail}）"
