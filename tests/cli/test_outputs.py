@@ -28,10 +28,8 @@ def _import(root: Path, channel: str, rows: list[tuple[str, str]], name: str = "
     assert result.exit_code == 0, result.output
 
 
-@pytest.fixture
-def small(tmp_path: Path) -> Path:
+def _small(root: Path) -> Path:
     """Weibo posts in every month of 2019 and 2020, the website only in March 2019 and 2020."""
-    root = write_instance(tmp_path / "instance")
     weibo = [
         (f"微博{year}年{month}月", f"{year}-{month:02d}-10 09:00") for year in (2019, 2020) for month in range(1, 13)
     ]
@@ -39,6 +37,17 @@ def small(tmp_path: Path) -> Path:
     _import(root, "weibo", weibo, "weibo.csv")
     _import(root, "website", [("网站2019", "2019-03-05 10:00"), ("网站2020", "2020-03-05 10:00")], "website.csv")
     return root
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    return _small(write_instance(tmp_path / "instance"))
+
+
+@pytest.fixture
+def small_any(any_instance_dir: Path) -> Path:
+    """The same posts, once on SQLite and once on PostgreSQL."""
+    return _small(any_instance_dir)
 
 
 def _one_error_line(result: Result) -> str:
@@ -176,7 +185,8 @@ def _sentence(root: Path, *period: str) -> str:
     return result.output.splitlines()[0]
 
 
-def test_year_on_year_only_like_with_like(small: Path) -> None:
+def test_year_on_year_only_like_with_like(small_any: Path) -> None:
+    small = small_any
     # Weibo covers every month of both years; the website has March of both years only (1 of 12 months).
     assert "相比" not in _sentence(small, "2020")
     # March: both channels published in March of both years — a fair month-level comparison.
@@ -190,7 +200,8 @@ def test_year_on_year_only_like_with_like(small: Path) -> None:
     assert "相比" not in _sentence(small, "2021")
 
 
-def test_year_on_year_needs_the_same_month_in_both_years(small: Path) -> None:
+def test_year_on_year_needs_the_same_month_in_both_years(small_any: Path) -> None:
+    small = small_any
     _import(small, "wechat", [("公众号2020年5月", "2020-05-10 09:00")], "wechat.csv")
     # May 2020: WeChat has a post, May 2019 none — the channel is not in both periods.
     assert "相比" not in _sentence(small, "2020", "--month", "5")
