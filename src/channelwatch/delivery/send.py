@@ -411,6 +411,8 @@ def _in_chinese(exc: BaseException, described: str, target: str) -> str:
         what = "邮件服务器断开了连接"
     elif isinstance(exc, smtplib.SMTPRecipientsRefused):
         what = "邮件服务器拒收全部收件人"
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        what = "邮件服务器不支持所需的功能（如 STARTTLS 加密或登录），请检查 security 设置"
     elif isinstance(exc, smtplib.SMTPException):
         what = "邮件服务器拒绝发送"
     elif isinstance(exc, ssl.SSLError):
