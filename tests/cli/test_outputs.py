@@ -216,3 +216,14 @@ def test_year_on_year_in_the_annual_report(small: Path) -> None:
     result = cw(small, "report", "annual", "--year", "2020", "-f", "markdown", "--force")
     assert result.exit_code == 0, result.output
     assert re.search(r"与2019年（\d+条）相比", result.stdout)
+
+
+def test_annual_markdown_chart_never_replaces_a_file(small: Path, tmp_path: Path) -> None:
+    chart = tmp_path / "年报_每月发布数量.png"
+    chart.write_bytes(b"someone's picture")
+    draft = tmp_path / "年报.md"
+    result = cw(small, "report", "annual", "--year", "2020", "-f", "markdown", "--force", "-o", str(draft))
+    assert result.exit_code == 0, result.output
+    assert chart.read_bytes() == b"someone's picture"
+    assert "年报_每月发布数量（2）.png" in draft.read_text(encoding="utf-8")
+    assert (tmp_path / "年报_每月发布数量（2）.png").read_bytes()[:4] == b"\x89PNG"

@@ -83,7 +83,7 @@ def annual_command(
         target = next_free_path(wanted)
         if target != wanted:
             echo(f"提示：{wanted} 已存在（未覆盖），本次写入 {target}", err=True)
-    text = write_annual_report(report, format.value, target, opened.instance.templates_dir)
+    text = write_annual_report(report, format.value, target, opened.instance.templates_dir, overwrite=overwrite)
     if text is not None:
         echo_data(text)
     else:

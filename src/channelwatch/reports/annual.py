@@ -290,8 +290,13 @@ def annual_html(report: AnnualReport, templates_dir: Path | None) -> str:
     return render(templates_dir, "annual/report.html.j2", **_context(report))
 
 
-def write_annual_report(report: AnnualReport, fmt: str, target: Path | None, templates_dir: Path | None) -> str | None:
-    """Write the draft to ``target``; with no target, markdown and HTML are returned instead."""
+def write_annual_report(
+    report: AnnualReport, fmt: str, target: Path | None, templates_dir: Path | None, *, overwrite: bool = False
+) -> str | None:
+    """Write the draft to ``target``; with no target, markdown and HTML are returned instead.
+
+    The chart beside a Markdown draft never replaces a file of that name unless ``overwrite``.
+    """
     if fmt == "docx":
         from channelwatch.reports.docx_writer import write_docx
 
@@ -304,6 +309,8 @@ def write_annual_report(report: AnnualReport, fmt: str, target: Path | None, tem
         if target is not None and report.chart_png is not None:
             # Markdown cannot hold an image: the chart is written beside the draft and linked.
             chart_path = target.with_name(target.stem + "_每月发布数量.png")
+            if not overwrite:
+                chart_path = next_free_path(chart_path)
             chart_path.write_bytes(report.chart_png)
             chart_file = chart_path.name
         text = annual_markdown(report, templates_dir, chart_file)
