@@ -21,6 +21,7 @@ __all__ = [
     "neutralise",
     "neutralise_row",
     "neutralise_workbook",
+    "save_workbook",
     "write_csv",
     "xlsx_row",
     "xlsx_value",
@@ -78,6 +79,21 @@ def write_csv(target: Path, rows: Iterable[Sequence[Any]]) -> None:
     with target.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerows(neutralise_row(row) for row in rows)
+
+
+def save_workbook(workbook: Any, target: Any) -> None:
+    """Neutralise every cell, then save to ``target`` (a path or a binary file object).
+
+    A path is written in one piece from memory: openpyxl writing straight into a file that fails
+    half-way (disk full) leaves an open zip file whose clean-up prints a traceback at exit.
+    """
+    neutralise_workbook(workbook)
+    if not isinstance(target, str | Path):
+        workbook.save(target)
+        return
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    Path(target).write_bytes(buffer.getvalue())
 
 
 def neutralise_workbook(workbook: Any) -> None:

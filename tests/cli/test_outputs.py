@@ -227,3 +227,20 @@ def test_annual_markdown_chart_never_replaces_a_file(small: Path, tmp_path: Path
     assert chart.read_bytes() == b"someone's picture"
     assert "年报_每月发布数量（2）.png" in draft.read_text(encoding="utf-8")
     assert (tmp_path / "年报_每月发布数量（2）.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_chinese_line_without_traceback(small: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "channelwatch", "--instance", str(small), "summary", "-y", "2020", "-f", "xlsx"]
+    result = subprocess.run([*command, "-o", "/dev/full"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["错误：读写文件失败：磁盘空间不足（No space left on device）"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc")
+def test_a_file_the_system_refuses_is_one_chinese_line(small: Path) -> None:
+    line = _one_error_line(cw(small, "summary", "-y", "2020", "-f", "csv", "-o", "/proc/x.csv"))
+    assert line == "错误：无法读写 /proc/x.csv：文件或文件夹不存在（No such file or directory）"

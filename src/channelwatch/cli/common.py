@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -56,12 +57,29 @@ class _Group(TyperGroup):
         except (click_errors.ClickException, typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except OSError as exc:
-            if exc.filename is None:
+            if exc.errno is None:
                 _unexpected(ctx, exc)
-            echo(f"错误：无法读写 {exc.filename}（{exc.strerror or type(exc).__name__}）", err=True)
+            what = f"无法读写 {exc.filename}" if exc.filename else "读写文件失败"
+            reason = _OS_REASONS.get(exc.errno, "")
+            echo(f"错误：{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）", err=True)
             ctx.exit(1)
         except Exception as exc:
             _unexpected(ctx, exc)
+
+
+_OS_REASONS = {
+    errno.ENOENT: "文件或文件夹不存在",
+    errno.EACCES: "没有权限",
+    errno.EPERM: "没有权限",
+    errno.ENOSPC: "磁盘空间不足",
+    errno.EROFS: "文件系统是只读的",
+    errno.EISDIR: "这是一个文件夹",
+    errno.ENOTDIR: "路径中有一段不是文件夹",
+    errno.ENAMETOOLONG: "文件名太长",
+    errno.EEXIST: "文件已存在",
+    errno.EDQUOT: "超出磁盘配额",
+    errno.EBUSY: "文件正被占用",
+}
 
 
 def _plain_help(command: Any) -> None:

@@ -227,5 +227,7 @@ def write_docx(report: AnnualReport, target: Path) -> Path:
             # Two tables with nothing between them are drawn as one by Word.
             gap = _paragraph(document, "", size=6, indent=False)
             gap.paragraph_format.line_spacing = Pt(8)
-    document.save(str(target))
+    buffer = io.BytesIO()  # written in one piece: a failing disk leaves no half-closed zip behind
+    document.save(buffer)
+    Path(target).write_bytes(buffer.getvalue())
     return target

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channelwatch.render import render
-from channelwatch.spreadsheet import neutralise_workbook, xlsx_value
+from channelwatch.spreadsheet import save_workbook, xlsx_value
 from channelwatch.stats.figures import Period, Summary, summarise
 
 __all__ = ["Figures", "QuarterlyReport", "QuarterlyRow", "build_quarterly", "previous_quarter"]
@@ -233,5 +233,4 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
     sheet.freeze_panes = "B5"
     workbook.properties.title = report.subject
     workbook.properties.creator = "channelwatch"
-    neutralise_workbook(workbook)
-    workbook.save(target)
+    save_workbook(workbook, target)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from channelwatch.render import render
-from channelwatch.spreadsheet import csv_text, neutralise_workbook, xlsx_row
+from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Summary
 
 __all__ = ["SUMMARY_FORMATS", "summary_csv", "summary_json", "summary_text", "write_summary_xlsx"]
@@ -81,5 +81,4 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
         channels.append(xlsx_row([c.name, c.kind, c.total, c.reposts, c.original]))
     channels.append(["合计", "", summary.total, summary.reposts, summary.original])
     channels.append(["去重后不同信息", "", summary.unique_items, "", ""])
-    neutralise_workbook(workbook)
-    workbook.save(target)
+    save_workbook(workbook, target)

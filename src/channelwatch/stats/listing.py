@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select
 
 from channelwatch.dates import to_office
 from channelwatch.render import pad
-from channelwatch.spreadsheet import csv_text, neutralise_workbook, xlsx_row
+from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Period
 from channelwatch.store import as_utc
 from channelwatch.store.models import Channel, Publication, Run
@@ -97,8 +97,7 @@ def write_publications_xlsx(rows: list[PublicationLine], target: Path, sheet_tit
     for letter, width in zip("ABCDEFG", (18, 8, 60, 50, 14, 14, 30), strict=True):
         sheet.column_dimensions[letter].width = width
     sheet.freeze_panes = "A3"
-    neutralise_workbook(workbook)
-    workbook.save(target)
+    save_workbook(workbook, target)
 
 
 def publications_json(rows: list[PublicationLine]) -> str:
