@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from channelwatch.cli.common import app, echo, echo_data, fail, instance_of, output_file, store_of
+from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
     from channelwatch.ingest.imports import ImportResult
@@ -130,13 +131,14 @@ def _progress_for(path: Path) -> tuple[Any, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn(path.name),
+        # The name is data, not a template: "{" would break str.format and "[" would be read as Rich markup.
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
         transient=True,
     )
-    task = bar.add_task(path.name, total=None)
+    task = bar.add_task(shown(path.name), total=None)
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total or None)
