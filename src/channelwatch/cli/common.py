@@ -205,6 +205,12 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # Libraries' warnings (openpyxl's "no default style", matplotlib's missing glyphs) are English notes
+        # for programmers; --verbose shows them.
+        import warnings
+
+        warnings.simplefilter("ignore")
     from channelwatch.redaction import FILTER
 
     for handler in logging.getLogger().handlers:
