@@ -158,47 +158,68 @@ def _corrupt_database(root: Path) -> None:
     (root / "data" / "channelwatch.db").write_bytes(b"this is not a database " * 50)
 
 
+# A program fault: the real command line in a real process, with one library function broken on purpose.
+_BROKEN = (
+    "import sys; import channelwatch.reports.summary as s; "
+    "s.summary_text = lambda *a, **k: {}['secret=pw-s3cret-value-42']; "
+    "from channelwatch.cli import main; sys.argv[0] = 'channelwatch'; main()"
+)
+
+
+def faulty(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BROKEN, *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
+    )
+
+
 def test_unexpected_error_is_one_line_and_the_traceback_goes_to_the_log(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "instance")
+    state = tmp_path / "state"
+    result = faulty("--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
+    assert result.returncode == 1
+    log = state / "channelwatch" / "error.log"
+    assert result.stderr.splitlines() == [
+        f"错误：程序内部出错（KeyError: 'secret=***'）。详细信息已写入 {log}；加 --debug 可直接显示。"
+    ]
+    written = log.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" in written
+    assert "summary" in written  # the command line that failed
+    assert "KeyError" in written and "pw-s3cret-value-42" not in written  # redacted like every log
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "instance")
+    state = tmp_path / "state"
+    result = faulty("--debug", "--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last)")
+    assert result.stderr.splitlines()[-1] == "错误：程序内部出错（KeyError: 'secret=***'），以上是详细信息。"
+    assert not (state / "channelwatch" / "error.log").exists()
+
+
+def test_a_database_that_cannot_be_read_is_one_line_not_a_fault(tmp_path: Path) -> None:
     root = write_instance(tmp_path / "instance")
     _corrupt_database(root)
     state = tmp_path / "state"
     result = cw("--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
     assert result.returncode == 1
-    log = state / "channelwatch" / "error.log"
     assert result.stderr.splitlines() == [
-        f"错误：程序内部出错（DatabaseError: (sqlite3.DatabaseError) file is not a database）。"
-        f"详细信息已写入 {log}；加 --debug 可直接显示。"
+        "错误：数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（file is not a database）"
     ]
-    written = log.read_text(encoding="utf-8")
-    assert "Traceback (most recent call last)" in written
-    assert "summary" in written  # the command line that failed
-    assert "file is not a database" in written
-
-
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    root = write_instance(tmp_path / "instance")
-    _corrupt_database(root)
-    state = tmp_path / "state"
-    result = cw("--debug", "--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
-    assert result.returncode == 1
-    assert result.stderr.startswith("Traceback (most recent call last)")
-    assert result.stderr.splitlines()[-1].startswith("错误：程序内部出错（DatabaseError")
     assert not (state / "channelwatch" / "error.log").exists()
 
 
-def test_a_traceback_in_the_log_holds_no_secret(tmp_path: Path) -> None:
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path: Path) -> None:
     password = "pw-s3cret-value-42"
     url = f"postgresql+psycopg://clerk:{password}@127.0.0.1:1/nowhere"
     root = write_instance(tmp_path / "instance", url=url)
     state = tmp_path / "state"
     result = cw("--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert password not in result.stderr
-    log = state / "channelwatch" / "error.log"
-    if log.exists():
-        assert password not in log.read_text(encoding="utf-8")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("错误：无法连接数据库：请检查 [database] url 或 CHANNELWATCH_DATABASE_URL")
+    assert password not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_toml_syntax_error_names_line_and_column_in_chinese(tmp_path: Path) -> None:

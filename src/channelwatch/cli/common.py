@@ -64,7 +64,11 @@ class _Group(TyperGroup):
             echo(f"错误：{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）", err=True)
             ctx.exit(1)
         except Exception as exc:
-            _unexpected(ctx, exc)
+            problem = _database_problem(exc)
+            if problem is None:
+                _unexpected(ctx, exc)
+            echo(f"错误：{problem}", err=True)
+            ctx.exit(1)
 
 
 _OS_REASONS = {
@@ -80,6 +84,25 @@ _OS_REASONS = {
     errno.EDQUOT: "超出磁盘配额",
     errno.EBUSY: "文件正被占用",
 }
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """A database that cannot be reached or read is the clerk's to fix, not a program fault: one line."""
+    if type(exc).__module__ != "sqlalchemy.exc":
+        return None
+    from channelwatch.redaction import redact
+
+    detail = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])[:300]
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if name == "OperationalError" and ("connect" in text or "connection" in text):
+        where = "[database] url 或 CHANNELWATCH_DATABASE_URL"
+        return f"无法连接数据库：请检查 {where}，以及数据库服务是否在运行（{detail}）"
+    if "file is not a database" in text or "malformed" in text:
+        return f"数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（{detail}）"
+    if name in {"OperationalError", "DatabaseError", "InterfaceError"}:
+        return f"数据库出错（{detail}）"
+    return None
 
 
 def _plain_help(command: Any) -> None:
