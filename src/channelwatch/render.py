@@ -16,7 +16,6 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
-    select_autoescape,
 )
 
 __all__ = ["display_width", "environment", "pad", "render"]
@@ -39,6 +38,20 @@ def chinese_number(value: int) -> str:
     return str(value)
 
 
+_HTML_SUFFIXES = (".html", ".htm", ".xml")
+
+
+def _autoescape(name: str | None) -> bool:
+    """HTML templates escape every value: ``report.html.j2`` is HTML although its last suffix is ``.j2``.
+
+    An office name, a channel name or an annual input text such as ``<script>`` is shown, never run.
+    """
+    if name is None:
+        return False
+    base = name.removesuffix(".j2").removesuffix(".jinja").removesuffix(".jinja2")
+    return base.lower().endswith(_HTML_SUFFIXES)
+
+
 def environment(templates_dir: Path | None = None) -> Environment:
     loaders: list[Any] = []
     if templates_dir is not None and templates_dir.is_dir():
@@ -46,7 +59,7 @@ def environment(templates_dir: Path | None = None) -> Environment:
     loaders.append(PackageLoader("channelwatch", "templates"))
     env = Environment(
         loader=ChoiceLoader(loaders),
-        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=False),
+        autoescape=_autoescape,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

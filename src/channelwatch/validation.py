@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,39 @@ def format_validation_error(path: Path, error: ValidationError, data: Any) -> st
     return "\n".join(lines)
 
 
+_TOML_REASONS = (
+    ("Invalid value", "值无效：字符串要加英文双引号，true/false 要小写，数组用 [ ]"),
+    ("Cannot overwrite a value", "同一个键写了两次"),
+    ("Cannot declare", "同一个表（[section]）声明了两次"),
+    ("Unterminated string", "字符串缺少结尾的引号"),
+    ("Expected '=' after a key", "键后面缺少等号 ="),
+    ("Expected ']' at the end of a table declaration", "表名缺少结尾的 ]"),
+    ("Expected newline or end of document after a statement", "一行只能写一个 键 = 值"),
+    ("Invalid statement", "无法识别的一行"),
+    ("Unclosed array", "数组缺少结尾的 ]"),
+    ("Unclosed inline table", "内联表缺少结尾的 }"),
+    ("Illegal character", "含有不允许的字符"),
+)
+_TOML_WHERE = re.compile(
+    r"^(?P<reason>.*?) \((?:at line (?P<line>\d+), column (?P<column>\d+)|at end of document)\)$", re.S
+)
+
+
+def describe_toml_error(path: Path, exc: Exception) -> str:
+    """``配置文件 X 不是有效的 TOML：第 3 行第 8 列，值无效（Invalid value）`` from tomllib's English text."""
+    text = str(exc)
+    found = _TOML_WHERE.match(text)
+    english = found.group("reason") if found else text
+    if found and found.group("line"):
+        where = f"第 {found.group('line')} 行第 {found.group('column')} 列，"
+    elif found:
+        where = "文件末尾，"
+    else:
+        where = ""
+    reason = next((chinese for prefix, chinese in _TOML_REASONS if english.startswith(prefix)), "语法错误")
+    return f"配置文件 {path} 不是有效的 TOML：{where}{reason}（{english}）"
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
@@ -87,6 +121,6 @@ def load_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"找不到配置文件 {path}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"配置文件 {path} 不是有效的 TOML：{exc}") from None
+        raise ConfigError(describe_toml_error(path, exc)) from None
     except UnicodeDecodeError:
         raise ConfigError(f"配置文件 {path} 不是 UTF-8 编码") from None

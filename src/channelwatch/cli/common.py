@@ -2,33 +2,158 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._click import exceptions as click_errors
 from typer.core import TyperCommand, TyperGroup
 
+from channelwatch.cli.chinese import install as install_chinese_help
+from channelwatch.cli.chinese import usage_message
 from channelwatch.errors import UserError
+from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
     from channelwatch.store import Store
 
-__all__ = ["app", "echo", "fail", "figures_store_of", "instance_of", "store_of"]
+__all__ = ["app", "echo", "echo_data", "fail", "figures_store_of", "instance_of", "output_file", "store_of"]
 
 
 class _Group(TyperGroup):
-    """Turns a ``UserError`` into one message on stderr and exit status 1, without a traceback."""
+    """The root command: one Chinese message and a documented exit status for every way a command can fail.
+
+    - a ``UserError``: its message, exit 1;
+    - a usage error (missing or unknown option, bad value): one Chinese line, exit 2;
+    - anything unexpected: one Chinese line naming where the traceback was written, exit 1
+      (``--debug`` prints the traceback instead).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _plain_help(self)
+        return super().main(*args, **kwargs)
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click_errors.UsageError as exc:
+            _usage_failure(exc)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            typer.echo(f"错误：{exc}", err=True)
+            echo(f"错误：{exc}", err=True)
             ctx.exit(1)
+        except click_errors.UsageError as exc:
+            _usage_failure(exc)
+        except (click_errors.ClickException, typer.Exit, typer.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise
+        except OSError as exc:
+            if exc.errno is None:
+                _unexpected(ctx, exc)
+            what = f"无法读写 {exc.filename}" if exc.filename else "读写文件失败"
+            reason = _OS_REASONS.get(exc.errno, "")
+            echo(f"错误：{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            problem = _database_problem(exc)
+            if problem is None:
+                _unexpected(ctx, exc)
+            echo(f"错误：{problem}", err=True)
+            ctx.exit(1)
+
+
+_OS_REASONS = {
+    errno.ENOENT: "文件或文件夹不存在",
+    errno.EACCES: "没有权限",
+    errno.EPERM: "没有权限",
+    errno.ENOSPC: "磁盘空间不足",
+    errno.EROFS: "文件系统是只读的",
+    errno.EISDIR: "这是一个文件夹",
+    errno.ENOTDIR: "路径中有一段不是文件夹",
+    errno.ENAMETOOLONG: "文件名太长",
+    errno.EEXIST: "文件已存在",
+    errno.EDQUOT: "超出磁盘配额",
+    errno.EBUSY: "文件正被占用",
+}
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """A database that cannot be reached or read is the clerk's to fix, not a program fault: one line."""
+    if type(exc).__module__ != "sqlalchemy.exc":
+        return None
+    from channelwatch.redaction import redact
+
+    detail = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])[:300]
+    name = type(exc).__name__
+    text = str(exc).lower()
+    if name == "OperationalError" and ("connect" in text or "connection" in text):
+        where = "[database] url 或 CHANNELWATCH_DATABASE_URL"
+        return f"无法连接数据库：请检查 {where}，以及数据库服务是否在运行（{detail}）"
+    if "file is not a database" in text or "malformed" in text:
+        return f"数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（{detail}）"
+    if name in {"OperationalError", "DatabaseError", "InterfaceError"}:
+        return f"数据库出错（{detail}）"
+    return None
+
+
+def _plain_help(command: Any) -> None:
+    """Plain (not Rich) help on every command, so that every page gets the Chinese labels."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+def _usage_failure(exc: click_errors.UsageError) -> NoReturn:
+    if isinstance(exc, click_errors.NoArgsIsHelpError):
+        typer.echo(exc.format_message(), err=True)
+    else:
+        typer.echo(usage_message(exc), err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def error_log_path() -> Path:
+    """Where unexpected tracebacks go: ``$XDG_STATE_HOME/channelwatch/error.log`` (``~/.local/state/…``)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "channelwatch" / "error.log"
+
+
+def _unexpected(ctx: Any, exc: Exception) -> NoReturn:
+    import traceback
+    from datetime import datetime
+
+    from channelwatch.redaction import redact
+
+    trace = redact("".join(traceback.format_exception(exc)))
+    summary = redact(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__)
+    if len(summary) > 200:
+        summary = summary[:199] + "…"
+    if _state(ctx).debug:
+        typer.echo(trace, err=True, nl=False)
+        echo(f"错误：程序内部出错（{summary}），以上是详细信息。", err=True)
+        raise typer.Exit(1)
+    written: Path | None = None
+    for target in (error_log_path(), Path(tempfile.gettempdir()) / "channelwatch-error.log"):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as log:
+                log.write(f"--- {datetime.now().astimezone().isoformat(timespec='seconds')} {sys.argv!r}\n{trace}")
+            written = target
+            break
+        except OSError:
+            continue
+    where = f"详细信息已写入 {written}" if written else "详细信息未能写入日志"
+    echo(f"错误：程序内部出错（{summary}）。{where}；加 --debug 可直接显示。", err=True)
+    raise typer.Exit(1)
 
 
 def _chinese_help_option(cls: Any) -> None:
@@ -46,6 +171,7 @@ def _chinese_help_option(cls: Any) -> None:
 
 for _command_class in (TyperGroup, TyperCommand):
     _chinese_help_option(_command_class)
+install_chinese_help()
 
 
 app = typer.Typer(
@@ -64,6 +190,15 @@ class CliState:
     instance_dir: Path | None
     instance: Instance | None = None
     store: Store | None = None
+    debug: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        from channelwatch import __version__
+
+        typer.echo(f"channelwatch {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -79,6 +214,13 @@ def _root(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="输出调试日志")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="程序内部出错时在屏幕上显示完整的出错信息（默认写入日志文件）")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", help="显示版本号并退出", callback=_version, is_eager=True),
+    ] = False,
 ) -> None:
     """channelwatch：统计政府网站、微博、微信公众号的信息发布数量，生成年度报告和季度统计。"""
     logging.basicConfig(
@@ -86,12 +228,26 @@ def _root(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:
+        # Libraries' warnings (openpyxl's "no default style", matplotlib's missing glyphs) are English notes
+        # for programmers; --verbose shows them.
+        import warnings
+
+        warnings.simplefilter("ignore")
     from channelwatch.redaction import FILTER
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(FILTER)  # whatever logger a record comes from, no secret reaches stderr
-    ctx.obj = CliState(instance_dir=instance)
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _TerminalFormatter):
+            # Log lines quote titles and server answers: their control characters are shown, not obeyed.
+            handler.setFormatter(_TerminalFormatter(handler.formatter._fmt if handler.formatter else None))
+    ctx.obj = CliState(instance_dir=instance, debug=debug)
     ctx.call_on_close(lambda: _close(ctx.obj))
+
+
+class _TerminalFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record))
 
 
 def _close(state: CliState) -> None:
@@ -157,9 +313,41 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     return opened
 
 
-def echo(text: str = "", err: bool = False) -> None:
-    typer.echo(text, err=err)
+def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
+    """Print a message or a table: control characters in titles, file names and upstream words are shown escaped."""
+    typer.echo(shown(text), err=err, nl=nl)
 
 
-def fail(message: str) -> None:
+def echo_data(text: str) -> None:
+    """Print a data payload (CSV, JSON, Markdown, HTML) to stdout: unchanged when it goes to a file or a pipe,
+    with control characters escaped when a person reads it on a terminal."""
+    if sys.stdout.isatty():
+        text = shown(text)
+    # Not typer.echo: it strips ANSI sequences from what is not a terminal, changing the data.
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def fail(message: str) -> NoReturn:
     raise UserError(message)
+
+
+def output_file(path: Path, *, suffixes: tuple[str, ...] = (), what: str = "", overwrite: bool = True) -> Path:
+    """Check an ``-o`` target before any work is done: a file name in a folder that exists.
+
+    ``suffixes`` are the extensions that match the format (``.docx`` for a Word draft); a file that
+    exists is refused unless ``overwrite``.
+    """
+    if path.is_dir():
+        example = path / ("文件名" + (suffixes[0] if suffixes else ""))
+        fail(f"输出路径 {path} 是一个文件夹，请给出文件名，例如 {example}")
+    folder = path.parent
+    if not folder.exists():
+        fail(f"输出文件夹 {folder} 不存在，请先创建它或换一个路径")
+    if not folder.is_dir():
+        fail(f"输出路径 {path} 无效：{folder} 不是文件夹")
+    if suffixes and path.suffix.lower() not in suffixes:
+        fail(f"{what}文件的扩展名应为 {'、'.join(suffixes)}，而 {path.name} 不是；请改用 {path.stem}{suffixes[0]}")
+    if not overwrite and path.exists():
+        fail(f"文件 {path} 已存在，未覆盖；要覆盖请加 --overwrite，或换一个文件名")
+    return path

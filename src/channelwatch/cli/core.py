@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of, store_of
+from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file, store_of
+from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
     from channelwatch.ingest.imports import ImportResult
@@ -31,6 +32,16 @@ class ListFormat(StrEnum):
     json = "json"
 
 
+class PublicationsFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+    json = "json"
+    xlsx = "xlsx"
+
+
+_LIST_SUFFIXES = {"text": ".txt", "csv": ".csv", "json": ".json", "xlsx": ".xlsx"}
+
+
 class ImportFormat(StrEnum):
     csv = "csv"
     xlsx = "xlsx"
@@ -39,7 +50,7 @@ class ImportFormat(StrEnum):
 
 @app.command("init")
 def init_command(
-    directory: Annotated[Path, typer.Argument(help="新实例的目录（不存在则创建）", file_okay=False)],
+    directory: Annotated[Path, typer.Argument(metavar="目录", help="新实例的目录（不存在则创建）", file_okay=False)],
 ) -> None:
     """新建一个实例：写出待填写的配置、任务和模板。"""
     from channelwatch.instance.scaffold import write_instance
@@ -179,13 +190,14 @@ def _progress_for(path: Path) -> tuple[Any, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn(path.name),
+        # The name is data, not a template: "{" would break str.format and "[" would be read as Rich markup.
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeRemainingColumn(),
         transient=True,
     )
-    task = bar.add_task(path.name, total=None)
+    task = bar.add_task(shown(path.name), total=None)
 
     def update(done: int, total: int) -> None:
         bar.update(task, completed=done, total=total or None)
@@ -256,8 +268,10 @@ def _import_files(ctx: typer.Context, pairs: list[tuple[str, Path]], **options: 
 @app.command("import")
 def import_command(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="渠道 id（见 channelwatch channels）")],
-    files: Annotated[list[Path], typer.Argument(help="导出的发布记录：CSV、XLSX 或 JSON", dir_okay=False)],
+    channel: Annotated[str, typer.Argument(metavar="渠道", help="渠道 id（见 channelwatch channels）")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="文件", help="导出的发布记录：CSV、XLSX 或 JSON", dir_okay=False)
+    ],
     format: Annotated[ImportFormat | None, typer.Option("--format", help="强制指定格式")] = None,
     encoding: Annotated[str | None, typer.Option("--encoding", help="强制指定 CSV 编码，如 gbk、utf-8")] = None,
     skip_invalid: Annotated[
@@ -285,7 +299,9 @@ def import_command(
 @app.command("import-tree")
 def import_tree_command(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="按渠道分子目录存放的导出文件，如 samples/2020", file_okay=False)],
+    directory: Annotated[
+        Path, typer.Argument(metavar="目录", help="按渠道分子目录存放的导出文件，如 samples/2020", file_okay=False)
+    ],
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="只导入有效行，无效行写入 *.rejected.csv")
     ] = False,
@@ -341,6 +357,12 @@ def summary_command(
     from channelwatch.stats.figures import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
+    if format is SummaryFormat.xlsx and output is None:
+        fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
+    if output is not None:
+        output_file(output)
+    if chart is not None:
+        output_file(chart, suffixes=(".png",), what="图表")
     opened = figures_store_of(ctx, check_empty=True)
     keys = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
@@ -353,8 +375,6 @@ def summary_command(
 
         monthly_chart(figures, chart)
     if format is SummaryFormat.xlsx:
-        if output is None:
-            fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
         assert output is not None
         out.write_summary_xlsx(figures, output, out.summary_sentence(figures, templates, last))
         echo(f"已写入 {output}")
@@ -368,34 +388,69 @@ def summary_command(
     if output is not None:
         output.write_text(text, encoding="utf-8-sig" if format is SummaryFormat.csv else "utf-8")
         echo(f"已写入 {output}")
+    elif format is SummaryFormat.text:
+        echo(text, nl=False)
     else:
-        typer.echo(text, nl=False)
+        echo_data(text)
 
 
 @app.command("publications")
 def publications_command(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Argument(help="渠道 id")],
+    channel: Annotated[str, typer.Argument(metavar="渠道", help="渠道 id")],
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,
-    format: Annotated[ListFormat, typer.Option("--format", "-f", help="输出格式")] = ListFormat.text,
+    format: Annotated[
+        PublicationsFormat | None,
+        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="写入文件：.csv（带 BOM，Excel 可直接打开）、.xlsx 或 .json"),
+    ] = None,
 ) -> None:
     """列出某渠道某期间的每一条发布：统计数字背后的明细。"""
     from channelwatch import store
-    from channelwatch.stats.listing import list_publications, publications_csv, publications_json, publications_text
+    from channelwatch.stats import listing
 
+    chosen = format or _format_of(output) or PublicationsFormat.text
+    if output is not None:
+        output_file(output, suffixes=(_LIST_SUFFIXES[chosen.value],), what=f"{chosen.value} 格式的")
+    elif chosen is PublicationsFormat.xlsx:
+        fail("xlsx 格式需要用 --output 指定文件名，例如 --output 发布明细.xlsx")
     period = _period(year, quarter, month)
     opened = figures_store_of(ctx)
     channel_id = opened.channel_id(channel)
     with store.read(opened.engine) as conn:
-        rows = list_publications(conn, channel_id, period, opened.instance.timezone)
-    render = {
-        ListFormat.text: publications_text,
-        ListFormat.csv: publications_csv,
-        ListFormat.json: publications_json,
-    }[format]
-    typer.echo(render(rows), nl=False)
+        rows = listing.list_publications(conn, channel_id, period, opened.instance.timezone)
+    if output is None:
+        if chosen is PublicationsFormat.text:
+            echo(listing.publications_text(rows), nl=False)
+        elif chosen is PublicationsFormat.csv:
+            echo_data(listing.publications_csv(rows))
+        else:
+            echo_data(listing.publications_json(rows))
+        return
+    if chosen is PublicationsFormat.xlsx:
+        name = opened.instance.channel(channel).name
+        listing.write_publications_xlsx(rows, output, f"{name} {period.label}发布明细（共 {len(rows)} 条）")
+    elif chosen is PublicationsFormat.csv:
+        output.write_text(listing.publications_csv(rows), encoding="utf-8-sig")
+    elif chosen is PublicationsFormat.json:
+        output.write_text(listing.publications_json(rows), encoding="utf-8")
+    else:
+        output.write_text(listing.publications_text(rows), encoding="utf-8")
+    echo(f"已写入 {output}（{len(rows)} 条）")
+
+
+def _format_of(output: Path | None) -> PublicationsFormat | None:
+    if output is None:
+        return None
+    for value, suffix in _LIST_SUFFIXES.items():
+        if output.suffix.lower() == suffix:
+            return PublicationsFormat(value)
+    return None
 
 
 runs_app = typer.Typer(
@@ -423,7 +478,10 @@ def runs_command(
     channel_id = opened.channel_id(channel) if channel else None
     with store.read(opened.engine) as conn:
         rows = list_runs(conn, opened, limit=limit, channel_id=channel_id)
-    typer.echo(runs_json(rows) if format is ListFormat.json else runs_text(rows), nl=False)
+    if format is ListFormat.json:
+        echo_data(runs_json(rows))
+    else:
+        echo(runs_text(rows), nl=False)
 
 
 @runs_app.command("undo")

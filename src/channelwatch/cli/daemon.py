@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of, store_of
+from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file, store_of
 
 
 class OutputFormat(StrEnum):
@@ -128,7 +128,7 @@ def jobs_command(
 
     rows, pending = _job_rows(ctx)
     if format is OutputFormat.json:
-        typer.echo(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2))
+        echo_data(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2) + "\n")
         return
     if not rows:
         echo(f"{instance_of(ctx).jobs_dir} 下没有任务文件。")
@@ -161,7 +161,7 @@ def jobs_command(
 @app.command("run-job")
 def run_job_command(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="任务 id（见 channelwatch jobs）")],
+    job_id: Annotated[str, typer.Argument(metavar="任务", help="任务 id（见 channelwatch jobs）")],
 ) -> None:
     """立即运行一个任务（用 cron 或 systemd 定时器代替守护进程时使用）。"""
     from channelwatch.daemon.actions import execute
@@ -193,6 +193,8 @@ def quarterly_command(
     """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
     from channelwatch.daemon.actions import deliver_quarterly, quarterly_outgoing
 
+    if output is not None:
+        output_file(output, suffixes=(".xlsx",), what="季度统计表")
     opened = figures_store_of(ctx, check_empty=True)
     if send or resend:
         outcome = deliver_quarterly(opened, year, quarter, resend=resend, allow_empty=allow_empty)
@@ -213,12 +215,12 @@ def quarterly_command(
         output.write_bytes(report.xlsx_bytes())
         echo(f"已写入 {output}", err=True)
     if format is QuarterlyFormat.json:
-        typer.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        echo_data(json.dumps(report.as_json(), ensure_ascii=False, indent=2) + "\n")
     elif format is QuarterlyFormat.html:
-        typer.echo(report.html, nl=False)
+        echo_data(report.html)
     else:
-        typer.echo(f"主题：{report.subject}\n")
-        typer.echo(report.text, nl=False)
+        echo(f"主题：{report.subject}\n")
+        echo(report.text, nl=False)
 
 
 @app.command("freshness")
@@ -249,7 +251,7 @@ def freshness_command(
             }
             for r in rows
         ]
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        echo_data(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
     labels = {"ok": "正常", "warn": "预警", "overdue": "已超期", "empty": "无数据"}
     header = ["渠道", "名称", "最新发布", "距今", "剩余", "状态"]

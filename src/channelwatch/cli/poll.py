@@ -13,7 +13,8 @@ from channelwatch.cli.common import app, echo, fail, store_of
 def poll_command(
     ctx: typer.Context,
     channels: Annotated[
-        list[str] | None, typer.Argument(help="要抓取的渠道 id（默认：所有配置了 [channels.poll] 的渠道）")
+        list[str] | None,
+        typer.Argument(metavar="渠道", help="要抓取的渠道 id（默认：所有配置了 [channels.poll] 的渠道）"),
     ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="不在“整页都已抓过”时停止，一直翻到 max_pages 或列表末尾")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, figures_store_of, instance_of
+from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file
 
 report_app = typer.Typer(
     help="生成报告：政府信息公开工作年度报告草稿。",
@@ -38,6 +38,7 @@ def annual_command(
         typer.Option("--init-inputs", help="生成该年度的填报文件 config/annual/<年份>.toml（各项为 0，附中文说明）"),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="核对未通过也生成草稿，并在有问题处标注 ※")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="--output 指定的文件已存在时覆盖它")] = False,
 ) -> None:
     """生成年度报告草稿：按该年度适用的国家统一格式（2019、2020年度用国办公开办函〔2019〕60号，
     2021年度起用国办公开办函〔2021〕30号），渠道发布数字取自统计库，其余取自 config/annual/<年份>.toml。"""
@@ -48,8 +49,17 @@ def annual_command(
         echo(f"已写出 {path}：请填写各项数字和文字后运行 channelwatch report annual --year {year}")
         return
 
-    from channelwatch.reports.annual import build_annual_report, default_output_name, write_annual_report
+    from channelwatch.reports.annual import (
+        ANNUAL_SUFFIXES,
+        build_annual_report,
+        default_output_name,
+        next_free_path,
+        write_annual_report,
+    )
 
+    if output is not None:
+        what = {"docx": "Word 草稿", "markdown": "Markdown 草稿", "html": "HTML 草稿"}[format.value]
+        output_file(output, suffixes=ANNUAL_SUFFIXES[format.value], what=what, overwrite=overwrite)
     opened = figures_store_of(ctx, check_empty=True)
     # Markdown on the screen has nowhere to put the chart: skip drawing it.
     chart = format is not AnnualOutput.markdown or output is not None
@@ -68,9 +78,13 @@ def annual_command(
         echo("\n".join(lines), err=True)
     target = output
     if target is None and format is AnnualOutput.docx:
-        target = Path(default_output_name(report, format.value))
-    text = write_annual_report(report, format.value, target, opened.instance.templates_dir)
+        # The default name never replaces a draft someone may have edited: the next free （2）, （3）, … is used.
+        wanted = Path(default_output_name(report, format.value))
+        target = next_free_path(wanted)
+        if target != wanted:
+            echo(f"提示：{wanted} 已存在（未覆盖），本次写入 {target}", err=True)
+    text = write_annual_report(report, format.value, target, opened.instance.templates_dir, overwrite=overwrite)
     if text is not None:
-        typer.echo(text, nl=False)
+        echo_data(text)
     else:
         echo(f"已写入 {target}")

@@ -78,22 +78,51 @@ def crontab_weekdays(field: str) -> str:
     for part in field.split(","):
         base, _, step_text = part.partition("/")
         if re.search(r"[A-Za-z]", base):
-            out.append(part.lower())  # names mean the same in both
+            # Names mean the same in both; APScheduler would accept trailing garbage ("mon-fri-x").
+            if not _WEEKDAY_RANGE.fullmatch(base.lower()):
+                raise ValueError(f"星期字段「{field}」无效（英文缩写 sun–sat，或 0–7，0 和 7 都表示星期日）")
+            out.append(part.lower())
             continue
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            first, last = 0, 6
-        elif "-" in base:
-            first_text, last_text = base.split("-", 1)
-            first, last = int(first_text), int(last_text)
-        else:
-            first = int(base)
-            last = 6 if step_text else first
+        try:
+            step = int(step_text) if step_text else 1
+            if base == "*":
+                first, last = 0, 6
+            elif "-" in base:
+                first_text, last_text = base.split("-", 1)
+                first, last = int(first_text), int(last_text)
+            else:
+                first = int(base)
+                last = 6 if step_text else first
+        except ValueError:
+            raise ValueError(f"星期字段「{field}」无效（0–7，0 和 7 都表示星期日；或英文缩写 sun–sat）") from None
         if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and step >= 1):
             raise ValueError(f"星期字段「{field}」无效（0–7，0 和 7 都表示星期日）")
         out.extend(_WEEKDAY_NAMES[day] for day in range(first, last + 1, step))
     unique = list(dict.fromkeys(out))
     return ",".join(unique)
+
+
+_WEEKDAY_RANGE = re.compile(r"(sun|mon|tue|wed|thu|fri|sat)(-(sun|mon|tue|wed|thu|fri|sat))?")
+_CRON_LABELS = (("minute", "分"), ("hour", "时"), ("day", "日"), ("month", "月"), ("day_of_week", "星期"))
+
+
+def _cron_problem(expression: str, exc: ValueError) -> str:
+    """Which of the five fields APScheduler refused, in Chinese, its own words in brackets."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = _cron_fields(expression)
+    english = str(exc)
+    for number, (name, label) in enumerate(_CRON_LABELS, start=1):
+        try:
+            CronTrigger(**{name: fields[name]}, timezone="UTC")
+        except ValueError as field_exc:
+            english = str(field_exc)
+            value = expression.split()[number - 1]
+            high = re.search(r"higher than the maximum value \((\d+)\)", english)
+            low = re.search(r"lower than the minimum value \((\d+)\)", english)
+            reason = f"超过最大值 {high.group(1)}" if high else f"小于最小值 {low.group(1)}" if low else "无法识别"
+            return f"第 {number} 个字段（{label}）的值「{value}」{reason}（{english}）"
+    return f"各字段组合无效（{english}）"
 
 
 def _cron_fields(expression: str) -> dict[str, str]:
@@ -133,10 +162,11 @@ class _JobBase(BaseModel):
             return None
         from apscheduler.triggers.cron import CronTrigger
 
+        fields = _cron_fields(value)  # its own ValueError is Chinese already
         try:
-            CronTrigger(**_cron_fields(value), timezone="UTC")
+            CronTrigger(**fields, timezone="UTC")
         except ValueError as exc:
-            raise ValueError(f"cron 表达式「{value}」无效：{exc}") from None
+            raise ValueError(f"cron 表达式「{value}」无效：{_cron_problem(value, exc)}") from None
         return value
 
     @model_validator(mode="after")

@@ -362,7 +362,9 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
                 assert settings.webhook is not None
                 post_webhook(settings.webhook, outgoing, message_id)
         except Exception as exc:
-            reason = str(exc) if exc.__class__.__name__ == "ConfigError" else _describe_error(exc)
+            reason = (
+                str(exc) if exc.__class__.__name__ == "ConfigError" else _in_chinese(exc, _describe_error(exc), target)
+            )
             _mark(opened, row_id, "failed", reason)
             outcome.targets.append(TargetOutcome(target, "failed", reason))
             log.warning("delivery of %s %s to %s failed: %s", outgoing.report, outgoing.period, target, reason)
@@ -416,3 +418,45 @@ def delivery_log(opened: Store, limit: int = 20) -> list[Any]:
                 select(table).where(table.c.office_id == opened.office_id).order_by(table.c.id.desc()).limit(limit)
             )
         )
+
+
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _in_chinese(exc: BaseException, described: str, target: str) -> str:
+    """The reason a clerk reads in ``jobs`` and on the terminal: Chinese first, the library's words in brackets."""
+    if _HAN.search(described):
+        return described
+    peer = "邮件服务器" if target == "email" else "webhook 地址"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        what = "邮件服务器断开了连接"
+    elif isinstance(exc, smtplib.SMTPRecipientsRefused):
+        what = "邮件服务器拒收全部收件人"
+    elif isinstance(exc, smtplib.SMTPNotSupportedError):
+        what = "邮件服务器不支持所需的功能（如 STARTTLS 加密或登录），请检查 security 设置"
+    elif isinstance(exc, smtplib.SMTPException):
+        what = "邮件服务器拒绝发送"
+    elif isinstance(exc, ssl.SSLError):
+        what = f"与{peer}的加密连接（TLS）失败"
+    elif isinstance(exc, socket.gaierror):
+        what = f"找不到{peer}的主机名"
+    elif isinstance(exc, ConnectionRefusedError):
+        what = f"无法连接{peer}：对方拒绝连接"
+    elif isinstance(exc, TimeoutError):
+        what = f"连接{peer}超时"
+    elif target == "webhook" and str(exc).startswith("HTTP "):
+        what = "webhook 返回错误状态"
+    elif type(exc).__module__.startswith("httpx"):
+        name = type(exc).__name__
+        what = (
+            "webhook 请求超时"
+            if "Timeout" in name
+            else "无法连接 webhook 地址"
+            if "Connect" in name
+            else "webhook 请求失败"
+        )
+    elif isinstance(exc, OSError):
+        what = f"与{peer}通信时出现网络错误"
+    else:
+        what = "邮件发送失败" if target == "email" else "webhook 发送失败"
+    return f"{what}（{described}）"

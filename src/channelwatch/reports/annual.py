@@ -10,6 +10,7 @@ the model; Word is ``docx_writer.write_docx`` over the same model.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,9 +259,23 @@ def build_annual_report(
     )
 
 
+ANNUAL_SUFFIXES = {"docx": (".docx",), "markdown": (".md", ".markdown"), "html": (".html", ".htm")}
+# Characters that Windows, macOS or Linux refuse in a file name, and controls: the title holds the office name.
+_NOT_IN_FILE_NAMES = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
 def default_output_name(report: AnnualReport, fmt: str) -> str:
-    suffix = {"docx": ".docx", "markdown": ".md", "html": ".html"}[fmt]
-    return f"{report.title}（草稿）{suffix}"
+    name = _NOT_IN_FILE_NAMES.sub("_", f"{report.title}（草稿）").strip(" .") or "年度报告（草稿）"
+    return name + ANNUAL_SUFFIXES[fmt][0]
+
+
+def next_free_path(path: Path) -> Path:
+    """``path`` if no file has that name, else the first free ``name（2）.ext``, ``name（3）.ext``, …."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}（{number}）{path.suffix}")
+    return candidate
 
 
 def _context(report: AnnualReport, chart_file: str | None = None) -> dict[str, Any]:
@@ -275,8 +290,13 @@ def annual_html(report: AnnualReport, templates_dir: Path | None) -> str:
     return render(templates_dir, "annual/report.html.j2", **_context(report))
 
 
-def write_annual_report(report: AnnualReport, fmt: str, target: Path | None, templates_dir: Path | None) -> str | None:
-    """Write the draft to ``target``; with no target, markdown and HTML are returned instead."""
+def write_annual_report(
+    report: AnnualReport, fmt: str, target: Path | None, templates_dir: Path | None, *, overwrite: bool = False
+) -> str | None:
+    """Write the draft to ``target``; with no target, markdown and HTML are returned instead.
+
+    The chart beside a Markdown draft never replaces a file of that name unless ``overwrite``.
+    """
     if fmt == "docx":
         from channelwatch.reports.docx_writer import write_docx
 
@@ -289,6 +309,8 @@ def write_annual_report(report: AnnualReport, fmt: str, target: Path | None, tem
         if target is not None and report.chart_png is not None:
             # Markdown cannot hold an image: the chart is written beside the draft and linked.
             chart_path = target.with_name(target.stem + "_每月发布数量.png")
+            if not overwrite:
+                chart_path = next_free_path(chart_path)
             chart_path.write_bytes(report.chart_png)
             chart_file = chart_path.name
         text = annual_markdown(report, templates_dir, chart_file)

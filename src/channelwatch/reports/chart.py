@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -102,7 +103,11 @@ def _figure(summary: Summary) -> Any:
         if summary.channels:
             # Below the plot: the tallest month would otherwise hide under the legend.
             axes.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=len(summary.channels))
-        figure.tight_layout()
+        with warnings.catch_warnings():
+            # A name with a character the font lacks (a control character, a rare glyph) is drawn as a box;
+            # matplotlib's English warning about it must not reach the clerk's terminal.
+            warnings.simplefilter("ignore", UserWarning)
+            figure.tight_layout()
     return figure
 
 

@@ -13,6 +13,8 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from channelwatch.spreadsheet import xml_text
+
 if TYPE_CHECKING:
     from channelwatch.reports.annual_model import AnnualReport, Grid
 
@@ -66,7 +68,7 @@ def _paragraph(
         "left": WD_ALIGN_PARAGRAPH.LEFT,
     }[align]
     paragraph.paragraph_format.first_line_indent = Pt(size * 2) if indent else Pt(0)
-    run = paragraph.add_run(text)
+    run = paragraph.add_run(xml_text(text))  # a control character in a name would make python-docx refuse
     _set_font(run, font, size)
     if red:
         run.font.color.rgb = RGBColor(0xC0, 0x00, 0x00)
@@ -131,7 +133,7 @@ def _table(document: Any, grid: Grid) -> Any:
         form.first_line_indent = Pt(0)
         form.line_spacing_rule = WD_LINE_SPACING.SINGLE
         form.space_before = form.space_after = Pt(1)
-        run = paragraph.add_run(spec.text)
+        run = paragraph.add_run(xml_text(spec.text))
         _set_font(run, TABLE_FONT, grid.font_size)
         if spec.marked:
             run.font.color.rgb = RGBColor(0xC0, 0x00, 0x00)
@@ -174,8 +176,8 @@ def write_docx(report: AnnualReport, target: Path) -> Path:
     from docx.shared import Cm, Pt
 
     document = Document()
-    document.core_properties.title = report.title
-    document.core_properties.author = report.office
+    document.core_properties.title = xml_text(report.title)
+    document.core_properties.author = xml_text(report.office)
     document.core_properties.subject = f"政府信息公开工作年度报告（{report.format.notice}格式）"
     section = document.sections[0]
     section.page_width, section.page_height = Cm(21.0), Cm(29.7)
@@ -225,5 +227,7 @@ def write_docx(report: AnnualReport, target: Path) -> Path:
             # Two tables with nothing between them are drawn as one by Word.
             gap = _paragraph(document, "", size=6, indent=False)
             gap.paragraph_format.line_spacing = Pt(8)
-    document.save(str(target))
+    buffer = io.BytesIO()  # written in one piece: a failing disk leaves no half-closed zip behind
+    document.save(buffer)
+    Path(target).write_bytes(buffer.getvalue())
     return target

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from channelwatch.render import render
+from channelwatch.spreadsheet import save_workbook, xlsx_value
 from channelwatch.stats.figures import Period, Summary, summarise
 
 __all__ = ["Figures", "QuarterlyReport", "QuarterlyRow", "build_quarterly", "previous_quarter"]
@@ -180,11 +181,11 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
     centre = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
-    sheet.cell(row=1, column=1, value=f"{report.subject}表")
+    sheet.cell(row=1, column=1, value=xlsx_value(f"{report.subject}表"))
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet["A1"].font = Font(bold=True, size=14)
     sheet["A1"].alignment = centre
-    sheet.cell(row=2, column=1, value=f"填报单位：{report.office}")
+    sheet.cell(row=2, column=1, value=xlsx_value(f"填报单位：{report.office}"))
     sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width // 2)
     period_text = f"统计期间：{report.period.start.isoformat()} 至 {report.period.end.isoformat()}"
     sheet.cell(row=2, column=width // 2 + 1, value=period_text)
@@ -209,7 +210,7 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
     line = sub
     for row in [*report.rows, report.total]:
         line += 1
-        sheet.cell(row=line, column=1, value=row.name)
+        sheet.cell(row=line, column=1, value=xlsx_value(row.name))
         for offset, value in enumerate(figures_of(row)):
             sheet.cell(row=line, column=2 + offset, value=value)
     for cells in sheet.iter_rows(min_row=header, max_row=line, max_col=width):
@@ -232,4 +233,4 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
     sheet.freeze_panes = "B5"
     workbook.properties.title = report.subject
     workbook.properties.creator = "channelwatch"
-    workbook.save(target)
+    save_workbook(workbook, target)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 from channelwatch.render import render
+from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Summary
 
 __all__ = ["SUMMARY_FORMATS", "summary_csv", "summary_json", "summary_text", "write_summary_xlsx"]
@@ -42,10 +41,7 @@ def _table(summary: Summary) -> list[list[object]]:
 
 
 def summary_csv(summary: Summary) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(_table(summary))
-    return buffer.getvalue()
+    return csv_text(_table(summary))
 
 
 def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
@@ -58,14 +54,14 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
     sheet.title = "按月统计"
     table = _table(summary)
     width = len(table[0])
-    sheet.append([f"{summary.office}{summary.period.label}信息发布统计"])
+    sheet.append(xlsx_row([f"{summary.office}{summary.period.label}信息发布统计"]))
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet["A1"].font = Font(bold=True, size=14)
     sheet["A1"].alignment = Alignment(horizontal="center")
     sheet.append([f"统计期间：{summary.period.start.isoformat()} 至 {summary.period.end.isoformat()}"])
     thin = Side(style="thin")
     for row in table:
-        sheet.append(row)
+        sheet.append(xlsx_row(row))
     first, last = 3, 3 + len(table) - 1
     for row_cells in sheet.iter_rows(min_row=first, max_row=last, max_col=width):
         for cell in row_cells:
@@ -74,7 +70,7 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
                 cell.font = Font(bold=True)
                 cell.alignment = Alignment(horizontal="center")
     sheet.append([])
-    sheet.append([sentence])
+    sheet.append(xlsx_row([sentence]))
     sheet.column_dimensions["A"].width = 12
     for index in range(2, width + 1):
         sheet.column_dimensions[sheet.cell(row=first, column=index).column_letter].width = 14
@@ -82,7 +78,7 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
     channels = workbook.create_sheet("分渠道")
     channels.append(["渠道", "类型", "合计", "其中转发", "原创"])
     for c in summary.channels:
-        channels.append([c.name, c.kind, c.total, c.reposts, c.original])
+        channels.append(xlsx_row([c.name, c.kind, c.total, c.reposts, c.original]))
     channels.append(["合计", "", summary.total, summary.reposts, summary.original])
     channels.append(["去重后不同信息", "", summary.unique_items, "", ""])
-    workbook.save(target)
+    save_workbook(workbook, target)

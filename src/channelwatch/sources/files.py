@@ -35,6 +35,7 @@ from channelwatch.identity import is_original_value, is_repost_value
 from channelwatch.sources.base import Observed
 from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers
 from channelwatch.sources.rows import Entry, Row
+from channelwatch.spreadsheet import write_csv
 
 __all__ = ["FORMATS", "FORMULA_WITHOUT_VALUE", "ExportFile", "detect_encoding", "open_export", "shown"]
 
@@ -892,9 +893,9 @@ def open_export(
 
 
 def write_rejected(export: ExportFile, rejected: list[Row], target: Path) -> None:
-    """The rejected rows, unchanged, with the reason in a last column, as UTF-8 with BOM for Excel."""
-    with target.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*export.header, "拒收原因"])
-        for row in rejected:
-            writer.writerow([*row.cells, "；".join(p.describe() for p in row.problems)])
+    """The rejected rows as read, with the reason in a last column, as UTF-8 with BOM for Excel.
+
+    A cell that a spreadsheet would run as a formula gets a leading ``'`` (see ``spreadsheet.py``).
+    """
+    header = [*export.header, "拒收原因"]
+    write_csv(target, [header, *([*row.cells, "；".join(p.describe() for p in row.problems)] for row in rejected)])

@@ -152,13 +152,31 @@ class Summary:
         }
 
 
-def comparison_base(current: Summary, previous: Summary) -> Summary | None:
-    """``previous`` when a year-on-year sentence would be fair: both periods hold enough data.
+def _covers_half(figures: ChannelFigures, months: list[int]) -> bool:
+    covered = sum(1 for m in months if figures.by_month.get(m, 0))
+    return covered * 2 >= len(months)
 
-    A store that starts in December holds a few of last year's posts, and one read early in January
-    holds a few of this year's: comparing either with a whole period tells a false story.
+
+def comparison_base(current: Summary, previous: Summary) -> Summary | None:
+    """``previous`` when a year-on-year sentence compares like with like, else ``None`` (no sentence).
+
+    Like with like (docs/counting-rules.md, year-on-year): every channel that has publications in one
+    of the two periods has publications in the other, and in each period it covers at least half of
+    the period's months; a month compares only with the same month of the year before, so both must
+    hold data. A store that starts in December holds a few of last year's posts, a channel added this
+    year has nothing last year, and one read early in January holds a few of this year's: comparing
+    any of these tells a false story of growth or decline.
     """
-    return previous if current.comparable and previous.comparable else None
+    now = {c.key: c for c in current.channels}
+    before = {c.key: c for c in previous.channels}
+    active = {key for key, c in now.items() if c.total} | {key for key, c in before.items() if c.total}
+    if not active:
+        return None
+    for key in active:
+        for figures, period in ((now.get(key), current.period), (before.get(key), previous.period)):
+            if figures is None or not figures.total or not _covers_half(figures, period.months):
+                return None
+    return previous
 
 
 def publication_tables() -> tuple[Any, Any, Any]:

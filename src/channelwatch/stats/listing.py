@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
 
 from channelwatch.dates import to_office
 from channelwatch.render import pad
+from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Period
 from channelwatch.store import as_utc
 from channelwatch.store.models import Channel, Publication, Run
@@ -67,23 +67,37 @@ def publications_text(rows: list[PublicationLine]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PUBLICATION_HEADER = ["发布时间", "是否转发", "标题", "链接", "栏目", "编号", "识别键"]
+
+
+def _publication_cells(rows: list[PublicationLine]) -> list[list[str]]:
+    return [
+        [r.published_at, "转发" if r.is_repost else "原创", r.title, r.url, r.column, r.platform_id, r.identity]
+        for r in rows
+    ]
+
+
 def publications_csv(rows: list[PublicationLine]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["发布时间", "是否转发", "标题", "链接", "栏目", "编号", "识别键"])
-    for r in rows:
-        writer.writerow(
-            [
-                r.published_at,
-                "转发" if r.is_repost else "原创",
-                r.title,
-                r.url,
-                r.column,
-                r.platform_id,
-                r.identity,
-            ]
-        )
-    return buffer.getvalue()
+    return csv_text([_PUBLICATION_HEADER, *_publication_cells(rows)])
+
+
+def write_publications_xlsx(rows: list[PublicationLine], target: Path, sheet_title: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "发布明细"
+    sheet.append(xlsx_row([sheet_title]))
+    sheet["A1"].font = Font(bold=True)
+    sheet.append(_PUBLICATION_HEADER)
+    for cells in _publication_cells(rows):
+        sheet.append(xlsx_row(cells))
+    for letter, width in zip("ABCDEFG", (18, 8, 60, 50, 14, 14, 30), strict=True):
+        sheet.column_dimensions[letter].width = width
+    sheet.freeze_panes = "A3"
+    save_workbook(workbook, target)
 
 
 def publications_json(rows: list[PublicationLine]) -> str:

@@ -1,0 +1,84 @@
+"""SMTP and webhook failures reach the clerk in Chinese, the library's words only in brackets."""
+
+from __future__ import annotations
+
+import re
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+from typer.testing import CliRunner
+
+from channelwatch.cli import app
+from tests.conftest import _free_port, write_instance
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _instance(tmp_path: Path, delivery: str) -> Path:
+    root = write_instance(tmp_path / "instance", extra=delivery)
+    export = tmp_path / "weibo.csv"
+    export.write_text("标题,发布时间\n一条,2020-11-01 09:00\n", encoding="utf-8")
+    assert CliRunner().invoke(app, ["--instance", str(root), "import", "weibo", str(export)]).exit_code == 0
+    return root
+
+
+def _send(root: Path) -> list[str]:
+    result = CliRunner().invoke(app, ["--instance", str(root), "quarterly", "-y", "2020", "-q", "4", "--send"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    return result.output.splitlines()
+
+
+def _reason(lines: list[str], target: str) -> str:
+    line = next(line for line in lines if line.startswith(f"{target}：失败"))
+    reason = line.removeprefix(f"{target}：失败：")
+    assert HAN.search(reason.split("（")[0]), line  # Chinese first, the library's words after
+    return reason
+
+
+def test_smtp_server_that_refuses_the_connection(tmp_path: Path) -> None:
+    port = _free_port()  # nothing listens there
+    root = _instance(
+        tmp_path,
+        f"""
+[delivery]
+outbox = "outbox"
+  [delivery.email]
+  host = "127.0.0.1"
+  port = {port}
+  security = "none"
+  from = "tongji@example.gov.cn"
+  to = ["gongkaiban@example.gov.cn"]
+  timeout = 5
+""",
+    )
+    reason = _reason(_send(root), "email")
+    assert reason.startswith("无法连接邮件服务器：对方拒绝连接（")
+    assert "Connection refused" in reason  # the library's own detail, in brackets
+
+
+class _Failing(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(500)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_webhook_failures(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root = _instance(
+            tmp_path / "a", f'[delivery]\noutbox = "outbox"\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n'
+        )
+        reason = _reason(_send(root), "webhook")
+        assert reason.startswith("webhook 返回") and "HTTP 500" in reason
+    finally:
+        server.shutdown()
+    closed = _free_port()
+    root = _instance(tmp_path / "b", f'[delivery]\noutbox = "outbox"\nwebhook = "http://127.0.0.1:{closed}/hook"\n')
+    assert _reason(_send(root), "webhook").startswith("无法连接 webhook 地址（")
