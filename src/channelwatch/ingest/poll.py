@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, func, select
 from channelwatch import store
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.ingest.runs import _finish_run, record_of, store_observed
+from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.models import Publication, Run
 
@@ -259,7 +260,6 @@ async def _poll_one(
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
     from channelwatch.sources.hosts import HostPolicy
-    from channelwatch.sources.http import redact
 
     assert channel.poll is not None
     engine = opened.engine
@@ -339,10 +339,10 @@ async def _poll_one(
                 f"（已读 {walk.pages} 页）；本次未保存任何数据"
             )
         except ChannelwatchError as exc:
-            message = one_line(redact(str(exc)))
+            message = upstream(str(exc), 2000)
         except Exception as exc:  # a bug or an unforeseen answer must not stop the other channels
             TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=True)
-            message = one_line(redact(f"抓取时发生意外错误：{type(exc).__name__}: {exc}"))[:2000]
+            message = upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
         await database.write(
             partial(
                 _finish_run,
@@ -373,11 +373,6 @@ class _Walk:
     pages: int = 0
     collected: list[Observed] = field(default_factory=list)
     skipped: int = 0  # elements of the pages that were not entries (spacers, pagers)
-
-
-def one_line(text: str) -> str:
-    """A message on one line: what a server answered may hold line breaks, the terminal shows one line."""
-    return " ".join(text.split())
 
 
 async def _walk(
