@@ -142,6 +142,7 @@ class Fault:
     retry_after: float = 1.0
     delay: float = 5.0
     errcode: int = 45009
+    errmsg: str = "api freq out of limit"  # wechat-errcode: a hostile platform may put anything here
 
     def applies(self, path_query: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -532,7 +533,7 @@ class FakePlatforms:
             return {"errcode": 42001, "errmsg": "access_token expired"}
         fault = self._take_fault(path_query, {"wechat-errcode"})
         if fault:
-            return {"errcode": fault.errcode, "errmsg": "api freq out of limit"}
+            return {"errcode": fault.errcode, "errmsg": fault.errmsg}
         try:
             request = json.loads(body or b"{}")
             offset, count = int(request.get("offset", 0)), int(request.get("count", 20))

@@ -8,6 +8,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -304,3 +305,36 @@ def test_one_stuck_channel_does_not_hold_up_the_others(hostile: HostileServer, t
         env.opened.dispose()
     assert results["stuck"].status == "failed" and "时限" in (results["stuck"].message or "")
     assert (results["good"].status, results["good"].new) == ("ok", len(ENTRIES))
+
+
+# --- §8 a failing poll prints one line, the traceback goes to the log -----------------------------------
+
+
+def test_an_unexpected_failure_is_one_line_and_its_traceback_is_logged(
+    hostile: HostileServer, make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from typer.testing import CliRunner
+
+    from channelwatch.cli import app
+    from channelwatch.sources.website import HtmlListSource
+
+    async def broken(self: HtmlListSource) -> Any:
+        raise RuntimeError("the parser met\nsomething it did not expect\r\n  at all")
+        yield  # an async generator, like the real one
+
+    monkeypatch.setattr(HtmlListSource, "pages", broken)
+    hostile.page("/list.html", site_list_page(ENTRIES))
+    env = make_env(hostile.url("/list.html"))
+    root = env.opened.instance.root
+    with caplog.at_level(logging.DEBUG, logger="channelwatch.tracebacks"):
+        result = CliRunner().invoke(app, ["--instance", str(root), "poll"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2, result.output  # the channel's line and the summary
+    assert lines[0].startswith("site：失败") and "something it did not expect at all" in lines[0]
+    assert "Traceback" not in result.output
+    logged = [r for r in caplog.records if r.name == "channelwatch.tracebacks"]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+    assert "RuntimeError" in logging.Formatter().formatException(logged[0].exc_info)

@@ -262,11 +262,26 @@ def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: 
             client.close()
 
 
+def _register_webhook_secrets(url: str) -> None:
+    """A webhook's URL is its credential (DingTalk's ``access_token=…``, a Feishu or Slack hook path):
+    its query values and long path segments are masked wherever the webhook's answer quotes them."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    for _name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if len(value) >= 8:
+            register_secret(value)
+    for segment in parts.path.split("/"):
+        if len(segment) >= 20:
+            register_secret(segment)
+
+
 def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float = 30.0) -> None:
     import base64
 
     import httpx
 
+    _register_webhook_secrets(url)
     payload = {
         "report": outgoing.report,
         "period": outgoing.period,
