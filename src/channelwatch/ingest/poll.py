@@ -336,7 +336,7 @@ async def _poll_one(
         except _Overdue:
             message = (
                 f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
-                f"（已读 {walk.pages} 页）；本次未保存任何数据"
+                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
             )
         except ChannelwatchError as exc:
             message = upstream(str(exc), 2000)

@@ -111,7 +111,7 @@ class Fetched:
 
         try:
             return json.loads(self.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested 100,000 deep
             raise FetchError(
                 f"{redact(self.url)} 返回的数据不完整或不是 JSON（{len(self.content)} 字节），本次抓取作废"
             ) from None

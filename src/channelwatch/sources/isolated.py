@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from channelwatch.errors import ChannelwatchError, FetchError
@@ -112,6 +114,8 @@ async def parse(function: Callable[..., T], *args: Any, text: str | bytes, what:
     log.info("parsing %s (%d characters) in a child process", what, len(text))
     # A fresh interpreter, not multiprocessing: forking the daemon (threads, an open database) is unsafe,
     # and multiprocessing's other start methods re-import the caller's __main__.
+    package_root = str(Path(__file__).resolve().parents[2])  # so the child imports this very channelwatch
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -119,6 +123,7 @@ async def parse(function: Callable[..., T], *args: Any, text: str | bytes, what:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": path},
     )
     try:
         output, _ = await process.communicate(pickle.dumps((function, args)))
