@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from channelwatch.sources.base import poll_source_class, validate_poll_options
 from channelwatch.sources.hosts import HostPolicy, address_of, refusal
 
 SITE = HostPolicy.of(["https://www.example.gov.cn/xxgk/index.html"])
@@ -115,3 +116,30 @@ def test_any_location_gets_an_answer_never_an_exception(location: str) -> None:
     assert reason is None or isinstance(reason, str)
     if reason is None:
         assert location.strip().lower().startswith(("http://", "https://"))
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ({"timeout": "abc"}, ".timeout：无法识别的时长「abc」"),
+        ({"timeout": 0}, ".timeout："),
+        ({"allow_hosts": ["https://xxgk.example.gov.cn/"]}, ".allow_hosts：「https://xxgk.example.gov.cn/」不是主机名"),
+        ({"allow_hosts": ["a.example.gov.cn/path"]}, ".allow_hosts："),
+    ],
+)
+def test_bad_poll_keys_are_named(table: dict[str, object], words: str) -> None:
+    problem = validate_poll_options({"type": "rss", "url": "https://www.example.gov.cn/rss.xml", **table})
+    assert problem is not None and problem.startswith(words), problem
+
+
+def test_poll_keys_parse() -> None:
+    table = {
+        "type": "html-list",
+        "url": "https://www.example.gov.cn/",
+        "timeout": "90s",
+        "allow_hosts": ["A.example.cn"],
+    }
+    options = poll_source_class("html-list").Options.model_validate(table)
+    assert options.timeout == 90.0 and options.allow_hosts == ("a.example.cn",)
+    default = poll_source_class("rss").Options.model_validate({"type": "rss", "url": "https://www.example.gov.cn/"})
+    assert default.timeout == 120.0 and default.allow_hosts == ()
