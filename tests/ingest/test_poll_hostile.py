@@ -128,6 +128,8 @@ def test_allow_hosts_lets_the_redirect_through(
     "location",
     [
         "http://localhost:{port}/list.html",  # the same machine under another name is another host
+        "//localhost:{port}/list.html",  # scheme-relative
+        "http://127.0.0.2:{port}/list.html",
         "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
         "http://2852039166/latest/meta-data/",
         "http://[fe80::1]/",
@@ -338,3 +340,42 @@ def test_an_unexpected_failure_is_one_line_and_its_traceback_is_logged(
     logged = [r for r in caplog.records if r.name == "channelwatch.tracebacks"]
     assert len(logged) == 1 and logged[0].exc_info is not None
     assert "RuntimeError" in logging.Formatter().formatException(logged[0].exc_info)
+
+
+def test_sigterm_during_a_command_line_poll_closes_the_run_as_interrupted(
+    hostile: HostileServer, make_env: MakeEnv
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import wait_for
+
+    hostile.silent("/list.html")
+    env = make_env(hostile.url("/list.html"), timeout='"5m"')
+    root = env.opened.instance.root
+    environment = {k: v for k, v in os.environ.items() if k != "CHANNELWATCH_DATABASE_URL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelwatch", "--instance", str(root), "poll"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert wait_for(lambda: hostile.hits, 20)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, err
+    assert elapsed < 3, elapsed
+    assert "site：中断" in err and "Traceback" not in err
+    table = Run.__table__  # type: ignore[attr-defined]
+    with store.read(env.opened.engine) as conn:
+        statuses = [r.status for r in conn.execute(select(table))]
+    assert statuses == ["interrupted"]

@@ -273,9 +273,8 @@ class HttpClient:
         if policy is None:
             policy = HostPolicy.of([url])
         elif (reason := refusal(url, policy)) is not None:
-            raise FetchError(
-                f"不访问 {redact(url)}：{reason}；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机"
-            )
+            hint = "；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机" if "allow_hosts" in reason else ""
+            raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{hint}")
         host = self._host(url)
         assert host.client is not None
         request = host.client.build_request(method, url, params=params, headers=headers, json=json)
@@ -356,10 +355,8 @@ class HttpClient:
             target = location
         reason = refusal(target, policy)
         if reason is not None:
-            raise FetchError(
-                f"{shown} 重定向（HTTP {status}）到 {redact(target)}，未跟随：{reason}。"
-                "如该主机确属本渠道，请在 [channels.poll] 的 allow_hosts 中列出"
-            )
+            hint = "。如该主机确属本渠道，请在 [channels.poll] 的 allow_hosts 中列出" if "allow_hosts" in reason else ""
+            raise FetchError(f"{shown} 重定向（HTTP {status}）到 {redact(target)[:300]}，未跟随：{reason}{hint}")
         if count > self.settings.max_redirects:
             raise FetchError(f"{shown} 重定向超过 {self.settings.max_redirects} 次，未再跟随（{redact(target)}）")
         method, content = request.method, request.content
