@@ -143,3 +143,21 @@ def test_poll_keys_parse() -> None:
     assert options.timeout == 90.0 and options.allow_hosts == ("a.example.cn",)
     default = poll_source_class("rss").Options.model_validate({"type": "rss", "url": "https://www.example.gov.cn/"})
     assert default.timeout == 120.0 and default.allow_hosts == ()
+
+
+def test_internationalised_hosts_match_in_either_spelling() -> None:
+    from channelwatch.sources.http import HttpClient
+
+    policy = HostPolicy.of(["http://政府.cn/list.html"], ["公开.政府.cn"])
+    for url in ("http://政府.cn/a.html", "http://xn--mxtq1m.cn/a.html", "http://公开.政府.cn/x"):
+        assert refusal(url, policy) is None, url
+        assert HttpClient._second_opinion(url, policy) is None, url  # as httpx, which connects, reads it
+    assert refusal("http://其他.cn/", policy) is not None
+
+
+def test_the_host_is_the_one_httpx_would_connect_to() -> None:
+    from channelwatch.sources.http import HttpClient
+
+    for url in ("http://www.example.gov.cn\\@127.0.0.1/", "http://www.example.gov.cn:80@169.254.169.254/"):
+        assert refusal(url, SITE) is not None and HttpClient._second_opinion(url, SITE) is not None, url
+    assert HttpClient._second_opinion("http://www.example.gov.cn\t/", SITE) == "地址无法解析"

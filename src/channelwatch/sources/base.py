@@ -72,7 +72,7 @@ class Observed:
 
 
 DEFAULT_POLL_TIMEOUT = 120.0
-_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)$")
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[\w.-]+)$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 

@@ -21,6 +21,7 @@ IPv4 addresses are read the way the C library reads them when connecting (``2130
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -40,7 +41,11 @@ def host_of(url: str) -> str:
         host = urlsplit(url.strip()).hostname or ""
     except ValueError:
         return ""
-    return host.rstrip(".").lower()
+    host = host.rstrip(".").lower()
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):  # 政府.cn → xn--…: the form httpx connects to
+            host = host.encode("idna").decode("ascii")
+    return host
 
 
 def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -85,7 +90,7 @@ class HostPolicy:
     def of(cls, urls: Iterable[str], allow_hosts: Iterable[str] = ()) -> HostPolicy:
         """The policy of a channel whose configuration names ``urls``, with ``allow_hosts`` added."""
         given = {h for h in (host_of(u) for u in urls) if h}
-        extra = {h.strip().rstrip(".").lower().strip("[]") for h in allow_hosts if h.strip()}
+        extra = {host_of(f"http://{h.strip()}/") for h in allow_hosts if h.strip()} - {""}
         return cls(frozenset(given | extra), any(_is_loopback(h) for h in given))
 
 

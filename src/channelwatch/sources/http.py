@@ -272,7 +272,7 @@ class HttpClient:
         may_retry = idempotent if idempotent is not None else method in IDEMPOTENT
         if policy is None:
             policy = HostPolicy.of([url])
-        elif (reason := refusal(url, policy)) is not None:
+        elif (reason := refusal(url, policy) or self._second_opinion(url, policy)) is not None:
             hint = "；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机" if "allow_hosts" in reason else ""
             raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{hint}")
         host = self._host(url)
@@ -354,6 +354,8 @@ class HttpClient:
         except ValueError:
             target = location
         reason = refusal(target, policy)
+        if reason is None:
+            reason = self._second_opinion(target, policy)
         if reason is not None:
             hint = "。如该主机确属本渠道，请在 [channels.poll] 的 allow_hosts 中列出" if "allow_hosts" in reason else ""
             raise FetchError(f"{shown} 重定向（HTTP {status}）到 {redact(target)[:300]}，未跟随：{reason}{hint}")
@@ -373,6 +375,21 @@ class HttpClient:
             return host.client.build_request(method, target, headers=headers, content=content or None), host
         except (httpx.InvalidURL, ValueError):
             raise FetchError(f"{shown} 重定向（HTTP {status}）到无效的地址 {redact(target)[:300]}，未跟随") from None
+
+    @staticmethod
+    def _second_opinion(url: str, policy: HostPolicy) -> str | None:
+        """``refusal`` of the URL as httpx, which connects, reads it: two URL parsers that disagree about
+        the host (``http://a\\@b/``) are the classic way around a check like this."""
+        import httpx
+
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return "地址无法解析"
+        host = parsed.raw_host.decode("ascii", "replace").strip("[]").rstrip(".").lower()
+        if host != host_of(url):
+            return f"地址中的主机有歧义（{host} 或 {host_of(url)}）"
+        return refusal(str(parsed), policy)
 
     async def _send(self, client: httpx.AsyncClient, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
         """Send and read the body, stopping at ``max_bytes``."""
