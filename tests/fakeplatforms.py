@@ -702,7 +702,7 @@ def fake_platforms() -> Iterator[FakePlatforms]:
 
 @dataclass
 class _Behaviour:
-    kind: str  # page | redirect | drip | silent
+    kind: str  # page | redirect | drip | drip-headers | gzip | silent
     status: int = 200
     body: bytes = b""
     content_type: str = "text/html; charset=utf-8"
@@ -788,6 +788,17 @@ class HostileServer:
         """Headers at once, then one byte of an endless page every ``interval`` seconds."""
         self.routes[path] = _Behaviour("drip", interval=interval)
 
+    def drip_headers(self, path: str, interval: float = 0.1) -> None:
+        """A status line, then a header that never ends, one byte every ``interval`` seconds."""
+        self.routes[path] = _Behaviour("drip-headers", interval=interval)
+
+    def gzip_bomb(self, path: str, size: int) -> None:
+        """A page of ``size`` bytes sent gzip-compressed (a thousandth of that on the wire)."""
+        import gzip
+
+        data = gzip.compress(b"<html>" + b" " * size, compresslevel=9)
+        self.routes[path] = _Behaviour("gzip", body=data)
+
     def silent(self, path: str) -> None:
         """Read the request, never answer (until the server stops)."""
         self.routes[path] = _Behaviour("silent")
@@ -807,6 +818,21 @@ class HostileServer:
                 handler.send_header("Location", behaviour.location)
                 handler.send_header("Content-Length", "0")
                 handler.end_headers()
+                return
+            if behaviour.kind == "drip-headers":
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                handler.wfile.flush()
+                while not self._stopping.wait(behaviour.interval):
+                    handler.wfile.write(b"a")
+                    handler.wfile.flush()
+                return
+            if behaviour.kind == "gzip":
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html; charset=utf-8")
+                handler.send_header("Content-Encoding", "gzip")
+                handler.send_header("Content-Length", str(len(behaviour.body)))
+                handler.end_headers()
+                handler.wfile.write(behaviour.body)
                 return
             if behaviour.kind == "drip":
                 handler.send_response(200)

@@ -249,6 +249,24 @@ def test_a_server_dripping_bytes_ends_at_the_deadline(hostile: HostileServer, ma
     assert (run.status, run.rows_new) == ("failed", 0)
 
 
+def test_a_server_dripping_its_headers_ends_at_the_deadline(hostile: HostileServer, make_env: MakeEnv) -> None:
+    hostile.drip_headers("/list.html", interval=0.05)
+    env = make_env(hostile.url("/list.html"), timeout='"1s"')
+    started = time.monotonic()
+    result = env.poll(settings=PATIENT)
+    assert result.status == "failed" and result.message and "时限 1 秒" in result.message
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_decompression_bomb_stops_at_the_size_cap(hostile: HostileServer, make_env: MakeEnv) -> None:
+    hostile.gzip_bomb("/list.html", 50 * 1024 * 1024)  # 50 MB in about 50 KB
+    env = make_env(hostile.url("/list.html"))
+    started = time.monotonic()
+    result = env.poll(settings=HttpSettings(retries=0, max_bytes=1024 * 1024))
+    assert result.status == "failed" and result.message and "超过上限" in result.message
+    assert time.monotonic() - started < 2
+
+
 def test_a_server_that_never_answers_ends_at_the_deadline(hostile: HostileServer, make_env: MakeEnv) -> None:
     hostile.silent("/list.html")
     env = make_env(hostile.url("/list.html"), timeout='"1s"')
