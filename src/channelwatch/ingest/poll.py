@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 TRACEBACKS = logging.getLogger("channelwatch.tracebacks")
 
 INTERRUPTED = "interrupted"
-STOPPED_MESSAGE = "守护进程收到停止信号，抓取中断；本次未保存任何数据，下次抓取会重新读取"
+STOPPED_MESSAGE = "收到停止信号（SIGTERM 或 Ctrl+C），抓取中断；本次未保存任何数据，下次抓取会重新读取"
 
 DEFAULT_CONCURRENCY = 100
 LAYOUT_CHANGED = "页面结构可能已变化"
