@@ -297,14 +297,23 @@ def test_a_deep_but_honest_page_is_still_read(hostile: HostileServer, make_env: 
     assert (result.status, result.new) == ("ok", len(ENTRIES)), result.message
 
 
-def test_a_node_bomb_fails_with_a_message(hostile: HostileServer, make_env: MakeEnv) -> None:
-    # Every <p> reopens every formatting element still open: n² nodes for n repetitions.
-    page = "<html><body>" + "".join(f"<b id={i}><p>x" for i in range(30_000)) + "</body></html>"
+@pytest.mark.parametrize(
+    "page",
+    [
+        # Every <p> reopens every formatting element still open: n² nodes for n repetitions.
+        "<html><body>" + "".join(f"<b id={i}><p>x" for i in range(30_000)) + "</body></html>",
+        # Shallow (399 open) but 20,000 paragraphs after them: 8 million nodes, 2.9 GB in place.
+        "<html><body>" + "".join(f"<b id={i}><p>x" for i in range(399)) + "<p>y" * 20_000 + "</body></html>",
+    ],
+    ids=["deep", "shallow"],
+)
+def test_a_node_bomb_fails_with_a_message(hostile: HostileServer, make_env: MakeEnv, page: str) -> None:
     hostile.page("/list.html", page)
     env = make_env(hostile.url("/list.html"), timeout='"5s"')
     started = time.monotonic()
     result = env.poll()
     assert result.status == "failed" and result.message, result
+    assert "解析" in result.message or "时限" in result.message, result.message  # not any other failure
     assert time.monotonic() - started < 6
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from channelwatch.errors import LayoutError
 from channelwatch.sources import isolated
-from channelwatch.sources.isolated import MAX_INLINE_DEPTH, nesting_depth, risky
+from channelwatch.sources.isolated import MAX_INLINE_DEPTH, nesting_depth, reconstruction_cost, risky
 from channelwatch.sources.rss import parse_feed
 from channelwatch.sources.website import HtmlListOptions, parse_list_page
 
@@ -97,3 +97,14 @@ def test_a_cancelled_parse_kills_its_child_at_once(monkeypatch: pytest.MonkeyPat
     assert child.returncode is not None  # killed and reaped, not left parsing
     with pytest.raises(ProcessLookupError):
         os.kill(child.pid, 0)
+
+
+def test_formatting_elements_left_open_before_many_paragraphs_are_risky() -> None:
+    # 399 open <b> (under the depth limit), then 20,000 paragraphs that each reopen all of them:
+    # measured in place, 3.4 s and 2.9 GB for this 85 KB page.
+    page = "<html><body>" + "".join(f"<b id={i}><p>x" for i in range(399)) + "<p>y" * 20_000
+    assert nesting_depth(page) <= MAX_INLINE_DEPTH
+    assert reconstruction_cost(page) > 8_000_000
+    assert risky(page)
+    closed = "<html><body>" + "".join(f"<b id={i}>x</b><p>x" for i in range(399)) + "<p>y" * 20_000
+    assert reconstruction_cost(closed) == 0 and not risky(closed)
