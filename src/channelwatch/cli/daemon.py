@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, instance_of, store_of
+from channelwatch.cli.common import app, echo, fail, instance_of, root_instance_of, store_of
 
 
 class OutputFormat(StrEnum):
@@ -53,7 +53,7 @@ def daemon_command(ctx: typer.Context) -> None:
     from channelwatch.daemon.scheduler import run_daemon
 
     _daemon_logging()
-    run_daemon(instance_of(ctx))
+    run_daemon(root_instance_of(ctx))
 
 
 def _local(moment: datetime | None, zone: str) -> str:

@@ -32,8 +32,11 @@ class SchemaVersion(SQLModel, table=True):
 
 class Office(SQLModel, table=True):
     __tablename__ = "office"
+    __table_args__ = (Index("ux_office_key", "key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
+    # The office's stable id (a county's config/offices/<id>.toml); NULL: an office found by its name.
+    key: str | None = None
     name: str = Field(unique=True)
     short_name: str
     timezone: str = "Asia/Shanghai"

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
+from channelwatch.store import (
+    jobstate,  # noqa: F401  registers the daemon's tables before create_all
+    reported,  # noqa: F401  registers the reported-figures tables before create_all
+)
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, SchemaVersion
 
@@ -24,8 +27,21 @@ def _create_v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _office_key_and_reported_figures(conn: Connection) -> None:
+    """v2: ``office.key`` (a county's office id) and the tables of figures offices report on sheets.
+
+    A database created at this version already has both from ``_create_v1`` (it creates the current
+    tables): every part of this step checks first.
+    """
+    columns = {c["name"] for c in inspect(conn).get_columns("office")}
+    if "key" not in columns:
+        conn.execute(text("ALTER TABLE office ADD COLUMN key VARCHAR"))
+    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ux_office_key ON office (key)"))
+    SQLModel.metadata.create_all(conn)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_and_reported_figures]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -57,16 +73,27 @@ def ensure_schema(engine: Engine) -> int:
 # --- offices and channels ------------------------------------------------------------------------------
 
 
-def sync_office(conn: Connection, name: str, short_name: str, timezone: str) -> int:
+def sync_office(conn: Connection, name: str, short_name: str, timezone: str, key: str | None = None) -> int:
+    """The office's row: found by ``key`` when it has one (its name is then a label that may change),
+    else by name; an office first stored by name takes its key the first time the key is known."""
     office = Office.__table__  # type: ignore[attr-defined]
-    found = conn.execute(select(office.c.id).where(office.c.name == name)).scalar()
+    found = None
+    if key is not None:
+        found = conn.execute(select(office.c.id).where(office.c.key == key)).scalar()
+        if found is None:
+            found = conn.execute(select(office.c.id).where(office.c.name == name, office.c.key.is_(None))).scalar()
+    else:
+        found = conn.execute(select(office.c.id).where(office.c.name == name)).scalar()
     if found is None:
         return int(
             conn.execute(
-                office.insert().values(name=name, short_name=short_name, timezone=timezone)
+                office.insert().values(key=key, name=name, short_name=short_name, timezone=timezone)
             ).inserted_primary_key[0]  # type: ignore[index]
         )
-    conn.execute(office.update().where(office.c.id == found).values(short_name=short_name, timezone=timezone))
+    values = {"short_name": short_name, "timezone": timezone}
+    if key is not None:
+        values |= {"key": key, "name": name}
+    conn.execute(office.update().where(office.c.id == found).values(**values))
     return int(found)
 
 
