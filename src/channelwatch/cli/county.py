@@ -217,3 +217,38 @@ def poll_command(
                 echo(f"{key}/{r.channel}：失败（运行记录 #{r.run_id}）：{r.message}", err=True)
     if failed:
         fail(f"{failed} 个渠道抓取失败（原因见上方，也可用 channelwatch runs --office 单位id 查看）")
+
+
+def import_county_tree(ctx: typer.Context, directory: Path, *, skip_invalid: bool) -> None:
+    """``import-tree DIR`` in a county instance: ``DIR/<office id>/<channel id>/<files>``, office by office."""
+    from channelwatch.errors import InputError
+    from channelwatch.ingest.imports import import_file
+
+    county, _own, stores = _open(ctx)
+    pairs: list[tuple[str, str, Path]] = []
+    for office_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        office = county.office_view(office_dir.name)  # an unknown office id stops here, naming it
+        for sub in sorted(p for p in office_dir.iterdir() if p.is_dir()):
+            office.channel(sub.name)
+            files = sorted(
+                p
+                for p in sub.iterdir()
+                if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".rejected.csv")
+            )
+            pairs.extend((office_dir.name, sub.name, f) for f in files)
+    if not pairs:
+        fail(f"{directory} 下没有可导入的文件（县级实例应为 {directory}/<单位id>/<渠道id>/<文件>）")
+    failures = 0
+    for key, channel, path in pairs:
+        try:
+            result = import_file(stores[key], channel, path, skip_invalid=skip_invalid)
+        except InputError as exc:
+            failures += 1
+            echo(f"错误：[{key}] {exc}", err=True)
+            continue
+        echo(
+            f"[{key}] {result.path} → {result.channel}：读取 {result.rows_read} 行，新增 {result.rows_new}，"
+            f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+        )
+    if failures:
+        fail(f"{failures} 个文件未导入（原因见上方），其余 {len(pairs) - failures} 个文件已导入")

@@ -207,12 +207,40 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     return JobOutcome("warn", message)
 
 
+def _county_quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+    """The previous quarter's county roll-up, and any earlier one not yet delivered everywhere."""
+    from channelwatch.county.delivery import deliver_county_quarterly
+    from channelwatch.delivery.send import undelivered_periods
+    from channelwatch.reports.quarterly import previous_quarter
+
+    county = opened.instance
+    stores = {key: store.open_store(office, opened.engine) for key, office in county.offices.items()}
+    year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
+    periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
+    descriptions, failed = [], False
+    for period in sorted(periods):
+        lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+        try:
+            outcome = deliver_county_quarterly(county, opened, stores, int(period[:4]), int(period[5:]), job_id=job.id)
+        finally:
+            lock.release()
+        failed = failed or bool(outcome.failed)
+        descriptions.append("全县汇总" + outcome.describe())
+    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+
+
 ACTIONS: dict[str, Callable[[Store, Job, datetime], JobOutcome]] = {
     "poll": _poll,
     "import-inbox": _import_inbox,
     "quarterly-report": _quarterly,
     "freshness-check": _freshness,
+    "county-quarterly": _county_quarterly,
 }
+
+
+def _label(opened: Store, job: Job) -> str:
+    """The job as the log names it: with the office id in a county instance."""
+    return f"{opened.instance.office_key}:{job.id}" if opened.instance.parent is not None else job.id
 
 
 def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: datetime | None = None) -> JobOutcome:
@@ -220,7 +248,7 @@ def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: 
     lock = try_lock(opened, _job_lock_name(opened, job.id))
     if lock is None:
         outcome = JobOutcome("skipped", "上一次运行尚未结束，本次跳过")
-        log.info("job %s (%s) skipped [%s]: %s", job.id, job.action, trigger, outcome.message)
+        log.info("job %s (%s) skipped [%s]: %s", _label(opened, job), job.action, trigger, outcome.message)
         return outcome
     started = time.monotonic()
     fire = scheduled_for or datetime.now(UTC)
@@ -238,7 +266,7 @@ def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: 
         lock.release()
     log.info(
         "job %s (%s) %s in %.2fs [%s]: %s",
-        job.id,
+        _label(opened, job),
         job.action,
         outcome.status,
         time.monotonic() - started,

@@ -159,6 +159,7 @@ class Instance:
     county: CountyConfig | None = None
     offices: dict[str, Instance] = field(default_factory=dict, repr=False)
     group: str | None = None
+    parent: Instance | None = field(default=None, repr=False)  # an office's county instance
     _channel_index: dict[str, ChannelConfig] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -306,6 +307,7 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
             office_key=key,
             county=county,
             group=office_file.office.group,
+            parent=instance,
         )
     return instance
 
