@@ -82,7 +82,7 @@ def rollup_json(rollup: CountyRollup) -> str:
 
 
 def rollup_text(rollup: CountyRollup) -> str:
-    widths = [28, 10, 8, 12, 8, 8, 10, 22, 10, 8, 0]
+    widths = [32, 10, 8, 12, 8, 8, 10, 22, 10, 8, 0]
     lines = [rollup.title, ""]
     for kind, cells in rollup_table(rollup):
         if kind == "group":
