@@ -410,7 +410,7 @@ def test_upgrade_adds_the_office_key(database_url: str) -> None:
     engine = store.open_engine(database_url)
     store.ensure_schema(engine)
     with store.write(engine) as conn:
-        conn.execute(text("DROP INDEX ux_office_key"))
+        conn.execute(text("DROP INDEX ix_office_key"))
         conn.execute(text("ALTER TABLE office DROP COLUMN key"))
         conn.execute(text("DROP TABLE reported_figure"))
         conn.execute(text("DROP TABLE reported_sheet"))

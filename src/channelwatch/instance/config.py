@@ -45,6 +45,8 @@ class _Strict(BaseModel):
 
 
 class OfficeConfig(_Strict):
+    # The stable key of the office in the database; the name is a label that may change.
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
     name: str = Field(min_length=1)
     short_name: str = "我单位"
     timezone: str = "Asia/Shanghai"
@@ -250,7 +252,7 @@ def load_instance(option: Path | None = None) -> Instance:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, data)) from None
     _validate_polls(path, config)
-    return Instance(root=root, config=config, config_path=path)
+    return Instance(root=root, config=config, config_path=path, office_key=config.office.id)
 
 
 def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
@@ -272,7 +274,7 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
         "delivery": county_file.delivery,
     }
     own = Config(
-        office=OfficeConfig(name=county.name, short_name=county.short_name or county.name),
+        office=OfficeConfig(id=None, name=county.name, short_name=county.short_name or county.name),
         **shared,
     )
     instance = Instance(root=root, config=own, config_path=path, office_key=COUNTY_KEY, county=county)
@@ -292,7 +294,13 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
             office_file = OfficeFile.model_validate(office_data)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(office_path, exc, office_data)) from None
-        config = Config(office=office_file.office, channels=office_file.channels, **shared)
+        if office_file.office.id not in (None, key):
+            raise ConfigError(
+                f"配置文件 {office_path} 有误：\n  office.id：县级实例中单位 id 即文件名「{key}」，"
+                f"不必另写；写了就必须相同（值：{office_file.office.id!r}）"
+            )
+        office_config = office_file.office.model_copy(update={"id": key})
+        config = Config(office=office_config, channels=office_file.channels, **shared)
         _validate_polls(office_path, config)
         name = office_file.office.name
         if name in names:

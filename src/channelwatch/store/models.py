@@ -32,10 +32,11 @@ class SchemaVersion(SQLModel, table=True):
 
 class Office(SQLModel, table=True):
     __tablename__ = "office"
-    __table_args__ = (Index("ux_office_key", "key", unique=True),)
+    # A separate unique index (not an inline constraint): schema step 2 adds it to older databases.
+    __table_args__ = (Index("ix_office_key", "key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    # The office's stable id (a county's config/offices/<id>.toml); NULL: an office found by its name.
+    # The config's ``[office] id``: the stable key. ``name`` is a label that may change at any time.
     key: str | None = None
     name: str = Field(unique=True)
     short_name: str

@@ -27,21 +27,22 @@ def _create_v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
-def _office_key_and_reported_figures(conn: Connection) -> None:
-    """v2: ``office.key`` (a county's office id) and the tables of figures offices report on sheets.
+def _office_key_v2(conn: Connection) -> None:
+    """The office's stable key (``[office] id``). A new database got it from ``create_all`` already."""
+    if "key" in {column["name"] for column in inspect(conn).get_columns("office")}:
+        return
+    conn.execute(text("ALTER TABLE office ADD COLUMN key VARCHAR"))
+    conn.execute(text("CREATE UNIQUE INDEX ix_office_key ON office (key)"))
 
-    A database created at this version already has both from ``_create_v1`` (it creates the current
-    tables): every part of this step checks first.
-    """
-    columns = {c["name"] for c in inspect(conn).get_columns("office")}
-    if "key" not in columns:
-        conn.execute(text("ALTER TABLE office ADD COLUMN key VARCHAR"))
-    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ux_office_key ON office (key)"))
+
+def _reported_figures_v3(conn: Connection) -> None:
+    """The figures offices report on quarterly sheets (store/reported.py); ``create_all`` skips existing tables."""
     SQLModel.metadata.create_all(conn)
 
 
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_and_reported_figures]
+# Steps after the first must accept a database that ``_create_v1`` made from today's models.
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2, _reported_figures_v3]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
