@@ -201,7 +201,7 @@ def poll_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时抓取的渠道数上限", min=1)] = 100,
 ) -> None:
     """同时抓取所有单位配置了 [channels.poll] 的渠道；某个单位失败不影响其他单位。任一渠道失败时退出码为 1。"""
-    from channelwatch.county.polling import poll_offices
+    from channelwatch.county.poll_all import poll_offices
 
     _county, _own, stores = _open(ctx)
     results = poll_offices(stores, full=full, concurrency=concurrency)
