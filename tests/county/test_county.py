@@ -446,3 +446,41 @@ def test_run_job_polls_every_office_and_a_failing_office_stops_none(
     (root / "jobs" / "poll.toml").write_text('action = "poll"\nevery = "30m"\noffices = ["nope"]\n', encoding="utf-8")
     code, out = run(root, "run-job", "poll")
     assert code == 1 and "poll.toml" in out and "offices：没有单位「nope」" in out
+
+
+def test_csv_and_xlsx_cells_never_start_a_formula(tmp_path: Path, database_url: str) -> None:
+    root = write_county(tmp_path / "county", database_url)
+    hostile = root / "config" / "offices" / "jiaotong.toml"
+    hostile.write_text(
+        hostile.read_text(encoding="utf-8").replace('name = "测试县交通运输局"', 'name = "=HYPERLINK(\\"http://x\\")"'),
+        encoding="utf-8",
+    )
+    code, out = run(root, "county", "summary", "-y", "2020", "-f", "csv")
+    assert code == 0, out
+    names = [row[1] for row in csv.reader(out.splitlines())]
+    assert '\'=HYPERLINK("http://x")' in names
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in csv.reader(out.splitlines()) for cell in row)
+    sheet = tmp_path / "汇总.xlsx"
+    assert run(root, "county", "summary", "-y", "2020", "-f", "xlsx", "-o", str(sheet))[0] == 0
+    values = [c for r in load_workbook(sheet).active.iter_rows(values_only=True) for c in r if isinstance(c, str)]  # type: ignore[union-attr]
+    assert '\'=HYPERLINK("http://x")' in values
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
+
+
+def test_county_config_keeps_offices_in_their_files(tmp_path: Path) -> None:
+    root = write_county(tmp_path / "county", "sqlite:///data/cw.db")
+    config = root / "config" / "channelwatch.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[office]\nname = "某局"\n', encoding="utf-8")
+    code, out = run(root, "county", "offices")
+    assert code == 1 and "channelwatch.toml" in out and "office：" in out and "config/offices" in out
+    config.write_text(config.read_text(encoding="utf-8").replace('\n[office]\nname = "某局"\n', ""), encoding="utf-8")
+    named = root / "config" / "offices" / "gongan.toml"
+    named.write_text(named.read_text(encoding="utf-8").replace("[office]\n", '[office]\nid = "other"\n'), "utf-8")
+    code, out = run(root, "county", "offices")
+    assert code == 1 and "gongan.toml" in out and "office.id" in out
+    named.write_text(named.read_text(encoding="utf-8").replace('id = "other"\n', ""), "utf-8")
+    code, out = run(root, "county", "offices")
+    assert code == 0, out
+    assert "gongan" in out and "数据库" in out and "jiaotong" in out and "报表" in out
+    code, out = run(tmp_path / "county", "county", "template", "-o", str(tmp_path / "t.xlsx"), "--office", "nope")
+    assert code == 1 and "没有单位「nope」" in out
