@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from channelwatch.instance.config import Instance
 from channelwatch.store import db, schema
+from channelwatch.store.models import Channel, Office
 
 
 @dataclass
@@ -45,6 +46,39 @@ def open_store(instance: Instance, engine: Engine | None = None) -> Store:
 
 
 def open_offices(county: Instance) -> tuple[Store, dict[str, Store]]:
-    """A county instance opened once: the county's own store and one store per office, one engine."""
+    """A county instance opened once: the county's own store and one store per office, one engine.
+
+    Offices and channels already stored as configured are read in two queries and left alone; only the
+    new or changed ones are written, all in one transaction: opening a county of a hundred offices costs
+    one commit, not a hundred.
+    """
     own = open_store(county)
-    return own, {key: open_store(office, own.engine) for key, office in county.offices.items()}
+    office_table = Office.__table__  # type: ignore[attr-defined]
+    channel_table = Channel.__table__  # type: ignore[attr-defined]
+    with db.read(own.engine) as conn:
+        offices = {r.key: r for r in conn.execute(select(office_table)) if r.key is not None}
+        channels = {(r.office_id, r.key): r for r in conn.execute(select(channel_table))}
+    stores: dict[str, Store] = {}
+    with db.write(own.engine) as conn:
+        for key, office in county.offices.items():
+            config = office.config.office
+            row = offices.get(key)
+            if row is None or (row.name, row.short_name, row.timezone) != (
+                config.name,
+                config.short_name,
+                config.timezone,
+            ):
+                office_id = schema.sync_office(conn, config.name, config.short_name, config.timezone, key)
+            else:
+                office_id = int(row.id)
+            channel_ids = {}
+            for channel in office.config.channels:
+                known = channels.get((office_id, channel.id))
+                if known is None or (known.kind, known.name) != (channel.kind, channel.name):
+                    channel_ids[channel.id] = schema.sync_channel(
+                        conn, office_id, channel.id, channel.kind, channel.name
+                    )
+                else:
+                    channel_ids[channel.id] = int(known.id)
+            stores[key] = Store(engine=own.engine, instance=office, office_id=office_id, channel_ids=channel_ids)
+    return own, stores
