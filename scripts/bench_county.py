@@ -285,9 +285,20 @@ def main(argv: list[str] | None = None) -> int:
             ideal = args.delay
             print(
                 f"county poll:       {poll_time:.2f} s as a process for {len(ports)} channels of {args.offices} offices"
-                f" ({ok} ok); ideal {ideal:.2f} s (one {args.delay * 1000:.0f} ms page each, all at once),"
-                f" process start {help_time:.2f} s; ratio {poll_time / ideal:.1f}, "
-                f"ratio without start {(poll_time - help_time) / ideal:.1f}"
+                f" ({ok} ok); ideal {ideal:.2f} s (one {args.delay * 1000:.0f} ms page each, all at once);"
+                f" ratio {poll_time / ideal:.1f}"
+            )
+            from channelwatch.county.poll_all import poll_offices
+
+            own, stores = store.open_offices(load_instance(root))
+            started = time.perf_counter()
+            results = poll_offices(stores)
+            again = time.perf_counter() - started
+            own.dispose()
+            done = sum(r.status == "ok" for found in results.values() for r in found)
+            print(
+                f"county poll again: {again:.2f} s in process (poll_offices, {done} ok, nothing new);"
+                f" ratio {again / ideal:.1f}"
             )
     finally:
         if parent is not None:
