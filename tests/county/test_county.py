@@ -484,3 +484,17 @@ def test_county_config_keeps_offices_in_their_files(tmp_path: Path) -> None:
     assert "gongan" in out and "数据库" in out and "jiaotong" in out and "报表" in out
     code, out = run(tmp_path / "county", "county", "template", "-o", str(tmp_path / "t.xlsx"), "--office", "nope")
     assert code == 1 and "没有单位「nope」" in out
+
+
+def test_inbox_job_reads_each_office_from_its_own_folder(tmp_path: Path) -> None:
+    root = write_county(tmp_path / "county", "sqlite:///data/cw.db")
+    (root / "jobs").mkdir()
+    (root / "jobs" / "inbox.toml").write_text('action = "import-inbox"\nevery = "5m"\nsettle = "0s"\n')
+    for (office, channel), rows in ROWS.items():
+        write_csv(root / "inbox" / office / channel / f"{channel}.csv", rows)
+    code, out = run(root, "run-job", "inbox")
+    assert code == 0, out
+    for office in ("gongan", "baiyang"):
+        code, out = run(root, "summary", "--office", office, "-y", "2020", "-q", "4", "-f", "json")
+        assert json.loads(out)["total"] == expected_store_office(office)["total"], office
+    assert (root / "inbox" / "gongan" / "weibo" / "done" / "weibo.csv").is_file()

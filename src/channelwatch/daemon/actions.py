@@ -49,7 +49,11 @@ def _poll(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
 def _import_inbox(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     from channelwatch.ingest.inbox import import_inbox
 
-    result = import_inbox(opened, opened.instance.path(job.spec.path), settle=job.spec.settle, job_id=job.id)
+    folder = opened.instance.path(job.spec.path)
+    if opened.instance.parent is not None:
+        # A county's offices share the instance folder: each office has its own inbox/<office id>/<channel id>/.
+        folder = folder / str(opened.instance.office_key)
+    result = import_inbox(opened, folder, settle=job.spec.settle, job_id=job.id)
     status = "failed" if result.count("error") else "warn" if result.count("rejected") or result.problems else "ok"
     return JobOutcome(status, result.summary())
 
