@@ -144,15 +144,29 @@ SELECT office_id, count(*) FROM (SELECT c.office_id, p.title_key FROM publicatio
 
 
 def timed(command: list[str], runs: int, env: dict[str, str]) -> tuple[float, str]:
-    times, output = [], ""
+    """Median wall time of ``runs`` runs; the median CPU time (user + system) is kept in ``CPU[command]``."""
+    import resource
+
+    times, cpu, output = [], [], ""
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if done.returncode not in (0, 1):
             sys.exit(f"{' '.join(command)} failed: {done.stderr[-2000:]}")
         output = done.stdout
+    CPU[" ".join(command)] = statistics.median(cpu)
     return statistics.median(times), output
+
+
+CPU: dict[str, float] = {}
+
+
+def cpu_of(command: list[str]) -> str:
+    return f"cpu {CPU.get(' '.join(command), 0.0):.2f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, CHANNELWATCH_INSTANCE=str(root))
         cli = [sys.executable, "-m", "channelwatch"]
         year = "2020"
-        office_time, office_out = timed(
-            [*cli, "summary", "--year", year, "--office", "o000", "--format", "json"], args.runs, env
-        )
-        county_time, county_out = timed([*cli, "county", "summary", "--year", year, "--format", "json"], args.runs, env)
+        office_cmd = [*cli, "summary", "--year", year, "--office", "o000", "--format", "json"]
+        office_time, office_out = timed(office_cmd, args.runs, env)
+        county_cmd = [*cli, "county", "summary", "--year", year, "--format", "json"]
+        county_time, county_out = timed(county_cmd, args.runs, env)
         psql = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", ROLLUP_SQL.format(year=year)]
         psql_time, _ = timed(psql, args.runs, env)
         office_sql = (
@@ -257,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         psql_office_time, _ = timed([_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", office_sql], 3, env)
-        help_time, _ = timed([*cli, "--help"], args.runs, env)
+        help_cmd = [*cli, "--help"]
+        help_time, _ = timed(help_cmd, args.runs, env)
+        load = os.getloadavg()[0]
 
         import json
 
@@ -267,15 +283,16 @@ def main(argv: list[str] | None = None) -> int:
             f" × {args.years} years × {args.per_year}/year)"
         )
         print(f"fill:              {filled:.1f} s (INSERT … SELECT generate_series), indexes + analyze {indexed:.1f} s")
-        print(f"process start:     channelwatch --help {help_time:.2f} s")
+        print(f"machine:           {os.cpu_count()} CPUs, load average {load:.1f} while measuring")
+        print(f"process start:     channelwatch --help {help_time:.2f} s ({cpu_of(help_cmd)})")
         print(
-            f"office summary:    {office_time:.2f} s  (summary --year {year} --office o000; target < 0.5 s; "
-            f"total {json.loads(office_out)['total']:,})"
+            f"office summary:    {office_time:.2f} s wall, {cpu_of(office_cmd)}  (summary --year {year} --office o000;"
+            f" target < 0.5 s; total {json.loads(office_out)['total']:,})"
         )
         print(f"psql, one office:  {psql_office_time:.2f} s  (the counts query of that office, as a process)")
         print(
-            f"county summary:    {county_time:.2f} s  (county summary --year {year}; target < 2 s; "
-            f"{len(county_json['offices'])} offices, total {county_json['total']:,})"
+            f"county summary:    {county_time:.2f} s wall, {cpu_of(county_cmd)}  (county summary --year {year};"
+            f" target < 2 s; {len(county_json['offices'])} offices, total {county_json['total']:,})"
         )
         print(f"psql, county:      {psql_time:.2f} s  (the roll-up's two grouped queries, as a process)")
 
