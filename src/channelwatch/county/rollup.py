@@ -10,8 +10,9 @@ Offices that keep their own server send their quarterly sheet (``county import-s
 from the reported figures (``source = "report"``). A sheet states no cross-channel deduplication unless it
 has the template's 不同渠道相同信息计1条 line: without it the office's total stands in for it.
 
-Flags: 未报送 (a reporting office with no sheet for an ended quarter of the period), 无发布 (no
-publication in the period), and 超期未更新 for channels past the two-week rule today.
+Flags: 未报送 (a reporting office with no sheet for the period; 未报送第N季度 for an ended quarter
+missing from a longer period), 无发布 (no publication in the period), and 超期未更新 for channels past
+the two-week rule today.
 """
 
 from __future__ import annotations
@@ -271,8 +272,7 @@ def _report_row(conn: Connection, opened: Store, period: Period, today: date) ->
         else:
             row.unique_items = row.total
     if not any(q in sheets for q in quarters):
-        if missing:
-            row.flags.append("未报送")
+        row.flags.append("未报送")  # nothing reported for the period (yet): never shown as 无发布
     elif missing:
         labels = "、".join(f"第{'一二三四'[q - 1]}季度" for q in missing)
         row.flags.append(f"未报送{labels}")
