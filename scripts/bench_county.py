@@ -317,6 +317,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"county poll again: {again:.2f} s in process (poll_offices, {done} ok, nothing new);"
                 f" ratio {again / ideal:.1f}"
             )
+            # The same channels as ONE office on the same server: what polling them costs without the county.
+            from channelwatch.ingest.poll import poll_channels
+
+            single_db = f"{name}_single"
+            with psycopg.connect(plain.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{single_db}"')
+            single = base / "single"
+            (single / "config").mkdir(parents=True)
+            config = bench_poll._config(ports, single / "unused.db").replace(
+                f'url = "sqlite:///{single / "unused.db"}"', f'url = "{url.rsplit("/", 1)[0]}/{single_db}"'
+            )
+            (single / "config" / "channelwatch.toml").write_text(config, encoding="utf-8")
+            opened = store.open_store(load_instance(single))
+            first = poll_channels(opened, concurrency=len(ports))
+            started = time.perf_counter()
+            repeat = poll_channels(opened, concurrency=len(ports))
+            one_office = time.perf_counter() - started
+            opened.dispose()
+            print(
+                f"one office, same:  {one_office:.2f} s in process for the same {len(ports)} channels as one office"
+                f" ({sum(r.status == 'ok' for r in first)} ok first, {sum(r.status == 'ok' for r in repeat)} ok again);"
+                f" county / one office = {again / one_office:.2f} (target ≤ 1.5)"
+            )
     finally:
         if parent is not None:
             parent.send("stop")

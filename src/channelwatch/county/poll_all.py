@@ -2,7 +2,9 @@
 
 Each office is polled by ``ingest.poll.poll_channels_async`` exactly as ``channelwatch poll`` polls
 it (its runs, its layout alarms); running all offices on one loop lets a county's hundreds of
-channels wait on the network together instead of office after office. A failing office (or channel)
+channels wait on the network together instead of office after office, and one store thread serves
+them all, so writes go in grouped transactions on one connection (a thread per office would queue
+for the connection pool). A failing office (or channel)
 becomes failed results of its own and never stops the others.
 """
 
@@ -11,7 +13,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from channelwatch.ingest.poll import DEFAULT_CONCURRENCY, PollResult, poll_channels_async, pollable_channels
+from channelwatch.ingest.poll import (
+    DEFAULT_CONCURRENCY,
+    PollResult,
+    StoreThread,
+    poll_channels_async,
+    pollable_channels,
+)
 from channelwatch.store import Store
 
 __all__ = ["poll_offices"]
@@ -25,16 +33,30 @@ def poll_offices(
 
     chosen = {key: pollable_channels(opened) for key, opened in stores.items()}
     chosen = {key: channels for key, channels in chosen.items() if channels}
+    if not chosen:
+        return {}
 
     async def run() -> dict[str, list[PollResult]]:
-        async with HttpClient() as client:
-            outcomes = await asyncio.gather(
-                *(
-                    poll_channels_async(stores[key], channels, full=full, concurrency=concurrency, client=client)
-                    for key, channels in chosen.items()
-                ),
-                return_exceptions=True,
-            )
+        engine = next(iter(stores.values())).engine
+        database = StoreThread(engine)
+        try:
+            async with HttpClient() as client:
+                outcomes = await asyncio.gather(
+                    *(
+                        poll_channels_async(
+                            stores[key],
+                            channels,
+                            full=full,
+                            concurrency=concurrency,
+                            client=client,
+                            database=database,
+                        )
+                        for key, channels in chosen.items()
+                    ),
+                    return_exceptions=True,
+                )
+        finally:
+            database.close()
         results: dict[str, list[PollResult]] = {}
         for key, outcome in zip(chosen, outcomes, strict=True):
             if isinstance(outcome, BaseException):

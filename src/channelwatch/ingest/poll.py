@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from channelwatch.sources.base import Observed, Page, PollSource
     from channelwatch.sources.http import ConditionalCache, HttpClient, HttpSettings
 
-__all__ = ["DEFAULT_CONCURRENCY", "PollResult", "poll_channels", "poll_channels_async", "pollable_channels"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "PollResult",
+    "StoreThread",
+    "poll_channels",
+    "poll_channels_async",
+    "pollable_channels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +189,9 @@ class _Database:
         self.executor.shutdown(wait=True)
 
 
+StoreThread = _Database  # public name for callers that share one store thread between polls
+
+
 async def poll_channels_async(
     opened: Store,
     channels: list[ChannelConfig],
@@ -191,11 +201,15 @@ async def poll_channels_async(
     concurrency: int = DEFAULT_CONCURRENCY,
     settings: HttpSettings | None = None,
     client: HttpClient | None = None,
+    database: _Database | None = None,
 ) -> list[PollResult]:
+    """``database``: a store thread shared with other calls (a county's offices, polled at once, write
+    through one thread and one connection instead of one each); the caller closes it."""
     from channelwatch.sources.http import ConditionalCache, HttpClient
 
     limit = asyncio.Semaphore(max(1, concurrency))
-    database = _Database(opened.engine)
+    shared = database is not None
+    database = database or _Database(opened.engine)
     positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
     try:
         # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
@@ -213,7 +227,8 @@ async def poll_channels_async(
         async with HttpClient(settings, cache=cache) as own:
             return list(await asyncio.gather(*(one(c, own) for c in channels)))
     finally:
-        database.close()
+        if not shared:
+            database.close()
 
 
 def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> str:
