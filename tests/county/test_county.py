@@ -455,6 +455,8 @@ def test_csv_and_xlsx_cells_never_start_a_formula(tmp_path: Path, database_url: 
         hostile.read_text(encoding="utf-8").replace('name = "测试县交通运输局"', 'name = "=HYPERLINK(\\"http://x\\")"'),
         encoding="utf-8",
     )
+    town = root / "config" / "offices" / "baiyang.toml"
+    town.write_text(town.read_text(encoding="utf-8").replace("白杨镇", "白杨\\u001b镇"), encoding="utf-8")
     code, out = run(root, "county", "summary", "-y", "2020", "-f", "csv")
     assert code == 0, out
     names = [row[1] for row in csv.reader(out.splitlines())]
@@ -464,6 +466,7 @@ def test_csv_and_xlsx_cells_never_start_a_formula(tmp_path: Path, database_url: 
     assert run(root, "county", "summary", "-y", "2020", "-f", "xlsx", "-o", str(sheet))[0] == 0
     values = [c for r in load_workbook(sheet).active.iter_rows(values_only=True) for c in r if isinstance(c, str)]  # type: ignore[union-attr]
     assert '\'=HYPERLINK("http://x")' in values
+    assert "测试县白杨\\x1b镇人民政府" in values  # a control character XLSX cannot hold, written visibly
     assert not any(v.startswith(("=", "+", "-", "@")) for v in values)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 from channelwatch.county.rollup import KIND_COLUMNS, CountyRollup, GroupRow, OfficeRow
@@ -36,6 +37,17 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+# XML 1.0 cannot hold these control characters: openpyxl would refuse the whole workbook.
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xlsx_cell(value: Any) -> Any:
+    """``safe_cell`` for an XLSX cell, with control characters XML cannot store written as ``\\x1b``."""
+    if isinstance(value, str):
+        value = _NOT_IN_XML.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
+    return safe_cell(value)
 
 
 def _figures(row: OfficeRow | GroupRow) -> list[int]:
@@ -141,11 +153,11 @@ def rollup_xlsx(rollup: CountyRollup, target: Any) -> None:
     assert sheet is not None
     sheet.title = "县级汇总"
     width = len(HEADER)
-    sheet.cell(row=1, column=1, value=safe_cell(f"{rollup.title}表"))
+    sheet.cell(row=1, column=1, value=xlsx_cell(f"{rollup.title}表"))
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet["A1"].font = Font(bold=True, size=14)
     sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.cell(row=2, column=1, value=safe_cell(_notes(rollup)[0]))
+    sheet.cell(row=2, column=1, value=xlsx_cell(_notes(rollup)[0]))
     sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
     thin = Side(style="thin")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
@@ -153,13 +165,13 @@ def rollup_xlsx(rollup: CountyRollup, target: Any) -> None:
     for kind, cells in rollup_table(rollup):
         line += 1
         for column, value in enumerate(cells, 1):
-            cell = sheet.cell(row=line, column=column, value=safe_cell(value))
+            cell = sheet.cell(row=line, column=column, value=xlsx_cell(value))
             cell.border = border
             if kind != "office":
                 cell.font = Font(bold=True)
         if kind == "group":
             sheet.merge_cells(start_row=line, start_column=1, end_row=line, end_column=width)
-    sheet.cell(row=line + 2, column=1, value=safe_cell(_notes(rollup)[1]))
+    sheet.cell(row=line + 2, column=1, value=xlsx_cell(_notes(rollup)[1]))
     sheet.cell(row=line + 3, column=1, value=f"生成日期：{rollup.generated_on.isoformat()}")
     sheet.column_dimensions["A"].width = 32
     for column in range(2, width + 1):

@@ -411,7 +411,7 @@ def write_template(
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Border, Font, Side
 
-    from channelwatch.county.outputs import safe_cell
+    from channelwatch.county.outputs import xlsx_cell
 
     period = Period(year, quarter=quarter) if year and quarter else None
     month_labels = [f"{m}月" for m in period.months] if period else ["（第1个月）", "（第2个月）", "（第3个月）"]
@@ -427,7 +427,7 @@ def write_template(
     sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
     sheet["A1"].font = Font(bold=True, size=14)
     sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.cell(row=2, column=1, value=safe_cell(f"{_UNIT}：{office_name}"))
+    sheet.cell(row=2, column=1, value=xlsx_cell(f"{_UNIT}：{office_name}"))
     sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width // 2)
     period_text = (
         f"{_PERIOD}：{period.start.isoformat()} 至 {period.end.isoformat()}"
@@ -447,7 +447,7 @@ def write_template(
     line = 4
     for name in [*names, "合计", _UNIQUE]:
         line += 1
-        sheet.cell(row=line, column=1, value=safe_cell(name))
+        sheet.cell(row=line, column=1, value=xlsx_cell(name))
     thin = Side(style="thin")
     for cells in sheet.iter_rows(min_row=3, max_row=line, max_col=width):
         for cell in cells:
