@@ -482,6 +482,8 @@ def test_county_config_keeps_offices_in_their_files(tmp_path: Path) -> None:
     code, out = run(root, "county", "offices")
     assert code == 1 and "gongan.toml" in out and "office.id" in out
     named.write_text(named.read_text(encoding="utf-8").replace('id = "other"\n', ""), "utf-8")
+    config.write_text(config.read_text(encoding="utf-8") + "\n[web]\nsession_hours = 8\n", encoding="utf-8")
+    assert load_instance(root).office_view("gongan").config.web.session_hours == 8  # shared like [delivery]
     code, out = run(root, "county", "offices")
     assert code == 0, out
     assert "gongan" in out and "数据库" in out and "jiaotong" in out and "报表" in out

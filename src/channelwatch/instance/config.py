@@ -130,6 +130,7 @@ class CountyFile(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    web: WebConfig = WebConfig()
 
 
 class OfficeFile(_Strict):
@@ -272,6 +273,7 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
         "database": county_file.database,
         "freshness": county_file.freshness,
         "delivery": county_file.delivery,
+        "web": county_file.web,
     }
     own = Config(
         office=OfficeConfig(id=None, name=county.name, short_name=county.short_name or county.name),
