@@ -503,3 +503,24 @@ def test_inbox_job_reads_each_office_from_its_own_folder(tmp_path: Path) -> None
         code, out = run(root, "summary", "--office", office, "-y", "2020", "-q", "4", "-f", "json")
         assert json.loads(out)["total"] == expected_store_office(office)["total"], office
     assert (root / "inbox" / "gongan" / "weibo" / "done" / "weibo.csv").is_file()
+
+
+def test_the_example_county_instance_loads_and_its_sheet_imports(tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    example = tmp_path / "county"
+    import shutil
+
+    shutil.copytree(REPO / "examples" / "county", example)
+    county = load_instance(example)
+    assert county.is_county and list(county.offices) == ["baiyang", "jiaotong", "wangwa"]
+    assert {k: o.group for k, o in county.offices.items()} == {
+        "baiyang": "乡镇",
+        "jiaotong": "县直部门",
+        "wangwa": "县直部门",
+    }
+    code, out = run(example, "jobs", "--office", "wangwa")
+    assert code == 0, out
+    sheet = next((example / "sheets").glob("*.xlsx"))
+    code, out = run(example, "county", "import-stats", str(sheet))
+    assert code == 0 and "彭阳县交通运输局（jiaotong）2020年第四季度" in out
