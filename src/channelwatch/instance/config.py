@@ -33,8 +33,9 @@ __all__ = [
 
 CONFIG_FILE = Path("config") / "channelwatch.toml"
 OFFICES_DIR = Path("config") / "offices"
-# The county's own row in the store (its delivery log): no office file can have this id.
-COUNTY_KEY = ":county"
+# The county's own row in the store (its delivery log); refused as an office file name. It is an
+# ``[office] id`` like any other, so the store never takes the county's row for an office's.
+COUNTY_KEY = "__county__"
 CHANNEL_KINDS = ("website", "weibo", "wechat", "other")
 KIND_LABELS = {"website": "政府网站", "weibo": "微博", "wechat": "微信公众号", "other": "其他"}
 _OFFICE_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -276,7 +277,7 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
         "web": county_file.web,
     }
     own = Config(
-        office=OfficeConfig(id=None, name=county.name, short_name=county.short_name or county.name),
+        office=OfficeConfig(id=COUNTY_KEY, name=county.name, short_name=county.short_name or county.name),
         **shared,
     )
     instance = Instance(root=root, config=own, config_path=path, office_key=COUNTY_KEY, county=county)
@@ -287,9 +288,10 @@ def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
     names: dict[str, Path] = {}
     for office_path in files:
         key = office_path.stem
-        if not _OFFICE_ID.fullmatch(key):
+        if not _OFFICE_ID.fullmatch(key) or key == COUNTY_KEY:
             raise ConfigError(
-                f"单位文件名 {office_path} 有误：文件名即单位 id，只能包含字母、数字、下划线和连字符（值：{key!r}）"
+                f"单位文件名 {office_path} 有误：文件名即单位 id，只能包含字母、数字、下划线和连字符，"
+                f"且不能是 {COUNTY_KEY}（留给县本身）（值：{key!r}）"
             )
         office_data = load_toml(office_path)
         try:
