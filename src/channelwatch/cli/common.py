@@ -24,7 +24,59 @@ if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
     from channelwatch.store import Store
 
-__all__ = ["app", "echo", "echo_data", "fail", "figures_store_of", "instance_of", "output_file", "store_of"]
+__all__ = [
+    "app",
+    "county_of",
+    "echo",
+    "echo_data",
+    "fail",
+    "figures_store_of",
+    "instance_of",
+    "output_file",
+    "root_instance_of",
+    "store_of",
+]
+
+
+# Commands that work on the whole instance, not on one office: they take no ``--office``.
+_WHOLE_INSTANCE = {"init", "daemon", "county"}
+
+
+def _remember_office(ctx: typer.Context, value: str | None) -> None:
+    if value is not None:
+        _state(ctx).office = value
+
+
+def _office_option() -> Any:
+    """A fresh ``--office ID`` parameter, built by Typer itself from a one-parameter command."""
+    probe = typer.Typer()
+
+    @probe.command()
+    def _probe(
+        office: Annotated[
+            str | None,
+            typer.Option(
+                "--office",
+                metavar="ID",
+                expose_value=False,
+                callback=_remember_office,
+                help="单位 id（县级实例中 config/offices/<单位id>.toml 的文件名；实例有多个单位时必填）",
+            ),
+        ] = None,
+    ) -> None:
+        pass
+
+    return typer.main.get_command(probe).params[0]
+
+
+def _add_office_option(command: Any) -> None:
+    """Every one-office command takes ``--office ID``, added here once instead of in each command."""
+    subcommands = getattr(command, "commands", None)
+    if isinstance(subcommands, dict):
+        for sub in subcommands.values():
+            _add_office_option(sub)
+    elif not any(p.name == "office" for p in command.params):
+        command.params.append(_office_option())
 
 
 class _Group(TyperGroup):
@@ -45,6 +97,12 @@ class _Group(TyperGroup):
             return super().make_context(info_name, args, parent=parent, **extra)
         except click_errors.UsageError as exc:
             _usage_failure(exc)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, command in self.commands.items():
+            if name not in _WHOLE_INSTANCE:
+                _add_office_option(command)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -191,6 +249,8 @@ class CliState:
     instance: Instance | None = None
     store: Store | None = None
     debug: bool = False
+    office: str | None = None
+    root: Instance | None = None
 
 
 def _version(value: bool) -> None:
@@ -221,6 +281,15 @@ def _root(
         bool,
         typer.Option("--version", "-V", help="显示版本号并退出", callback=_version, is_eager=True),
     ] = False,
+    office: Annotated[
+        str | None,
+        typer.Option(
+            "--office",
+            envvar="CHANNELWATCH_OFFICE",
+            metavar="ID",
+            help="单位 id（县级实例有多个单位时必填；也可写在各命令之后，或设置环境变量 CHANNELWATCH_OFFICE）",
+        ),
+    ] = None,
 ) -> None:
     """channelwatch：统计政府网站、微博、微信公众号的信息发布数量，生成年度报告和季度统计。"""
     logging.basicConfig(
@@ -241,7 +310,7 @@ def _root(
         if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _TerminalFormatter):
             # Log lines quote titles and server answers: their control characters are shown, not obeyed.
             handler.setFormatter(_TerminalFormatter(handler.formatter._fmt if handler.formatter else None))
-    ctx.obj = CliState(instance_dir=instance, debug=debug)
+    ctx.obj = CliState(instance_dir=instance, debug=debug, office=office)
     ctx.call_on_close(lambda: _close(ctx.obj))
 
 
@@ -262,13 +331,33 @@ def _state(ctx: typer.Context) -> CliState:
     return root.obj
 
 
-def instance_of(ctx: typer.Context) -> Instance:
+def root_instance_of(ctx: typer.Context) -> Instance:
+    """The instance as configured: a one-office instance, or a county with all its offices."""
     from channelwatch.instance.config import load_instance
 
     state = _state(ctx)
+    if state.root is None:
+        state.root = load_instance(state.instance_dir)
+    return state.root
+
+
+def instance_of(ctx: typer.Context) -> Instance:
+    """The one office a command works on: ``--office ID`` in a county instance."""
+    state = _state(ctx)
     if state.instance is None:
-        state.instance = load_instance(state.instance_dir)
+        state.instance = root_instance_of(ctx).office_view(state.office)
     return state.instance
+
+
+def county_of(ctx: typer.Context) -> Instance:
+    """The county instance, for the ``county`` commands."""
+    root = root_instance_of(ctx)
+    if not root.is_county:
+        raise UserError(
+            f"{root.config_path} 不是县级实例：县级汇总需要 config/channelwatch.toml 中的 [county] 一节"
+            "和 config/offices/<单位id>.toml（见 README 的县级部署一节）"
+        )
+    return root
 
 
 def store_of(ctx: typer.Context) -> Store:

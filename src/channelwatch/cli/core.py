@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file, store_of
+from channelwatch.cli.common import (
+    _state,
+    app,
+    echo,
+    echo_data,
+    fail,
+    figures_store_of,
+    instance_of,
+    output_file,
+    root_instance_of,
+    store_of,
+)
 from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
@@ -310,9 +321,16 @@ def import_tree_command(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="文件中的链接多属另一类渠道时也照样导入")] = False,
 ) -> None:
-    """导入目录下每个以渠道 id 命名的子目录中的全部文件（子目录名即渠道 id）。"""
+    """导入目录下每个以渠道 id 命名的子目录中的全部文件（子目录名即渠道 id）。
+
+    县级实例（不带 --office）读取 DIR/<单位id>/<渠道id>/ 下的文件。"""
     if not directory.is_dir():
         fail(f"找不到目录 {directory}")
+    if root_instance_of(ctx).is_county and _state(ctx).office is None:
+        from channelwatch.cli.county import import_county_tree
+
+        import_county_tree(ctx, directory, skip_invalid=skip_invalid)
+        return
     instance = instance_of(ctx)
     pairs: list[tuple[str, Path]] = []
     for sub in sorted(p for p in directory.iterdir() if p.is_dir()):

@@ -11,7 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file, store_of
+from channelwatch.cli.common import (
+    _state,
+    app,
+    echo,
+    echo_data,
+    fail,
+    figures_store_of,
+    instance_of,
+    output_file,
+    root_instance_of,
+    store_of,
+)
 
 
 class OutputFormat(StrEnum):
@@ -56,7 +67,7 @@ def daemon_command(ctx: typer.Context) -> None:
     from channelwatch.daemon.scheduler import run_daemon
 
     _daemon_logging()
-    run_daemon(instance_of(ctx))
+    run_daemon(root_instance_of(ctx))
 
 
 def _local(moment: datetime | None, zone: str) -> str:
@@ -171,6 +182,10 @@ def run_job_command(
     from channelwatch.daemon.jobs import find_job, load_jobs
 
     _daemon_logging()
+    root = root_instance_of(ctx)
+    if root.is_county and _state(ctx).office is None:
+        _run_county_job(root, job_id)
+        return
     job = find_job(load_jobs(instance_of(ctx)), job_id)
     outcome = execute(store_of(ctx), job, trigger="manual")
     echo(f"任务 {job.id}（{job.action}）：{_STATUS.get(outcome.status, outcome.status)}：{outcome.message}")
@@ -178,6 +193,33 @@ def run_job_command(
         raise typer.Exit(1)
     if outcome.status == "skipped":
         fail(f"任务 {job.id} 正在另一个进程中运行，本次未运行")
+
+
+def _run_county_job(county: Any, job_id: str) -> None:
+    """A job of a county instance, for every office it applies to; one office's failure stops no other."""
+    from channelwatch.daemon.actions import execute
+    from channelwatch.daemon.jobs import find_job, job_offices, load_jobs
+    from channelwatch.store import open_offices
+
+    job = find_job(load_jobs(county), job_id)
+    own, stores = open_offices(county)
+    try:
+        targets = [(key, stores[key]) for key in job_offices(job, county)] or [("全县", own)]
+        failed, skipped = [], []
+        for key, opened in targets:
+            outcome = execute(opened, job, trigger="manual")
+            status = _STATUS.get(outcome.status, outcome.status)
+            echo(f"任务 {job.id}（{job.action}）[{key}]：{status}：{outcome.message}")
+            if outcome.status == "failed":
+                failed.append(key)
+            elif outcome.status == "skipped":
+                skipped.append(key)
+    finally:
+        own.dispose()
+    if failed:
+        fail(f"任务 {job.id} 在 {len(failed)} 个单位失败：{'、'.join(failed)}（其余单位已运行）")
+    if skipped:
+        fail(f"任务 {job.id} 在 {'、'.join(skipped)} 正在另一个进程中运行，这些单位本次未运行")
 
 
 @app.command("quarterly")

@@ -55,7 +55,11 @@ def _poll(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Even
 def _import_inbox(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.ingest.inbox import import_inbox
 
-    result = import_inbox(opened, opened.instance.path(job.spec.path), settle=job.spec.settle, job_id=job.id)
+    folder = opened.instance.path(job.spec.path)
+    if opened.instance.parent is not None:
+        # A county's offices share the instance folder: each office has its own inbox/<office id>/<channel id>/.
+        folder = folder / str(opened.instance.office_key)
+    result = import_inbox(opened, folder, settle=job.spec.settle, job_id=job.id)
     status = "failed" if result.count("error") else "warn" if result.count("rejected") or result.problems else "ok"
     return JobOutcome(status, result.summary())
 
@@ -321,6 +325,30 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime, stop: threading
     return JobOutcome("warn", message)
 
 
+def _county_quarterly(
+    opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None
+) -> JobOutcome:
+    """The previous quarter's county roll-up, and any earlier one not yet delivered everywhere."""
+    from channelwatch.county.delivery import deliver_county_quarterly
+    from channelwatch.delivery.send import undelivered_periods
+    from channelwatch.reports.quarterly import previous_quarter
+
+    county = opened.instance
+    stores = {key: store.open_store(office, opened.engine) for key, office in county.offices.items()}
+    year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
+    periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
+    descriptions, failed = [], False
+    for period in sorted(periods):
+        lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+        try:
+            outcome = deliver_county_quarterly(county, opened, stores, int(period[:4]), int(period[5:]), job_id=job.id)
+        finally:
+            lock.release()
+        failed = failed or bool(outcome.failed)
+        descriptions.append("全县汇总" + outcome.describe())
+    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+
+
 # Each action gets the daemon's stop event; only a poll can be cut short (its writes are one transaction
 # at the end), the others are short and finish.
 ACTIONS: dict[str, Callable[[Store, Job, datetime, threading.Event | None], JobOutcome]] = {
@@ -328,7 +356,13 @@ ACTIONS: dict[str, Callable[[Store, Job, datetime, threading.Event | None], JobO
     "import-inbox": _import_inbox,
     "quarterly-report": _quarterly,
     "freshness-check": _freshness,
+    "county-quarterly": _county_quarterly,
 }
+
+
+def _label(opened: Store, job: Job) -> str:
+    """The job as the log names it: with the office id in a county instance."""
+    return f"{opened.instance.office_key}:{job.id}" if opened.instance.parent is not None else job.id
 
 
 def execute(
@@ -347,7 +381,7 @@ def execute(
     lock = try_lock(opened, _job_lock_name(opened, job.id))
     if lock is None:
         outcome = JobOutcome("skipped", "上一次运行尚未结束，本次跳过")
-        log.info("job %s (%s) skipped [%s]: %s", job.id, job.action, trigger, outcome.message)
+        log.info("job %s (%s) skipped [%s]: %s", _label(opened, job), job.action, trigger, outcome.message)
         return outcome
     started = time.monotonic()
     fire = scheduled_for or datetime.now(UTC)
@@ -368,7 +402,7 @@ def execute(
         lock.release()
     log.info(
         "job %s (%s) %s in %.2fs [%s]: %s",
-        job.id,
+        _label(opened, job),
         job.action,
         outcome.status,
         time.monotonic() - started,

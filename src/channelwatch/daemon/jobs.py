@@ -47,7 +47,7 @@ __all__ = [
     "parse_duration",
 ]
 
-ACTIONS = ("poll", "import-inbox", "quarterly-report", "freshness-check")
+ACTIONS = ("poll", "import-inbox", "quarterly-report", "freshness-check", "county-quarterly")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 REPORT_GRACE = 7 * 86400.0
@@ -176,13 +176,18 @@ class _JobBase(BaseModel):
         return self
 
 
-class PollJob(_JobBase):
+class _OfficeJob(_JobBase):
+    # County instances: the offices (config/offices/<id>.toml) this job runs for; default every office.
+    offices: list[str] | None = Field(default=None, min_length=1)
+
+
+class PollJob(_OfficeJob):
     action: Literal["poll"]
     channels: list[str] | None = None  # default: every channel with a [channels.poll] table
     full: bool = False
 
 
-class InboxJob(_JobBase):
+class InboxJob(_OfficeJob):
     action: Literal["import-inbox"]
     path: str = "inbox"
     # A file whose content changed (mtime or ctime) within this time may still be being written.
@@ -194,24 +199,31 @@ class InboxJob(_JobBase):
         return parse_duration(value)
 
 
-class QuarterlyJob(_JobBase):
+class QuarterlyJob(_OfficeJob):
     action: Literal["quarterly-report"]
     channels: list[str] | None = None
 
 
-class FreshnessJob(_JobBase):
+class FreshnessJob(_OfficeJob):
     action: Literal["freshness-check"]
     warn_days: int | None = Field(default=None, ge=1)  # default: [freshness] in the config (10)
     limit_days: int | None = Field(default=None, ge=1)  # default: [freshness] in the config (14)
     notify: bool = True  # also deliver the warning (outbox, e-mail, webhook) once a day
 
 
-JobSpec = PollJob | InboxJob | QuarterlyJob | FreshnessJob
+class CountyQuarterlyJob(_JobBase):
+    """County instances: the county's quarterly roll-up to the county's own ``[delivery]``."""
+
+    action: Literal["county-quarterly"]
+
+
+JobSpec = PollJob | InboxJob | QuarterlyJob | FreshnessJob | CountyQuarterlyJob
 _MODELS: dict[str, type[_JobBase]] = {
     "poll": PollJob,
     "import-inbox": InboxJob,
     "quarterly-report": QuarterlyJob,
     "freshness-check": FreshnessJob,
+    "county-quarterly": CountyQuarterlyJob,
 }
 
 
@@ -298,12 +310,43 @@ def load_job(path: Path, instance: Instance) -> Job:
         # The only whole-file rule is the schedule's: name its keys instead of an empty key path.
         message = message.replace("\n  ：", "\n  every/cron：")
         raise ConfigError(message) from None
-    _check_channels(spec, instance, path, data)
+    _check_offices(spec, instance, path, data)
     return Job(spec=spec, path=path)
 
 
+def job_offices(job: Job, county: Instance) -> list[str]:
+    """The offices of a county instance that ``job`` runs for (none for the county's own jobs)."""
+    if job.action == "county-quarterly":
+        return []
+    return list(job.spec.offices or county.offices)
+
+
+def _check_offices(spec: Any, instance: Instance, path: Path, data: dict[str, Any]) -> None:
+    offices = getattr(spec, "offices", None)
+    if not instance.is_county:
+        if offices is not None or spec.action == "county-quarterly":
+            key = "offices" if offices is not None else "action"
+            raise ConfigError(
+                f"任务文件 {path} 有误：\n  {key}：只能用于县级实例（config/channelwatch.toml 中有 [county]）"
+            )
+        _check_channels(spec, instance, path, data)
+        return
+    for key in offices or []:
+        if key not in instance.offices:
+            known = "、".join(instance.offices)
+            raise ConfigError(f"任务文件 {path} 有误：\n  offices：没有单位「{key}」（已配置：{known}）")
+    for key in offices or list(instance.offices):
+        _check_channels(spec, instance.offices[key], path, data)
+
+
 def load_jobs(instance: Instance) -> list[Job]:
-    """Every ``jobs/*.toml`` of the instance, validated; the first bad file stops with its message."""
+    """Every ``jobs/*.toml`` of the instance, validated; the first bad file stops with its message.
+
+    For one office of a county instance: the jobs that run for that office.
+    """
+    if instance.parent is not None:
+        key = instance.office_key
+        return [j for j in load_jobs(instance.parent) if key in job_offices(j, instance.parent)]
     folder = instance.jobs_dir
     if not folder.is_dir():
         return []

@@ -8,6 +8,9 @@
 - One daemon per database: a file lock beside the SQLite file, ``pg_try_advisory_lock`` on
   PostgreSQL. A second daemon exits at once with a message. Both locks die with the process, so a
   ``kill -9`` never leaves a stale lock.
+- A county instance: every job runs for every office it applies to (``offices``), each pair as a job of
+  its own with its own lock, state and catch-up, so one office's slow or failing run never holds up
+  or stops another's; ``county-quarterly`` runs for the county itself.
 - SIGTERM/SIGINT stop the scheduler: a running poll is cut short and its run closed as interrupted
   (中断), other running jobs get ``STOP_WAIT`` seconds to finish, then the process exits anyway; every
   job's writes are transactions, so even a second signal, which exits at once, leaves nothing
@@ -27,12 +30,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from channelwatch.daemon.actions import close_interrupted, execute
-from channelwatch.daemon.jobs import Job, load_jobs, make_trigger, missed_fire
+from channelwatch.daemon.jobs import Job, job_offices, load_jobs, make_trigger, missed_fire
 from channelwatch.daemon.locks import sqlite_path, try_lock
 from channelwatch.dates import to_office
 from channelwatch.errors import UserError
 from channelwatch.instance.config import Instance
-from channelwatch.store import jobstate, open_store
+from channelwatch.store import Store, jobstate, open_store
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,15 @@ def run_daemon(instance: Instance, *, ready: Callable[[], None] | None = None) -
     if not jobs:
         raise UserError(f"{instance.jobs_dir} 下没有任务文件（*.toml），守护进程无事可做")
     opened = open_store(instance)
+    # (store, job) pairs: one per office a job runs for in a county, one per job otherwise.
+    pairs: list[tuple[Store, Job]] = [(opened, j) for j in jobs]
+    if instance.is_county:
+        offices = {key: open_store(office, opened.engine) for key, office in instance.offices.items()}
+        pairs = [
+            (offices[key], j) if j.action != "county-quarterly" else (opened, j)
+            for j in jobs
+            for key in (job_offices(j, instance) or [""])
+        ]
     daemon_lock = try_lock(opened, "daemon")
     if daemon_lock is None:
         opened.dispose()
@@ -73,43 +85,50 @@ def run_daemon(instance: Instance, *, ready: Callable[[], None] | None = None) -
     try:
         zone = instance.timezone
         now = datetime.now(UTC)
-        jobstate.register_jobs(opened.engine, opened.office_id, [j.id for j in jobs], now)
-        close_interrupted(opened, jobs)
-        states = jobstate.job_states(opened.engine, opened.office_id)
+        by_store: dict[int, tuple[Store, list[Job]]] = {}
+        for pair_store, job in pairs:
+            by_store.setdefault(pair_store.office_id, (pair_store, []))[1].append(job)
+        states: dict[tuple[int, str], Any] = {}
+        for pair_store, store_jobs in by_store.values():
+            jobstate.register_jobs(pair_store.engine, pair_store.office_id, [j.id for j in store_jobs], now)
+            close_interrupted(pair_store, store_jobs)
+            for job_id, state in jobstate.job_states(pair_store.engine, pair_store.office_id).items():
+                states[(pair_store.office_id, job_id)] = state
         catch_up: dict[str, datetime] = {}
         catch_lock = threading.Lock()
 
-        def run(job: Job) -> None:
+        def run(job: Job, job_store: Store, name: str) -> None:
             with catch_lock:
-                missed = catch_up.pop(job.id, None)
+                missed = catch_up.pop(name, None)
             if stop.is_set():
                 return  # a run the scheduler started as the daemon was stopping
             if missed is not None:
-                execute(opened, job, trigger="catch-up", scheduled_for=missed, stop=stop)
+                execute(job_store, job, trigger="catch-up", scheduled_for=missed, stop=stop)
             else:
-                execute(opened, job, trigger="schedule", stop=stop)
+                execute(job_store, job, trigger="schedule", stop=stop)
 
         scheduler = BackgroundScheduler(
             timezone=ZoneInfo(zone),
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, min(8, len(jobs))))},
+            executors={"default": ThreadPoolExecutor(max_workers=max(2, min(16, len(pairs))))},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
-        for job in jobs:
-            state = states[job.id]
+        for job_store, job in pairs:
+            name = job.id if job_store is opened else f"{job_store.instance.office_key}:{job.id}"
+            state = states[(job_store.office_id, job.id)]
             reference = state.last_fire or state.registered_at
             trigger = make_trigger(job, zone, start=reference if job.spec.every else None)
             missed = missed_fire(job, zone, reference, now)
             options: dict[str, Any] = {}
             if missed is not None:
-                catch_up[job.id] = missed
+                catch_up[name] = missed
                 options["next_run_time"] = datetime.now(ZoneInfo(zone))
-                log.info("job %s missed its run at %s: catching up once now", job.id, to_office(missed, zone))
+                log.info("job %s missed its run at %s: catching up once now", name, to_office(missed, zone))
             scheduler.add_job(
                 run,
                 trigger,
-                args=[job],
-                id=job.id,
-                name=job.id,
+                args=[job, job_store, name],
+                id=name,
+                name=name,
                 misfire_grace_time=max(1, int(job.grace_seconds(zone))),
                 **options,
             )

@@ -49,7 +49,14 @@ if TYPE_CHECKING:
     from channelwatch.sources.base import Observed, Page, PollSource
     from channelwatch.sources.http import ConditionalCache, HttpClient, HttpSettings
 
-__all__ = ["DEFAULT_CONCURRENCY", "PollResult", "poll_channels", "poll_channels_async", "pollable_channels"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "PollResult",
+    "StoreThread",
+    "poll_channels",
+    "poll_channels_async",
+    "pollable_channels",
+]
 
 log = logging.getLogger(__name__)
 # Tracebacks of unexpected poll failures: the daemon writes them to its log, the command line only with
@@ -195,6 +202,9 @@ class _Database:
         self.executor.shutdown(wait=True)
 
 
+StoreThread = _Database  # public name for callers that share one store thread between polls
+
+
 async def poll_channels_async(
     opened: Store,
     channels: list[ChannelConfig],
@@ -205,11 +215,15 @@ async def poll_channels_async(
     settings: HttpSettings | None = None,
     client: HttpClient | None = None,
     stop: threading.Event | None = None,
+    database: _Database | None = None,
 ) -> list[PollResult]:
+    """``database``: a store thread shared with other calls (a county's offices, polled at once, write
+    through one thread and one connection instead of one each); the caller closes it."""
     from channelwatch.sources.http import ConditionalCache, HttpClient
 
     limit = asyncio.Semaphore(max(1, concurrency))
-    database = _Database(opened.engine)
+    shared = database is not None
+    database = database or _Database(opened.engine)
     positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
     stopping = asyncio.Event()
     watcher = asyncio.ensure_future(_watch(stop, stopping)) if stop is not None else None
@@ -231,7 +245,8 @@ async def poll_channels_async(
     finally:
         if watcher is not None:
             watcher.cancel()
-        database.close()
+        if not shared:
+            database.close()
 
 
 async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:

@@ -9,6 +9,7 @@ Secrets are never read into the config: it only holds the *names* of environment
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channelwatch.delivery.settings import DeliveryConfig
-from channelwatch.errors import ChannelNotFound, ConfigError
+from channelwatch.errors import ChannelNotFound, ConfigError, UserError
 from channelwatch.validation import format_validation_error, load_toml
 
 __all__ = [
     "ChannelConfig",
     "Config",
+    "CountyConfig",
     "Instance",
     "WebConfig",
     "find_instance",
@@ -30,8 +32,13 @@ __all__ = [
 ]
 
 CONFIG_FILE = Path("config") / "channelwatch.toml"
+OFFICES_DIR = Path("config") / "offices"
+# The county's own row in the store (its delivery log); refused as an office file name. It is an
+# ``[office] id`` like any other, so the store never takes the county's row for an office's.
+COUNTY_KEY = "__county__"
 CHANNEL_KINDS = ("website", "weibo", "wechat", "other")
 KIND_LABELS = {"website": "政府网站", "weibo": "微博", "wechat": "微信公众号", "other": "其他"}
+_OFFICE_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class _Strict(BaseModel):
@@ -53,6 +60,17 @@ class OfficeConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"未知的时区「{value}」（例如 Asia/Shanghai）") from None
         return value
+
+
+class CountyOfficeConfig(OfficeConfig):
+    """``[office]`` of ``config/offices/<office id>.toml`` in a county instance."""
+
+    group: str | None = Field(default=None, min_length=1)  # 县直部门, 乡镇 …: the roll-up's subtotals
+
+
+class CountyConfig(_Strict):
+    name: str = Field(min_length=1)
+    short_name: str = ""
 
 
 class DatabaseConfig(_Strict):
@@ -94,25 +112,90 @@ class Config(_Strict):
     @field_validator("channels")
     @classmethod
     def _unique_ids(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
-        seen: set[str] = set()
-        for channel in channels:
-            if channel.id in seen:
-                raise ValueError(f"渠道 id「{channel.id}」重复")
-            seen.add(channel.id)
-        return channels
+        return _unique_channel_ids(channels)
+
+
+def _unique_channel_ids(channels: list[ChannelConfig]) -> list[ChannelConfig]:
+    seen: set[str] = set()
+    for channel in channels:
+        if channel.id in seen:
+            raise ValueError(f"渠道 id「{channel.id}」重复")
+        seen.add(channel.id)
+    return channels
+
+
+class CountyFile(_Strict):
+    """``config/channelwatch.toml`` of a county instance: offices live in ``config/offices/*.toml``."""
+
+    county: CountyConfig
+    database: DatabaseConfig = DatabaseConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    web: WebConfig = WebConfig()
+
+
+class OfficeFile(_Strict):
+    """``config/offices/<office id>.toml``: the office and its channels, exactly as in a one-office instance."""
+
+    office: CountyOfficeConfig
+    channels: list[ChannelConfig] = Field(default_factory=list)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_ids(cls, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+        return _unique_channel_ids(channels)
 
 
 @dataclass
 class Instance:
-    """A loaded, validated instance folder."""
+    """A loaded, validated instance folder.
+
+    A one-office instance is one ``Instance``. A county instance (``[county]`` in the config) is an
+    ``Instance`` for the county itself (no channels; its office row carries the county's delivery log)
+    whose ``offices`` are one ``Instance`` per ``config/offices/<id>.toml``, sharing the folder,
+    database, freshness and delivery settings. Every one-office command works on such an office view.
+    """
 
     root: Path
     config: Config
     config_path: Path
+    office_key: str | None = None  # the office's stable id in the store; None: found by name
+    county: CountyConfig | None = None
+    offices: dict[str, Instance] = field(default_factory=dict, repr=False)
+    group: str | None = None
+    parent: Instance | None = field(default=None, repr=False)  # an office's county instance
     _channel_index: dict[str, ChannelConfig] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._channel_index = {c.id: c for c in self.config.channels}
+
+    @property
+    def is_county(self) -> bool:
+        """The county itself (not one of its offices)."""
+        return self.office_key == COUNTY_KEY
+
+    def office_view(self, office: str | None) -> Instance:
+        """The instance of one office: ``--office ID`` in a county, the instance itself otherwise."""
+        if not self.is_county:
+            if office is None or office == self.office_key:
+                return self
+            raise UserError(
+                f"本实例只有一个单位（{self.config.office.name}），不是县级实例，不需要 --office（值：{office}）"
+            )
+        if office is None:
+            if len(self.offices) == 1:
+                return next(iter(self.offices.values()))
+            raise UserError(
+                f"本实例是{self.config.office.name}的县级实例，有 {len(self.offices)} 个单位，请用 --office 指定："
+                + "、".join(self.offices)
+            )
+        try:
+            return self.offices[office]
+        except KeyError:
+            known = "、".join(self.offices) or "（无）"
+            raise UserError(
+                f"没有单位「{office}」（{self.root / OFFICES_DIR}/{office}.toml 不存在）。已配置的单位：{known}"
+            ) from None
 
     @property
     def jobs_dir(self) -> Path:
@@ -164,12 +247,81 @@ def load_instance(option: Path | None = None) -> Instance:
             "请用 --instance 指定实例目录，或设置 CHANNELWATCH_INSTANCE，或运行 channelwatch init DIR 新建实例。"
         )
     data = load_toml(path)
+    if "county" in data:
+        return _load_county(root, path, data)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, data)) from None
     _validate_polls(path, config)
-    return Instance(root=root, config=config, config_path=path)
+    return Instance(root=root, config=config, config_path=path, office_key=config.office.id)
+
+
+def _load_county(root: Path, path: Path, data: dict[str, Any]) -> Instance:
+    """A county instance: ``[county]`` here, one ``config/offices/<office id>.toml`` per office."""
+    misplaced = [key for key in ("office", "channels") if key in data]
+    if misplaced:
+        raise ConfigError(
+            f"配置文件 {path} 有误：\n  {misplaced[0]}：县级实例（有 [county]）的单位和渠道写在 "
+            f"{root / OFFICES_DIR}/<单位id>.toml 中，每个单位一个文件"
+        )
+    try:
+        county_file = CountyFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc, data)) from None
+    county = county_file.county
+    shared = {
+        "database": county_file.database,
+        "freshness": county_file.freshness,
+        "delivery": county_file.delivery,
+        "web": county_file.web,
+    }
+    own = Config(
+        office=OfficeConfig(id=COUNTY_KEY, name=county.name, short_name=county.short_name or county.name),
+        **shared,
+    )
+    instance = Instance(root=root, config=own, config_path=path, office_key=COUNTY_KEY, county=county)
+    folder = root / OFFICES_DIR
+    files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    if not files:
+        raise ConfigError(f"县级实例 {root} 没有单位：请在 {folder}/ 下为每个单位写一个 <单位id>.toml")
+    names: dict[str, Path] = {}
+    for office_path in files:
+        key = office_path.stem
+        if not _OFFICE_ID.fullmatch(key) or key == COUNTY_KEY:
+            raise ConfigError(
+                f"单位文件名 {office_path} 有误：文件名即单位 id，只能包含字母、数字、下划线和连字符，"
+                f"且不能是 {COUNTY_KEY}（留给县本身）（值：{key!r}）"
+            )
+        office_data = load_toml(office_path)
+        try:
+            office_file = OfficeFile.model_validate(office_data)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(office_path, exc, office_data)) from None
+        if office_file.office.id not in (None, key):
+            raise ConfigError(
+                f"配置文件 {office_path} 有误：\n  office.id：县级实例中单位 id 即文件名「{key}」，"
+                f"不必另写；写了就必须相同（值：{office_file.office.id!r}）"
+            )
+        office_config = office_file.office.model_copy(update={"id": key})
+        config = Config(office=office_config, channels=office_file.channels, **shared)
+        _validate_polls(office_path, config)
+        name = office_file.office.name
+        if name in names:
+            raise ConfigError(
+                f"配置文件 {office_path} 有误：\n  office.name：与 {names[name]} 的单位名称重复（值：{name!r}）"
+            )
+        names[name] = office_path
+        instance.offices[key] = Instance(
+            root=root,
+            config=config,
+            config_path=office_path,
+            office_key=key,
+            county=county,
+            group=office_file.office.group,
+            parent=instance,
+        )
+    return instance
 
 
 def _validate_polls(path: Path, config: Config) -> None:

@@ -10,7 +10,7 @@ directly, never through this file.
 from __future__ import annotations
 
 from channelwatch.store.db import as_utc, normalise_url, open_engine, read, utc_now, write
-from channelwatch.store.opened import Store, open_store
+from channelwatch.store.opened import Store, open_offices, open_store
 from channelwatch.store.schema import SCHEMA_VERSION, ensure_schema, schema_version, sync_channel, sync_office
 from channelwatch.store.upsert import (
     BATCH_SIZE,
@@ -34,6 +34,7 @@ __all__ = [
     "long_identity",
     "normalise_url",
     "open_engine",
+    "open_offices",
     "open_store",
     "read",
     "schema_version",

@@ -15,7 +15,10 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
+from channelwatch.store import (
+    jobstate,  # noqa: F401  registers the daemon's tables before create_all
+    reported,  # noqa: F401  registers the reported-figures tables before create_all
+)
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
@@ -44,9 +47,19 @@ def _hash_long_identities(conn: Connection) -> None:
         conn.execute(pub.update().where(pub.c.id == row_id).values(identity=long_identity(identity)))
 
 
+def _reported_figures_v3(conn: Connection) -> None:
+    """The figures offices report on quarterly sheets (store/reported.py); ``create_all`` skips existing tables."""
+    SQLModel.metadata.create_all(conn)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2, _hash_long_identities]
+_MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_v1,
+    _office_key_v2,
+    _hash_long_identities,
+    _reported_figures_v3,
+]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -1,0 +1,254 @@
+"""``channelwatch county …``: the county's roll-up of its offices, their sheets, and the county's delivery."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from channelwatch.cli.common import app, county_of, echo, fail
+
+if TYPE_CHECKING:
+    from channelwatch.instance.config import Instance
+    from channelwatch.store import Store
+
+county_app = typer.Typer(
+    help="县级汇总：各单位发布数量汇总、导入单位报送的季度统计表、向县政务公开办发送汇总。",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(county_app, name="county")
+
+
+class RollupFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    xlsx = "xlsx"
+
+
+YearOption = Annotated[int, typer.Option("--year", "-y", help="年份，如 2020", min=1990, max=2100)]
+QuarterOption = Annotated[int | None, typer.Option("--quarter", "-q", help="季度 1–4", min=1, max=4)]
+MonthOption = Annotated[int | None, typer.Option("--month", "-m", help="月份 1–12", min=1, max=12)]
+
+
+def _open(ctx: typer.Context) -> tuple[Instance, Store, dict[str, Store]]:
+    from channelwatch.store import open_offices
+
+    county = county_of(ctx)
+    own, stores = open_offices(county)
+    ctx.call_on_close(own.dispose)
+    return county, own, stores
+
+
+@county_app.command("summary")
+def summary_command(
+    ctx: typer.Context,
+    year: YearOption,
+    quarter: QuarterOption = None,
+    month: MonthOption = None,
+    format: Annotated[RollupFormat, typer.Option("--format", "-f", help="输出格式")] = RollupFormat.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
+) -> None:
+    """全县各单位的发布数量：按分组列出各单位、各类渠道、转发、跨渠道去重数、本年累计，以及小计和全县合计。"""
+    from channelwatch.county import outputs
+    from channelwatch.county.rollup import build_rollup
+    from channelwatch.stats.figures import Period
+
+    if quarter is not None and month is not None:
+        raise typer.BadParameter("--quarter 与 --month 只能选一个")
+    county, own, stores = _open(ctx)
+    rollup = build_rollup(county, own, stores, Period(year, quarter, month))
+    if format is RollupFormat.xlsx:
+        if output is None:
+            fail("xlsx 格式需要用 --output 指定文件名，例如 --output 全县汇总.xlsx")
+        assert output is not None
+        outputs.rollup_xlsx(rollup, output)
+        echo(f"已写入 {output}")
+        return
+    text = {
+        RollupFormat.text: outputs.rollup_text,
+        RollupFormat.json: outputs.rollup_json,
+        RollupFormat.csv: outputs.rollup_csv,
+        RollupFormat.markdown: outputs.rollup_markdown,
+    }[format](rollup)
+    if output is not None:
+        output.write_text(text, encoding="utf-8-sig" if format is RollupFormat.csv else "utf-8")
+        echo(f"已写入 {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@county_app.command("quarterly")
+def quarterly_command(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option("--year", "-y", help="年份，如 2020", min=1990, max=2100)],
+    quarter: Annotated[int, typer.Option("--quarter", "-q", help="季度 1–4", min=1, max=4)],
+    send: Annotated[bool, typer.Option("--send", help="按县级实例的 [delivery] 发送（并存入发件箱）")] = False,
+    resend: Annotated[bool, typer.Option("--resend", help="已发送过也再次发送（隐含 --send）")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="把 XLSX 汇总表写入此文件")] = None,
+) -> None:
+    """一个季度的全县汇总；--send 发送给县级实例 [delivery] 中的收件人（每季度只发一次，失败下次重试）。"""
+    from channelwatch.county.delivery import county_outgoing, deliver_county_quarterly
+    from channelwatch.daemon.actions import _wait_for_lock
+
+    county, own, stores = _open(ctx)
+    if send or resend:
+        lock = _wait_for_lock(own, f"deliver-{own.office_id}", timeout=120)
+        try:
+            outcome = deliver_county_quarterly(county, own, stores, year, quarter, resend=resend)
+        finally:
+            lock.release()
+        labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
+        for target in outcome.targets:
+            detail = f"：{target.message}" if target.message else ""
+            echo(f"{target.target}：{labels.get(target.status, target.status)}{detail}")
+        if outcome.failed:
+            fail("部分发送失败（见上方），再次执行本命令或县级汇总任务时会重试")
+    _rollup, outgoing = county_outgoing(county, own, stores, year, quarter)
+    if output is not None:
+        output.write_bytes(outgoing.attachments[0].content)
+        echo(f"已写入 {output}", err=send or resend)
+    if not (send or resend):
+        typer.echo(f"主题：{outgoing.subject}\n")
+        typer.echo(outgoing.text, nl=False)
+
+
+@county_app.command("import-stats")
+def import_stats_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="单位报送的季度统计表（XLSX）", dir_okay=False)],
+    year: Annotated[int | None, typer.Option("--year", "-y", help="只接受这一年的表", min=1990, max=2100)] = None,
+    quarter: Annotated[int | None, typer.Option("--quarter", "-q", help="只接受这一季度的表", min=1, max=4)] = None,
+) -> None:
+    """导入不在本库统计的单位报送的季度统计表（channelwatch 生成的表或 county template 的表）。
+
+    按“填报单位”（单位名称或单位 id）认单位；单位不明、期间不符、数字对不上的表不导入，并指明单元格。
+    同一张表再导入不改变任何数字；同一单位同一季度的更正表替换先前的表，并予说明。
+    """
+    from channelwatch.county.sheets import import_sheet
+    from channelwatch.errors import InputError
+
+    county, _own, stores = _open(ctx)
+    failures = 0
+    for path in files:
+        if not path.is_file():
+            failures += 1
+            echo(f"错误：找不到文件 {path}", err=True)
+            continue
+        try:
+            echo(import_sheet(county, stores, path, year=year, quarter=quarter).describe())
+        except InputError as exc:
+            if len(files) == 1:
+                raise
+            failures += 1
+            echo(f"错误：{exc}", err=True)
+    if failures:
+        fail(
+            f"{failures} 个文件未导入（原因见上方）"
+            + (f"，其余 {len(files) - failures} 个已导入" if failures < len(files) else "")
+        )
+
+
+@county_app.command("template")
+def template_command(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="写入的 XLSX 文件", dir_okay=False)],
+    office: Annotated[str | None, typer.Option("--office", help="预先填好这个单位的名称（单位 id）")] = None,
+    year: Annotated[int | None, typer.Option("--year", "-y", help="预先填好年份", min=1990, max=2100)] = None,
+    quarter: Annotated[int | None, typer.Option("--quarter", "-q", help="预先填好季度", min=1, max=4)] = None,
+) -> None:
+    """写出手工填报用的季度统计表（与 channelwatch 季度统计表同一格式，附填写说明）。"""
+    from channelwatch.county.sheets import write_template
+
+    name = ""
+    if office is not None:
+        name = county_of(ctx).office_view(office).config.office.name
+    if (year is None) != (quarter is None):
+        fail("--year 与 --quarter 要一起给出（或都不给，由单位自己填写统计期间）")
+    if output.exists():
+        fail(f"{output} 已存在，未覆盖")
+    write_template(output, office_name=name, year=year, quarter=quarter)
+    echo(f"已写入 {output}")
+
+
+@county_app.command("offices")
+def offices_command(ctx: typer.Context) -> None:
+    """列出县级实例中的单位：id、名称、分组、渠道数、来源（本库统计或报送报表）。"""
+    from channelwatch.render import pad
+
+    county = county_of(ctx)
+    widths = [16, 32, 12, 8, 10]
+    echo("".join(pad(h, w) for h, w in zip(["单位id", "名称", "分组", "渠道数", "来源"], widths, strict=True)))
+    for key, office in county.offices.items():
+        cells = [
+            key,
+            office.config.office.name,
+            office.group or "未分组",
+            str(len(office.config.channels)),
+            "数据库" if office.config.channels else "报表",
+        ]
+        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip())
+
+
+@county_app.command("poll")
+def poll_command(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="一直翻到 max_pages 或列表末尾")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时抓取的渠道数上限", min=1)] = 100,
+) -> None:
+    """同时抓取所有单位配置了 [channels.poll] 的渠道；某个单位失败不影响其他单位。任一渠道失败时退出码为 1。"""
+    from channelwatch.county.poll_all import poll_offices
+
+    _county, _own, stores = _open(ctx)
+    results = poll_offices(stores, full=full, concurrency=concurrency)
+    if not results:
+        fail("没有可抓取的渠道：各单位文件中都没有 [channels.poll]")
+    failed = 0
+    for key, office_results in results.items():
+        for r in office_results:
+            if r.status == "ok":
+                echo(f"{key}/{r.channel}：成功，抓取 {r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条")
+            else:
+                failed += 1
+                echo(f"{key}/{r.channel}：失败（运行记录 #{r.run_id}）：{r.message}", err=True)
+    if failed:
+        fail(f"{failed} 个渠道抓取失败（原因见上方，也可用 channelwatch runs --office 单位id 查看）")
+
+
+def import_county_tree(ctx: typer.Context, directory: Path, *, skip_invalid: bool) -> None:
+    """``import-tree DIR`` in a county instance: ``DIR/<office id>/<channel id>/<files>``, office by office."""
+    from channelwatch.errors import InputError
+    from channelwatch.ingest.imports import import_file
+
+    county, _own, stores = _open(ctx)
+    pairs: list[tuple[str, str, Path]] = []
+    for office_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        office = county.office_view(office_dir.name)  # an unknown office id stops here, naming it
+        for sub in sorted(p for p in office_dir.iterdir() if p.is_dir()):
+            office.channel(sub.name)
+            files = sorted(
+                p
+                for p in sub.iterdir()
+                if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".rejected.csv")
+            )
+            pairs.extend((office_dir.name, sub.name, f) for f in files)
+    if not pairs:
+        fail(f"{directory} 下没有可导入的文件（县级实例应为 {directory}/<单位id>/<渠道id>/<文件>）")
+    failures = 0
+    for key, channel, path in pairs:
+        try:
+            result = import_file(stores[key], channel, path, skip_invalid=skip_invalid)
+        except InputError as exc:
+            failures += 1
+            echo(f"错误：[{key}] {exc}", err=True)
+            continue
+        echo(
+            f"[{key}] {result.path} → {result.channel}：读取 {result.rows_read} 行，新增 {result.rows_new}，"
+            f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+        )
+    if failures:
+        fail(f"{failures} 个文件未导入（原因见上方），其余 {len(pairs) - failures} 个文件已导入")
