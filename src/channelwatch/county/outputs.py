@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from typing import Any
 
 from channelwatch.county.rollup import KIND_COLUMNS, CountyRollup, GroupRow, OfficeRow
 from channelwatch.render import pad
+from channelwatch.spreadsheet import neutralise, xlsx_value
 
 __all__ = ["HEADER", "rollup_csv", "rollup_json", "rollup_markdown", "rollup_table", "rollup_text", "rollup_xlsx"]
 
@@ -29,25 +29,9 @@ HEADER = [
     "说明",
 ]
 _SOURCES = {"store": "数据库", "report": "报表"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """A value as a spreadsheet must show it: text that starts like a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
-# XML 1.0 cannot hold these control characters: openpyxl would refuse the whole workbook.
-_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def xlsx_cell(value: Any) -> Any:
-    """``safe_cell`` for an XLSX cell, with control characters XML cannot store written as ``\\x1b``."""
-    if isinstance(value, str):
-        value = _NOT_IN_XML.sub(lambda found: f"\\x{ord(found.group()):02x}", value)
-    return safe_cell(value)
+# Cells are written through the shared spreadsheet helpers (formula neutralisation, XML-safe text).
+safe_cell = neutralise
+xlsx_cell = xlsx_value
 
 
 def _figures(row: OfficeRow | GroupRow) -> list[int]:
