@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, select
 
 from channelwatch import store
+from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.ingest.runs import _finish_run, record_of, store_observed
 from channelwatch.store import Store
+from channelwatch.store.checkstate import PageRecord, record_pages
 from channelwatch.store.models import Publication, Run
 
 if TYPE_CHECKING:
@@ -284,6 +286,7 @@ async def _poll_one(
                         break  # incremental: everything further down is older and already stored
             finally:
                 await listing.aclose()  # type: ignore[attr-defined]
+            pages_read = await _read_site_pages(channel, client, zone, collected)
             warning = None
             if not collected and not last_good:
                 warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
@@ -292,7 +295,7 @@ async def _poll_one(
                 note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
-                partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning)
+                partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning, pages_read)
             )
             seconds = time.monotonic() - started
             log.info(
@@ -317,6 +320,67 @@ async def _poll_one(
         seconds = time.monotonic() - started
         log.warning("poll %s failed: %s", channel.id, message)
         return PollResult(channel.id, run_id, "failed", pages, len(collected), 0, message, seconds)
+
+
+async def _read_site_pages(
+    channel: ChannelConfig, client: HttpClient, zone: str, collected: list[Observed]
+) -> list[PageRecord]:
+    """A website's homepage and the first page of each of its columns (docs/inspection.md).
+
+    The dated entries of the columns join ``collected``: they are publications of the channel, and an
+    article listed in two columns (or also in the main list) is one publication. A column that cannot
+    be read does not fail the poll: its failure is recorded for the checks.
+    """
+    if channel.kind != "website" or channel.poll is None or not (channel.columns or channel.homepage):
+        return []
+    from channelwatch.sources.website import HtmlListOptions, read_page
+
+    base = dict(channel.poll) if channel.poll.get("type") == "html-list" else {}
+    base.pop("homepage", None)
+    interval = float(HtmlListOptions.model_validate({"type": "html-list", **base}).min_interval)
+    records: list[PageRecord] = []
+    if channel.homepage:
+        reading = await read_page(client, channel.homepage, zone, min_interval=interval)
+        records.append(
+            PageRecord(
+                "homepage",
+                "首页",
+                channel.homepage,
+                reading.http_status,
+                reading.error,
+                [],
+                reading.links,
+                [d.isoformat() for d in reading.dates],
+            )
+        )
+    known = {o.url for o in collected if o.url}
+    for column in channel.columns:
+        table: dict[str, Any] = {**base, "type": "html-list", "url": column.url, "column": column.name, "max_pages": 1}
+        for key in ("item", "title", "link", "date", "page_url"):
+            if getattr(column, key) is not None:
+                table[key] = getattr(column, key)
+        options = HtmlListOptions.model_validate(table)
+        reading = await read_page(client, column.url, zone, options=options, min_interval=interval)
+        for observed in reading.observed(column.name):
+            if observed.url is None or observed.url not in known:
+                known.add(observed.url or "")
+                collected.append(observed)
+        records.append(
+            PageRecord(
+                "column",
+                column.name,
+                column.url,
+                reading.http_status,
+                reading.error,
+                [
+                    (link, to_office(d, zone).date().isoformat() if d else None, title)
+                    for link, d, title in reading.entries
+                ],
+                reading.links,
+                [],
+            )
+        )
+    return records
 
 
 def _identity(observed: Observed, zone: str, kind: str) -> str | None:
@@ -399,10 +463,12 @@ def _store_run(
     kind: str,
     pages: int,
     message: str | None,
+    pages_read: list[PageRecord],
     conn: Connection,
 ) -> Any:
     """Store what the poll saw and close its run (inside the group's transaction, in a savepoint)."""
     counts = store_observed(conn, channel_id, observed, zone=zone, kind=kind, run_id=run_id)
+    record_pages(conn, channel_id, pages_read)
     _finish_run(
         conn,
         run_id,

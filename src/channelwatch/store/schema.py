@@ -15,7 +15,9 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
+
+# Imported for their tables, registered on the metadata before create_all: the daemon's and the checks'.
+from channelwatch.store import checkstate, jobstate  # noqa: F401
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
@@ -44,9 +46,23 @@ def _hash_long_identities(conn: Connection) -> None:
         conn.execute(pub.update().where(pub.c.id == row_id).values(identity=long_identity(identity)))
 
 
+def _inspection_tables_v4(conn: Connection) -> None:
+    """v4: the inspection checks' tables (page observations, probes, link checks, alerts mailed)."""
+    from channelwatch.store.checkstate import InspectionAlert, LinkCheck, LinkFinding, PageObservation, ProbeResult
+
+    models: list[Any] = [PageObservation, ProbeResult, LinkCheck, LinkFinding, InspectionAlert]
+    tables = [m.__table__ for m in models]
+    SQLModel.metadata.create_all(conn, tables=tables)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _office_key_v2, _hash_long_identities]
+_MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create_v1,
+    _office_key_v2,
+    _hash_long_identities,
+    _inspection_tables_v4,
+]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
