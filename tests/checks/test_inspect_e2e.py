@@ -79,7 +79,7 @@ def _build_site(site: InspectionSite, other: InspectionSite) -> None:
             [
                 Entry(f"{slug}条目{i}", path, None if d is None else TODAY - timedelta(days=d))
                 for i, (d, path) in enumerate(entries)
-            ],  # fmt: skip
+            ],
         )
     site.homepage_entries = [
         Entry("首页要闻", "art/home1.html", TODAY - timedelta(days=11)),

@@ -304,8 +304,16 @@ def _column_status(
     base = {"channel": channel.id, "name": column.name, "column_class": column.column_class, "url": column.url}
     if row is None or row.error:
         problem = "尚未抓取" if row is None else str(row.error)
-        return ColumnStatus(**base, items=0, undated=0, last_published=None, age_days=None, limit_days=limit,
-                            status="blank", problem=problem)  # fmt: skip
+        return ColumnStatus(
+            **base,
+            items=0,
+            undated=0,
+            last_published=None,
+            age_days=None,
+            limit_days=limit,
+            status="blank",
+            problem=problem,
+        )
     items, undated, newest = _entry_dates(row, as_of)
     age = (as_of - newest).days if newest else None
     if items == 0:
@@ -318,8 +326,9 @@ def _column_status(
         status = "warning"
     else:
         status = "ok"
-    return ColumnStatus(**base, items=items, undated=undated, last_published=newest, age_days=age, limit_days=limit,
-                        status=status)  # fmt: skip
+    return ColumnStatus(
+        **base, items=items, undated=undated, last_published=newest, age_days=age, limit_days=limit, status=status
+    )
 
 
 def _columns_findings(channel: ChannelConfig, columns: list[ColumnStatus], settings: InspectionConfig) -> list[Finding]:
