@@ -1,0 +1,119 @@
+"""Polling a website's columns and homepage: counted once across columns, tolerant of what the checks judge."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from channelwatch import store
+from channelwatch.cli import app
+from channelwatch.instance.config import load_instance
+from channelwatch.store import open_store
+from channelwatch.store.models import Publication
+from tests.checks.site import Column, Entry, InspectionSite
+from tests.conftest import write_instance
+
+TODAY = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def cli(root: Path, *args: str) -> Any:
+    return CliRunner().invoke(app, ["--instance", str(root), *args])
+
+
+@pytest.fixture
+def site() -> Iterator[InspectionSite]:
+    running = InspectionSite().start()
+    yield running
+    running.stop()
+
+
+def _instance(tmp_path: Path, site: InspectionSite, *, main_list: bool) -> Path:
+    main = f'  url = "{site.column_url("gzdt")}"\n' if main_list else ""
+    extra = f"""
+[[channels]]
+id = "site"
+kind = "website"
+name = "县政府网站"
+  [channels.poll]
+  type = "html-list"
+{main}  homepage = "{site.homepage}"
+  item = "ul.list li"
+  date = "span"
+  min_interval = "0s"
+  [[channels.columns]]
+  name = "工作动态"
+  url = "{site.column_url("gzdt")}"
+  [[channels.columns]]
+  name = "要闻"
+  url = "{site.column_url("yw")}"
+  [[channels.columns]]
+  name = "已下线栏目"
+  url = "{site.base}/site/missing/index.html"
+  class = "notice"
+"""
+    return write_instance(tmp_path / "inst", extra=extra)
+
+
+def _count(root: Path) -> int:
+    opened = open_store(load_instance(root))
+    with store.read(opened.engine) as conn:
+        found = conn.execute(
+            select(func.count()).where(Publication.channel_id == opened.channel_id("site"))  # type: ignore[arg-type]
+        ).scalar_one()
+    opened.dispose()
+    return int(found)
+
+
+def test_an_article_in_the_main_list_and_two_columns_counts_once(tmp_path: Path, site: InspectionSite) -> None:
+    shared = Entry("共同的文章", "art/shared.html", TODAY - timedelta(days=2))
+    site.columns["gzdt"] = Column("gzdt", [shared, Entry("动态", "art/a.html", TODAY - timedelta(days=4))])
+    site.columns["yw"] = Column("yw", [shared])
+    root = _instance(tmp_path, site, main_list=True)
+    result = cli(root, "poll")
+    assert result.exit_code == 0, result.output
+    assert _count(root) == 2
+    assert cli(root, "poll").exit_code == 0
+    assert _count(root) == 2
+
+    report = json.loads(cli(root, "inspect", "--format", "json").output)
+    columns = {c["name"]: c for c in report["columns"]}
+    assert (columns["工作动态"]["items"], columns["工作动态"]["age_days"], columns["工作动态"]["status"]) == (
+        2,
+        2,
+        "ok",
+    )
+    assert (columns["要闻"]["items"], columns["要闻"]["age_days"]) == (1, 2)
+    # A column page that no longer opens is what an inspector sees as an empty column.
+    assert (columns["已下线栏目"]["items"], columns["已下线栏目"]["status"]) == (0, "blank")
+    # A homepage of navigation only (no dates, no article links) is judged by its columns.
+    assert report["homepages"][0]["age_days"] == 2
+    assert "homepage_stale" not in {f["rule"] for f in report["findings"]}
+    text = cli(root, "inspect").output
+    assert "已下线栏目" in text and "HTTP 404" in text
+
+
+def test_a_column_that_empties_is_blank_not_a_failed_poll(tmp_path: Path, site: InspectionSite) -> None:
+    site.columns["gzdt"] = Column("gzdt", [Entry("动态", "art/a.html", TODAY - timedelta(days=1))])
+    site.columns["yw"] = Column("yw", [Entry("要闻", "art/b.html", TODAY - timedelta(days=1))])
+    root = _instance(tmp_path, site, main_list=False)
+    assert cli(root, "poll").exit_code == 0
+    site.columns["yw"].entries.clear()
+    second = cli(root, "poll")
+    assert second.exit_code == 0, second.output
+    runs = json.loads(cli(root, "runs", "--format", "json").output)
+    assert [r["status"] for r in runs][:2] == ["ok", "ok"]
+    report = json.loads(cli(root, "inspect", "--format", "json").output)
+    assert {c["name"]: c["status"] for c in report["columns"]} == {
+        "工作动态": "ok",
+        "要闻": "blank",
+        "已下线栏目": "blank",
+    }
+    assert _count(root) == 2  # what was published stays counted
