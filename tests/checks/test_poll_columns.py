@@ -36,14 +36,14 @@ def site() -> Iterator[InspectionSite]:
 
 
 def _instance(tmp_path: Path, site: InspectionSite, *, main_list: bool) -> Path:
-    main = f'  url = "{site.column_url("gzdt")}"\n' if main_list else ""
+    # Without a main list, the poll table names no type either: a website's columns are HTML lists.
+    main = f'  type = "html-list"\n  url = "{site.column_url("gzdt")}"\n' if main_list else ""
     extra = f"""
 [[channels]]
 id = "site"
 kind = "website"
 name = "县政府网站"
   [channels.poll]
-  type = "html-list"
 {main}  homepage = "{site.homepage}"
   item = "ul.list li"
   date = "span"

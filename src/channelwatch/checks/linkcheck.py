@@ -2,7 +2,7 @@
 
 The links are those the latest poll found on the channel's homepage and on the first page of each
 column (``store.checkstate.PageObservation``). Each distinct link is requested once: ``HEAD`` first,
-and ``GET`` when ``HEAD`` fails (many CMSs answer ``HEAD`` with 405 or not at all). At most
+and ``GET`` when ``HEAD`` fails other than by a timeout (many CMSs answer ``HEAD`` with 405 or not at all). At most
 ``link_concurrency`` requests run at once, and two requests to one host are at least the channel's
 ``min_interval`` apart, as for polls.
 
@@ -101,8 +101,9 @@ class _Checker:
     async def check(self, url: str) -> str | None:
         async with self.limit:
             failure = await self._request("HEAD", url)
-            if failure is None:
-                return None
+            if failure is None or failure == "timeout":
+                # A server too slow for HEAD is as slow for GET: the re-check asks again anyway.
+                return failure
             return await self._request("GET", url)
 
 

@@ -120,6 +120,16 @@ class ChannelConfig(_Strict):
         value = (self.poll or {}).get("homepage")
         return str(value) if value else None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _website_poll_type(cls, data: Any) -> Any:
+        """A website's ``[channels.poll]`` that only names its homepage (and columns) reads HTML lists."""
+        if isinstance(data, dict) and data.get("kind") == "website":
+            poll = data.get("poll")
+            if isinstance(poll, dict) and "type" not in poll and (poll.get("homepage") or data.get("columns")):
+                data = {**data, "poll": {"type": "html-list", **poll}}
+        return data
+
     @model_validator(mode="after")
     def _columns_of_websites(self) -> ChannelConfig:
         if self.columns and self.kind != "website":
@@ -171,7 +181,7 @@ class InspectionConfig(_Strict):
     probe_timeout: float = 15.0
     link_timeout: float = 15.0
     link_concurrency: int = Field(default=4, ge=1, le=100)
-    link_recheck_delay: float = 60.0
+    link_recheck_delay: float = 10.0
     link_window_days: int = Field(default=7, ge=1)
     max_links: int = Field(default=2000, ge=1)
     newmedia_warn_days: int = Field(default=10, ge=1)
