@@ -163,6 +163,9 @@ def test_config_mistakes_name_file_key_and_value(tmp_path: Path) -> None:
     upside_down = write_instance(tmp_path / "d", extra="[inspection]\nblank_warning = 6\n")
     result = cli(upside_down, "inspect")
     assert result.exit_code == 1 and "blank_warning" in result.output
+    bad_selector = write_instance(tmp_path / "f", extra=SITE + '  page_url = "index.html"\n')
+    result = cli(bad_selector, "inspect")
+    assert result.exit_code == 1 and "columns[1].page_url" in result.output and "{n}" in result.output
     weeks = write_instance(tmp_path / "e", extra=SITE + '  max_age = "2w"\n')
     assert load_instance(weeks).channel("site").columns[0].max_age == 14
     assert "Traceback" not in result.output

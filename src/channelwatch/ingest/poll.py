@@ -333,11 +333,10 @@ async def _read_site_pages(
     """
     if channel.kind != "website" or channel.poll is None or not (channel.columns or channel.homepage):
         return []
-    from channelwatch.sources.website import HtmlListOptions, read_page
+    from channelwatch.sources.base import parse_duration
+    from channelwatch.sources.website import column_options, read_page
 
-    base = dict(channel.poll) if channel.poll.get("type") == "html-list" else {}
-    base.pop("homepage", None)
-    interval = float(HtmlListOptions.model_validate({"type": "html-list", **base}).min_interval)
+    interval = parse_duration(channel.poll.get("min_interval", 2.0))
     records: list[PageRecord] = []
     if channel.homepage:
         reading = await read_page(client, channel.homepage, zone, min_interval=interval)
@@ -355,11 +354,7 @@ async def _read_site_pages(
         )
     known = {o.url for o in collected if o.url}
     for column in channel.columns:
-        table: dict[str, Any] = {**base, "type": "html-list", "url": column.url, "column": column.name, "max_pages": 1}
-        for key in ("item", "title", "link", "date", "page_url"):
-            if getattr(column, key) is not None:
-                table[key] = getattr(column, key)
-        options = HtmlListOptions.model_validate(table)
+        options = column_options(channel.poll, column.name, column.url, column.model_dump())
         reading = await read_page(client, column.url, zone, options=options, min_interval=interval)
         for observed in reading.observed(column.name):
             if observed.url is None or observed.url not in known:

@@ -309,6 +309,22 @@ def load_instance(option: Path | None = None) -> Instance:
     return Instance(root=root, config=config, config_path=path)
 
 
+def _column_problems(index: int, channel: ChannelConfig) -> list[str]:
+    """Selector overrides of each column, checked as the poll will use them."""
+    from channelwatch.sources.website import column_options
+    from channelwatch.validation import describe_problem
+
+    problems = []
+    for number, column in enumerate(channel.columns, 1):
+        try:
+            column_options(channel.poll, column.name, column.url, column.model_dump())
+        except ValidationError as exc:
+            detail = exc.errors()[0]
+            key = ".".join(str(p) for p in detail["loc"])
+            problems.append(f"  channels[{index}](id={channel.id}).columns[{number}].{key}：{describe_problem(detail)}")
+    return problems
+
+
 def _validate_polls(path: Path, config: Config) -> None:
     """Each ``[channels.poll]`` table is checked by the source its ``type`` names."""
     problems: list[str] = []
@@ -322,5 +338,7 @@ def _validate_polls(path: Path, config: Config) -> None:
             problems.append(f"  channels[{index}](id={channel.id}).poll{problem}")
         elif channel.poll.get("type") == "html-list" and not channel.poll.get("url") and not channel.columns:
             problems.append(f"  channels[{index}](id={channel.id}).poll.url：缺少必填项（或配置 [[channels.columns]]）")
+        elif channel.columns:
+            problems.extend(_column_problems(index, channel))
     if problems:
         raise ConfigError("\n".join([f"配置文件 {path} 有误：", *problems]))

@@ -45,6 +45,7 @@ __all__ = [
     "HtmlListSource",
     "ListPage",
     "PageReading",
+    "column_options",
     "dates_on_page",
     "parse_column_page",
     "parse_list_page",
@@ -429,3 +430,16 @@ async def read_page(
 
 
 _ANY_ERROR = frozenset(range(400, 600))
+COLUMN_SELECTORS = ("item", "title", "link", "date", "page_url")
+
+
+def column_options(poll: dict[str, Any] | None, name: str, url: str, overrides: dict[str, Any]) -> HtmlListOptions:
+    """A column's list options: the channel's ``html-list`` selectors, the column's own where it sets them.
+
+    Raises pydantic's ``ValidationError`` for a bad override (the config loader reports it).
+    """
+    base = dict(poll) if poll and poll.get("type") == "html-list" else {}
+    base.pop("homepage", None)
+    table: dict[str, Any] = {**base, "type": "html-list", "url": url, "column": name, "max_pages": 1}
+    table.update({key: value for key, value in overrides.items() if key in COLUMN_SELECTORS and value is not None})
+    return HtmlListOptions.model_validate(table)
