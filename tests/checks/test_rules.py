@@ -215,3 +215,20 @@ def test_text_of_an_instance_without_website_columns(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # The example office's new-media channels have no publication yet: that is a veto risk.
     assert "总体结论：否决风险" in result.output and "尚无任何发布记录" in result.output
+
+
+def test_homepage_dates_are_those_of_its_entries() -> None:
+    from selectolax.lexbor import LexborHTMLParser
+
+    from channelwatch.sources.website import item_dates
+
+    html = (
+        "<html><body><div class='top'><span>今天是2024年7月3日</span></div>"
+        "<ul><li><a href='/a.html'>要闻一</a><span>2024-06-20</span></li>"
+        "<li><span>[06-28]</span><a href='/b.html'>要闻二</a></li>"
+        "<li><a href='/c.html'>年底的旧闻</a> 12-30</li></ul>"
+        "<table><tr><td><a href='/d.html'>通知</a></td><td>2024/6/1</td></tr></table>"
+        "<p><a href='/e.html'>第1-2季度工作</a></p></body></html>"
+    )
+    found = item_dates(LexborHTMLParser(html), date(2024, 7, 3))
+    assert found == [date(2023, 12, 30), date(2024, 6, 1), date(2024, 6, 20), date(2024, 6, 28)]

@@ -30,7 +30,7 @@ from urllib.parse import urldefrag, urljoin
 
 from pydantic import Field, field_validator
 
-from channelwatch.dates import DateParseError, parse_datetime
+from channelwatch.dates import DateParseError, parse_datetime, to_office
 from channelwatch.errors import FetchError, LayoutError
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
 from channelwatch.sources.http import redact
@@ -47,6 +47,7 @@ __all__ = [
     "PageReading",
     "column_options",
     "dates_on_page",
+    "item_dates",
     "parse_column_page",
     "parse_list_page",
     "pub_date_of",
@@ -363,14 +364,48 @@ def links_on_page(tree: Any, url: str) -> list[str]:
     return list(found)
 
 
+_MONTH_DAY = re.compile(r"^[\[(（【]?(\d{2})-(\d{2})[\])）】]?$")
+
+
 def dates_on_page(text: str) -> list[date]:
-    """Every calendar date written on a page (2020-06-01, 2020/6/1, 2020.06.01, 2020年6月1日)."""
+    """Every calendar date written in a text (2020-06-01, 2020/6/1, 2020.06.01, 2020年6月1日)."""
     found: set[date] = set()
     for match in _SHOWN_DATE.finditer(text):
         try:
             found.add(date(int(match.group(1)), int(match.group(2)), int(match.group(3))))
         except ValueError:
             continue
+    return sorted(found)
+
+
+def item_dates(tree: Any, today: date) -> list[date]:
+    """Dates shown beside the links of a homepage: the dates of its entries.
+
+    Only the text of each link's own entry counts (its parent element; a table cell's row), so that a
+    banner's "today is …" elsewhere on the page does not make the homepage look updated. An entry that
+    shows only ``06-28`` (common on homepages) is taken in the latest year that is not after ``today``.
+    """
+    found: set[date] = set()
+    for node in tree.css("a[href]"):
+        entry = node.parent
+        if entry is None:
+            continue
+        if entry.tag in ("td", "th") and entry.parent is not None:
+            entry = entry.parent
+        text = entry.text(separator=" ", strip=True)
+        full = dates_on_page(text)
+        if full:
+            found.update(full)
+            continue
+        for part in text.split():
+            match = _MONTH_DAY.match(part)
+            if not match:
+                continue
+            try:
+                shown = date(today.year, int(match.group(1)), int(match.group(2)))
+                found.add(shown if shown <= today else shown.replace(year=today.year - 1))
+            except ValueError:
+                continue
     return sorted(found)
 
 
@@ -424,8 +459,7 @@ async def read_page(
     else:
         tree = HTMLParser(text)
         reading.links = links_on_page(tree, url)
-        body = tree.body
-        reading.dates = dates_on_page(body.text(separator=" ") if body is not None else text)
+        reading.dates = item_dates(tree, to_office(datetime.now(UTC), zone).date())
     return reading
 
 
