@@ -17,6 +17,7 @@ from channelwatch import store
 from channelwatch.cli import app
 from channelwatch.instance.config import load_instance
 from channelwatch.store import open_store
+from channelwatch.store.checkstate import PageObservation
 from channelwatch.store.models import Publication
 from tests.checks.site import Column, Entry, InspectionSite
 from tests.conftest import write_instance
@@ -82,6 +83,11 @@ def test_an_article_in_the_main_list_and_two_columns_counts_once(tmp_path: Path,
     assert _count(root) == 2
     assert cli(root, "poll").exit_code == 0
     assert _count(root) == 2
+    opened = open_store(load_instance(root))
+    with store.read(opened.engine) as conn:
+        reads = conn.execute(select(func.count()).select_from(PageObservation)).scalar_one()
+    opened.dispose()
+    assert reads == 4  # homepage and three columns: a day keeps the latest read of each page only
 
     report = json.loads(cli(root, "inspect", "--format", "json").output)
     columns = {c["name"]: c for c in report["columns"]}

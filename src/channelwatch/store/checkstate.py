@@ -2,8 +2,9 @@
 
 - ``PageObservation``: one read of a website's homepage or of a column's first page by a poll: how
   many entries it listed, which of them carried a date, and every link on it. The checks judge the
-  latest read; the links feed the link check. Entries without a date are kept here (they cannot be
-  publications: a publication needs a date), because an undated entry counts as *not updated*.
+  latest read; the links feed the link check. One read per page and (UTC) day is kept. Entries
+  without a date are kept here (they cannot be publications: a publication needs a date), because
+  an undated entry counts as *not updated*.
 - ``ProbeResult``: one request of a homepage by the ``probe`` job (opened within the time limit or not).
 - ``LinkCheck`` / ``LinkFinding``: one run of the ``link-check`` job and the links it found dead.
 - ``InspectionAlert``: the last finding of each (channel, rule) that was mailed, so that a finding
@@ -140,8 +141,21 @@ def record_pages(conn: Connection, channel_id: int, pages: list[PageRecord], mom
     if not pages:
         return
     when = moment or db.utc_now()
+    table = _table(PageObservation)
+    # The checks judge a page by its latest read of a day: earlier reads of the same day are dropped, so a
+    # poll every 30 minutes keeps one row per page and day, not 48.
+    day_start = when.replace(hour=0, minute=0, second=0, microsecond=0)
+    for page in pages:
+        conn.execute(
+            table.delete().where(
+                table.c.channel_id == channel_id,
+                table.c.kind == page.kind,
+                table.c.url == page.url,
+                table.c.observed_at >= day_start,
+            )
+        )
     conn.execute(
-        _table(PageObservation).insert(),
+        table.insert(),
         [
             {
                 "channel_id": channel_id,
