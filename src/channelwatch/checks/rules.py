@@ -467,12 +467,20 @@ def _newmedia(
         return value if isinstance(value, date) else date.fromisoformat(str(value))
 
     newest = conn.execute(
-        select(func.max(pub.c.local_date)).where(pub.c.channel_id == channel_id, pub.c.local_date <= as_of)
+        # local_year bounds let the period index narrow the rows before local_date is read.
+        select(func.max(pub.c.local_date)).where(
+            pub.c.channel_id == channel_id, pub.c.local_year <= as_of.year, pub.c.local_date <= as_of
+        )
     ).scalar()
     rows = list(
         conn.execute(
             select(pub.c.local_date, func.count(), func.sum(case((pub.c.is_repost.is_(True), 1), else_=0)))
-            .where(pub.c.channel_id == channel_id, pub.c.local_date > start, pub.c.local_date <= as_of)
+            .where(
+                pub.c.channel_id == channel_id,
+                pub.c.local_year.between(start.year, as_of.year),
+                pub.c.local_date > start,
+                pub.c.local_date <= as_of,
+            )
             .group_by(pub.c.local_date)
             .order_by(pub.c.local_date)
         )
