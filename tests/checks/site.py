@@ -51,6 +51,10 @@ class InspectionSite:
         self.slow_seconds = 1.5
         self.flaky_failures = 2
         self.hits: Counter[str] = Counter()
+        self.article_delay = 0.0  # seconds every article takes to answer
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.started: list[tuple[float, str]] = []  # (monotonic time, path) of every request
         self._homepage_failures: list[str] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -120,7 +124,7 @@ class InspectionSite:
             if path == f"/site/{column.slug}/index.html":
                 return 200, self._column_html(column), 0.0
         if path.startswith("/site/art/"):
-            return 200, "<html><body>article</body></html>", 0.0
+            return 200, "<html><body>article</body></html>", self.article_delay
         return 404, "not found", 0.0
 
     # --- server ---------------------------------------------------------------------------------------
@@ -133,7 +137,19 @@ class InspectionSite:
                 pass
 
             def _reply(self, body_wanted: bool) -> None:
-                status, body, delay = site.answer(self.path.split("?")[0])
+                path = self.path.split("?")[0]
+                with site._lock:
+                    site.started.append((time.monotonic(), path))
+                    site.in_flight += 1
+                    site.max_in_flight = max(site.max_in_flight, site.in_flight)
+                try:
+                    self._answer(path, body_wanted)
+                finally:
+                    with site._lock:
+                        site.in_flight -= 1
+
+            def _answer(self, path: str, body_wanted: bool) -> None:
+                status, body, delay = site.answer(path)
                 if delay:
                     time.sleep(delay)
                 content = body.encode("utf-8")

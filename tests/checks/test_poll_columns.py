@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,3 +124,33 @@ def test_a_column_that_empties_is_blank_not_a_failed_poll(tmp_path: Path, site: 
         "已下线栏目": "blank",
     }
     assert _count(root) == 2  # what was published stays counted
+
+
+@pytest.mark.parametrize(("concurrency", "interval"), [(3, 0.0), (4, 0.15)])
+def test_link_check_is_bounded_and_paced(
+    tmp_path: Path, site: InspectionSite, concurrency: int, interval: float
+) -> None:
+    from channelwatch.checks.linkcheck import check_links
+
+    site.columns["gzdt"] = Column(
+        "gzdt", [Entry(f"文章{n}", f"art/{n}.html", TODAY - timedelta(days=1)) for n in range(12)]
+    )
+    site.columns["yw"] = Column("yw", [])
+    root = _instance(tmp_path, site, main_list=False)
+    config = root / "config" / "channelwatch.toml"
+    text = config.read_text(encoding="utf-8").replace('min_interval = "0s"', f'min_interval = "{interval}s"')
+    config.write_text(text + f"\n[inspection]\nlink_concurrency = {concurrency}\n", encoding="utf-8")
+    assert cli(root, "poll").exit_code == 0
+    site.article_delay = 0.2
+    site.max_in_flight = 0
+    mark = len(site.started)
+    opened = open_store(load_instance(root))
+    outcomes = check_links(opened)
+    opened.dispose()
+    assert [(o.channel, len(o.dead)) for o in outcomes] == [("site", 0)]
+    articles = [t for t, path in site.started[mark:] if path.startswith("/site/art/")]
+    assert len(articles) == 12  # HEAD answered: no GET
+    assert 2 <= site.max_in_flight <= concurrency
+    if interval:
+        gaps = [b - a for a, b in pairwise(articles)]
+        assert min(gaps) >= interval * 0.9

@@ -68,9 +68,9 @@ def classify(url: str, found_on: str, status: str) -> str:
 class _Checker:
     """Requests links with bounded concurrency and a per-host minimum interval."""
 
-    def __init__(self, client: Any, concurrency: int, interval: float) -> None:
+    def __init__(self, client: Any, limit: asyncio.Semaphore, interval: float) -> None:
         self.client = client
-        self.limit = asyncio.Semaphore(concurrency)
+        self.limit = limit
         self.interval = interval
         self.next_at: dict[str, float] = {}
         self.lock = asyncio.Lock()
@@ -120,7 +120,7 @@ def links_of(conn: Any, channel_id: int, limit: int) -> list[tuple[str, str]]:
 
 
 async def _check_channel(
-    channel: ChannelConfig, links: list[tuple[str, str]], settings: InspectionConfig
+    channel: ChannelConfig, links: list[tuple[str, str]], settings: InspectionConfig, limit: asyncio.Semaphore
 ) -> LinkCheckOutcome:
     import httpx
 
@@ -133,7 +133,7 @@ async def _check_channel(
     async with httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT}, follow_redirects=True, trust_env=False, timeout=timeout
     ) as client:
-        checker = _Checker(client, settings.link_concurrency, interval)
+        checker = _Checker(client, limit, interval)
         first = await asyncio.gather(*(checker.check(url) for url, _ in links))
         failed = [(url, page, status) for (url, page), status in zip(links, first, strict=True) if status is not None]
         suspected = [(url, page, status) for url, page, status in failed if classify(url, page, status) == SUSPECTED]
@@ -167,7 +167,8 @@ def check_links(opened: Store, channel_keys: list[str] | None = None) -> list[Li
     started = store.utc_now()
 
     async def run() -> list[LinkCheckOutcome]:
-        return list(await asyncio.gather(*(_check_channel(c, links, settings) for c, links in work)))
+        limit = asyncio.Semaphore(settings.link_concurrency)  # for all channels together
+        return list(await asyncio.gather(*(_check_channel(c, links, settings, limit) for c, links in work)))
 
     outcomes = run_coroutine(run)
     finished = store.utc_now()
