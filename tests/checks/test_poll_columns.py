@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -152,5 +151,6 @@ def test_link_check_is_bounded_and_paced(
     assert len(articles) == 12  # HEAD answered: no GET
     assert 2 <= site.max_in_flight <= concurrency
     if interval:
-        gaps = [b - a for a, b in pairwise(articles)]
-        assert min(gaps) >= interval * 0.9
+        # Starts are reserved min_interval apart; arrival times jitter a little, the span cannot shrink.
+        # Unpaced, twelve 0.2 s requests four at a time span about 0.6 s.
+        assert articles[-1] - articles[0] >= (len(articles) - 1) * interval * 0.95
