@@ -154,3 +154,21 @@ def test_link_check_is_bounded_and_paced(
         # Starts are reserved min_interval apart; arrival times jitter a little, the span cannot shrink.
         # Unpaced, twelve 0.2 s requests four at a time span about 0.6 s.
         assert articles[-1] - articles[0] >= (len(articles) - 1) * interval * 0.95
+
+
+def test_many_column_entries_do_not_set_off_the_main_lists_layout_alarm(tmp_path: Path, site: InspectionSite) -> None:
+    # The main list shows 2 entries a page; the columns 10 each. The alarm compares the main list's
+    # first page with what the main list (not the columns) read last time.
+    site.columns["gzdt"] = Column(
+        "gzdt", [Entry(f"动态{n}", f"art/g{n}.html", TODAY - timedelta(days=n)) for n in range(2)]
+    )
+    site.columns["yw"] = Column(
+        "yw", [Entry(f"要闻{n}", f"art/y{n}.html", TODAY - timedelta(days=n)) for n in range(10)]
+    )
+    root = _instance(tmp_path, site, main_list=True)
+    assert cli(root, "poll").exit_code == 0
+    again = cli(root, "poll")
+    assert again.exit_code == 0, again.output
+    runs = json.loads(cli(root, "runs", "--format", "json").output)
+    assert [r["status"] for r in runs][:2] == ["ok", "ok"], runs[:2]
+    assert _count(root) == 12

@@ -286,6 +286,9 @@ async def _poll_one(
                         break  # incremental: everything further down is older and already stored
             finally:
                 await listing.aclose()  # type: ignore[attr-defined]
+            # The run's rows_read and pages_fetched describe the list walked above: the layout alarm
+            # compares the next first page with them. Column entries are stored (new/known) beside it.
+            listed = len(collected)
             pages_read = await _read_site_pages(channel, client, zone, collected)
             warning = None
             if not collected and not last_good:
@@ -295,7 +298,9 @@ async def _poll_one(
                 note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
-                partial(_store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning, pages_read)
+                partial(
+                    _store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning, pages_read, listed
+                )
             )
             seconds = time.monotonic() - started
             log.info(
@@ -459,6 +464,7 @@ def _store_run(
     pages: int,
     message: str | None,
     pages_read: list[PageRecord],
+    listed: int,
     conn: Connection,
 ) -> Any:
     """Store what the poll saw and close its run (inside the group's transaction, in a savepoint)."""
@@ -469,7 +475,7 @@ def _store_run(
         run_id,
         "ok",
         message,
-        rows_read=len(observed),
+        rows_read=listed,
         rows_new=counts.new,
         rows_known=counts.known,
         pages_fetched=pages,
