@@ -232,3 +232,15 @@ def test_homepage_dates_are_those_of_its_entries() -> None:
     )
     found = item_dates(LexborHTMLParser(html), date(2024, 7, 3))
     assert found == [date(2023, 12, 30), date(2024, 6, 1), date(2024, 6, 20), date(2024, 6, 28)]
+
+
+def test_html_escapes_what_the_site_and_config_say() -> None:
+    from channelwatch.checks.outputs import as_html
+
+    inspection = Inspection(office="某办<script>alert(1)</script>", as_of=date(2024, 6, 30))
+    inspection.columns.append(
+        ColumnStatus("site", "<img src=x onerror=alert(1)>", "dynamic", 'http://x/"><b>', 0, 0, None, None, 14, "blank")
+    )
+    html = as_html(inspection)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<img src=x" not in html and '"><b>' not in html
