@@ -235,7 +235,9 @@ def test_inspection_of_a_known_site(
     body = smtp.messages[0].get_body(("plain",)).get_content()
     assert "站点无法访问" in body and "栏目不更新" in body and "链接不可用" not in body.split("\n\n")[0]
 
+    homepage_hits = site.hits["/site/index.html"]
     checked = _run_job(root, "links")
+    assert site.hits["/site/index.html"] == homepage_hits  # the probe alone measures the homepage
     assert checked.status == "warn", checked.message
     assert "1 个复查时已恢复" in checked.message  # the flaky link failed once, then answered
     # The dead links are a new finding: mailed once more, with that finding only.

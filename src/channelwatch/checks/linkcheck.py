@@ -107,12 +107,18 @@ class _Checker:
             return await self._request("GET", url)
 
 
-def links_of(conn: Any, channel_id: int, limit: int) -> list[tuple[str, str]]:
-    """(link, page it was found on) of the channel's latest homepage and column reads, homepage first."""
+def links_of(conn: Any, channel_id: int, limit: int, skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(link, page it was found on) of the channel's latest homepage and column reads, homepage first.
+
+    ``skip``: links not to check — the homepage, whose availability the ``probe`` job measures (a link
+    check must not add requests to the share of failed homepage requests it reports).
+    """
     pages = sorted(latest_pages(conn, channel_id).values(), key=lambda row: (row.kind != "homepage", row.id))
     found: dict[str, str] = {}
     for page in pages:
         for link in json.loads(page.links or "[]"):
+            if link in skip:
+                continue
             found.setdefault(link, page.url)
             if len(found) >= limit:
                 return list(found.items())
@@ -159,7 +165,8 @@ def check_links(opened: Store, channel_keys: list[str] | None = None) -> list[Li
     work: list[tuple[ChannelConfig, list[tuple[str, str]]]] = []
     with store.read(opened.engine) as conn:
         for channel in channels:
-            links = links_of(conn, opened.channel_id(channel.id), settings.max_links)
+            skip = frozenset({channel.homepage} if channel.homepage else set())
+            links = links_of(conn, opened.channel_id(channel.id), settings.max_links, skip)
             if links:
                 work.append((channel, links))
     if not work:
