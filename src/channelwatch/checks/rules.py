@@ -524,8 +524,9 @@ def check_office(opened: Store, office: str | None) -> None:
     if office is None:
         return
     config = opened.instance.config.office
-    accepted = {config.name, config.short_name, str(opened.office_id), str(getattr(config, "id", "") or "")}
-    if office not in accepted - {""}:
+    keys = (getattr(config, "id", None), getattr(opened.instance, "office_key", None))
+    accepted = {config.name, config.short_name, str(opened.office_id), *(str(k) for k in keys if k)}
+    if office not in accepted:
         raise UserError(f"本实例只有单位「{config.name}」（{opened.instance.config_path}），没有「{office}」")
 
 

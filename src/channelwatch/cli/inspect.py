@@ -19,6 +19,14 @@ class InspectFormat(StrEnum):
     html = "html"
 
 
+def _office(ctx: typer.Context, value: str | None) -> str | None:
+    """``--office``: where the CLI knows several offices, it picks the one the store is opened for."""
+    state = ctx.find_root().obj
+    if value is not None and state is not None and hasattr(state, "office"):
+        state.office = value
+    return value
+
+
 def _as_of(value: str | None) -> date | None:
     if value is None:
         return None
@@ -32,7 +40,9 @@ def _as_of(value: str | None) -> date | None:
 @app.command("inspect")
 def inspect_command(
     ctx: typer.Context,
-    office: Annotated[str | None, typer.Option("--office", help="单位（本实例的单位名称或编号）")] = None,
+    office: Annotated[
+        str | None, typer.Option("--office", help="单位（本实例的单位名称或编号）", callback=_office)
+    ] = None,
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="按该日期检查（YYYY-MM-DD，默认今天）：天数从该日算起")
     ] = None,
