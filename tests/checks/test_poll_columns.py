@@ -124,6 +124,12 @@ def test_a_column_that_empties_is_blank_not_a_failed_poll(tmp_path: Path, site: 
     }
     assert _count(root) == 2  # what was published stays counted
 
+    # A column page that fails once (404 now) is still judged by the day's good read.
+    del site.columns["gzdt"]
+    assert cli(root, "poll").exit_code == 0
+    report = json.loads(cli(root, "inspect", "--format", "json").output)
+    assert {c["name"]: c["status"] for c in report["columns"]}["工作动态"] == "ok"
+
 
 @pytest.mark.parametrize(("concurrency", "interval"), [(3, 0.0), (4, 0.15)])
 def test_link_check_is_bounded_and_paced(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Connection, DateTime, Index, Text, UniqueConstraint, func, select
@@ -146,14 +146,14 @@ def record_pages(conn: Connection, channel_id: int, pages: list[PageRecord], mom
     # poll every 30 minutes keeps one row per page and day, not 48.
     day_start = when.replace(hour=0, minute=0, second=0, microsecond=0)
     for page in pages:
-        conn.execute(
-            table.delete().where(
-                table.c.channel_id == channel_id,
-                table.c.kind == page.kind,
-                table.c.url == page.url,
-                table.c.observed_at >= day_start,
-            )
+        same_day = table.delete().where(
+            table.c.channel_id == channel_id,
+            table.c.kind == page.kind,
+            table.c.url == page.url,
+            table.c.observed_at >= day_start,
         )
+        # A failed read keeps the day's good one: a page that fails once is not judged by that failure.
+        conn.execute(same_day.where(table.c.error.is_not(None)) if page.error else same_day)
     conn.execute(
         table.insert(),
         [
@@ -201,4 +201,23 @@ def latest_pages(conn: Connection, channel_id: int, before: datetime | None = No
         key = (row.kind, row.url)
         if key not in found or before is None or db.as_utc(row.observed_at) < before:
             found[key] = row
+    for key, row in list(found.items()):
+        if row.error:
+            # A page that failed once is judged by its good read of the day before, if it had one: only a
+            # page that stays unreadable for a day counts as one the inspectors cannot open.
+            good = conn.execute(
+                select(table)
+                .where(
+                    table.c.channel_id == channel_id,
+                    table.c.kind == row.kind,
+                    table.c.url == row.url,
+                    table.c.error.is_(None),
+                    table.c.id < row.id,
+                    table.c.observed_at >= db.as_utc(row.observed_at) - timedelta(days=1),
+                )
+                .order_by(table.c.id.desc())
+                .limit(1)
+            ).first()
+            if good is not None:
+                found[key] = good
     return found
