@@ -219,6 +219,7 @@ class ChannelVerdict:
     name: str
     kind: str
     verdict: str
+    checked: bool = True  # False: a website without homepage or columns, nothing to judge
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -227,6 +228,7 @@ class ChannelVerdict:
             "kind": self.kind,
             "verdict": self.verdict,
             "verdict_label": LEVEL_LABELS[self.verdict],
+            "checked": self.checked,
         }
 
 
@@ -566,7 +568,8 @@ def inspect(opened: Store, as_of: date | None = None, channel_keys: list[str] | 
                 findings.extend([finding] if finding else [])
             result.findings.extend(findings)
             verdict = worst([f.level for f in findings])
-            result.channels.append(ChannelVerdict(channel.id, channel.name, channel.kind, verdict))
+            checked = channel.kind != "website" or bool(channel.columns or channel.homepage)
+            result.channels.append(ChannelVerdict(channel.id, channel.name, channel.kind, verdict, checked))
     result.findings.sort(key=lambda f: (-LEVEL_RANK[f.level], RULE_ORDER.index(f.rule), f.channel))
     result.channels.sort(key=lambda c: -LEVEL_RANK[c.verdict])
     return result
