@@ -245,3 +245,22 @@ def test_html_escapes_what_the_site_and_config_say() -> None:
     html = as_html(inspection)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<img src=x" not in html and '"><b>' not in html
+
+
+def test_offices_worst_first(tmp_path: Path) -> None:
+    from channelwatch.checks.rules import inspect_offices
+
+    two_columns = SITE + '  [[channels.columns]]\n  name = "要闻"\n  url = "http://127.0.0.1:9/yw/index.html"\n'
+    quiet = write_instance(tmp_path / "quiet", extra="")
+    site = write_instance(tmp_path / "site", extra=two_columns)
+    stores = {"a-quiet": open_store(load_instance(quiet)), "z-site": open_store(load_instance(site))}
+    try:
+        ordered = inspect_offices(stores)
+    finally:
+        for opened in stores.values():
+            opened.dispose()
+    # Both are veto (new-media channels without posts); the site's two never-polled columns add a warning.
+    assert [(key, found.verdict, len(found.findings)) for key, found in ordered] == [
+        ("z-site", "veto", 3),
+        ("a-quiet", "veto", 2),
+    ]

@@ -44,6 +44,7 @@ __all__ = [
     "Finding",
     "Inspection",
     "inspect",
+    "inspect_offices",
     "worst",
 ]
 
@@ -573,3 +574,18 @@ def inspect(opened: Store, as_of: date | None = None, channel_keys: list[str] | 
     result.findings.sort(key=lambda f: (-LEVEL_RANK[f.level], RULE_ORDER.index(f.rule), f.channel))
     result.channels.sort(key=lambda c: -LEVEL_RANK[c.verdict])
     return result
+
+
+def inspect_offices(stores: dict[str, Store], as_of: date | None = None) -> list[tuple[str, Inspection]]:
+    """Every office's inspection (a county's offices, keyed by office id), worst first.
+
+    Worst first: the verdict, then the number of veto findings, then of warnings, then the office id.
+    """
+    results = [(key, inspect(opened, as_of)) for key, opened in stores.items()]
+
+    def severity(item: tuple[str, Inspection]) -> tuple[int, int, int, str]:
+        key, found = item
+        vetoes = sum(1 for f in found.findings if f.level == "veto")
+        return (-LEVEL_RANK[found.verdict], -vetoes, -(len(found.findings) - vetoes), key)
+
+    return sorted(results, key=severity)
