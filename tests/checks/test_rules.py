@@ -174,6 +174,7 @@ def test_config_mistakes_name_file_key_and_value(tmp_path: Path) -> None:
 def test_spreadsheet_cells_never_run_as_formulas() -> None:
     assert safe_cell("=1+1") == "'=1+1" and safe_cell("+86") == "'+86" and safe_cell("-x") == "'-x"
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell("工作动态") == "工作动态" and safe_cell(3) == 3
+    assert safe_cell("栏目\x1b[2J") == "栏目\\x1b[2J"  # XLSX cannot hold control characters
     inspection = Inspection(office='=HYPERLINK("http://evil")', as_of=date(2024, 6, 30))
     inspection.columns.append(
         ColumnStatus("site", "=cmd|' /C calc'!A0", "dynamic", "http://x", 0, 0, None, None, 14, "blank")
@@ -264,3 +265,11 @@ def test_offices_worst_first(tmp_path: Path) -> None:
         ("z-site", "veto", 3),
         ("a-quiet", "veto", 2),
     ]
+
+
+def test_output_path_checked_before_any_work(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "inst")
+    missing = cli(root, "inspect", "-f", "json", "-o", str(tmp_path / "nowhere" / "x.json"))
+    assert missing.exit_code == 1 and "不存在" in missing.output
+    wrong = cli(root, "inspect", "-f", "xlsx", "-o", str(tmp_path / "x.csv"))
+    assert wrong.exit_code == 1 and ".xlsx" in wrong.output and not (tmp_path / "x.csv").exists()

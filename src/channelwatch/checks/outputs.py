@@ -9,6 +9,7 @@ from typing import Any
 
 from channelwatch.checks.rules import CLASS_LABELS, LEVEL_LABELS, RULE_LABELS, STATUS_LABELS, Inspection
 from channelwatch.render import render
+from channelwatch.spreadsheet import xlsx_value
 
 __all__ = ["as_html", "as_json_text", "as_text", "as_xlsx", "safe_cell"]
 
@@ -37,10 +38,9 @@ def as_json_text(inspection: Inspection) -> str:
 
 
 def safe_cell(value: Any) -> Any:
-    """A text a spreadsheet would run as a formula (= + - @, or a leading tab/CR) is kept as text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """A cell value: text a spreadsheet would run as a formula (= + - @, a leading tab/CR) stays text,
+    control characters XLSX cannot hold are written as visible escapes (``spreadsheet.xlsx_value``)."""
+    return xlsx_value(value)
 
 
 def as_xlsx(inspection: Inspection) -> bytes:

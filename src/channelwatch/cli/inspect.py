@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, fail, store_of
+from channelwatch.cli.common import app, echo, echo_data, fail, output_file, store_of
 
 
 class InspectFormat(StrEnum):
@@ -57,6 +57,9 @@ def inspect_command(
     day = _as_of(as_of)
     if format is InspectFormat.xlsx and output is None:
         fail("xlsx 格式需要用 -o 指定输出文件，例如 -o 检查预警.xlsx")
+    if output is not None:
+        suffixes = {InspectFormat.xlsx: (".xlsx",), InspectFormat.html: (".html", ".htm")}.get(format, ())
+        output_file(output, suffixes=suffixes, what="检查预警")
     opened = store_of(ctx)
     check_office(opened, office)
     result = inspect(opened, day)
@@ -71,7 +74,7 @@ def inspect_command(
     else:
         content = as_text(result, templates, min_probes).encode("utf-8")
     if output is None:
-        typer.echo(content.decode("utf-8"), nl=False)
+        echo_data(content.decode("utf-8"))
         return
     try:
         output.write_bytes(content)
