@@ -43,11 +43,13 @@ __all__ = [
     "FAULT_MODES",
     "FakePlatforms",
     "Fault",
+    "HostileServer",
     "RecordedRequest",
     "SiteArticle",
     "WechatPush",
     "WeiboPost",
     "fake_platforms",
+    "site_list_page",
 ]
 
 OFFICE_TZ = timezone(timedelta(hours=8))
@@ -140,6 +142,7 @@ class Fault:
     retry_after: float = 1.0
     delay: float = 5.0
     errcode: int = 45009
+    errmsg: str = "api freq out of limit"  # wechat-errcode: a hostile platform may put anything here
 
     def applies(self, path_query: str) -> bool:
         if self.times is not None and self.times <= 0:
@@ -530,7 +533,7 @@ class FakePlatforms:
             return {"errcode": 42001, "errmsg": "access_token expired"}
         fault = self._take_fault(path_query, {"wechat-errcode"})
         if fault:
-            return {"errcode": fault.errcode, "errmsg": "api freq out of limit"}
+            return {"errcode": fault.errcode, "errmsg": fault.errmsg}
         try:
             request = json.loads(body or b"{}")
             offset, count = int(request.get("offset", 0)), int(request.get("count", 20))
@@ -692,3 +695,165 @@ def fake_platforms() -> Iterator[FakePlatforms]:
         yield server
     finally:
         server.stop()
+
+
+# --- hostile servers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Behaviour:
+    kind: str  # page | redirect | drip | drip-headers | gzip | silent
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    location: str = ""
+    interval: float = 0.1  # drip: seconds between two bytes
+
+
+@dataclass
+class HostileServer:
+    """A loopback HTTP server that does what a test scripts, path by path: serve a page, redirect
+    anywhere, drip a byte every ``interval`` seconds, or accept the request and never answer.
+
+    ``host`` may be any address of 127.0.0.0/8 (on Linux the whole block answers), so that a test has
+    a second *host* without a network; ``0.0.0.0`` listens on every address of the machine.
+    Unscripted paths answer 404. Every request's path is recorded in ``hits``.
+    """
+
+    host: str = "127.0.0.1"
+    routes: dict[str, _Behaviour] = field(default_factory=dict)
+    hits: list[str] = field(default_factory=list)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> HostileServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                owner._answer(self)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                owner._answer(self)
+
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="hostile", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> HostileServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def url(self, path: str = "/", host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}{path}"
+
+    # --- scripting ---------------------------------------------------------------------------------------
+
+    def page(self, path: str, body: str | bytes, content_type: str = "text/html; charset=utf-8") -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.routes[path] = _Behaviour("page", body=data, content_type=content_type)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> None:
+        self.routes[path] = _Behaviour("redirect", status=status, location=location)
+
+    def drip(self, path: str, interval: float = 0.1) -> None:
+        """Headers at once, then one byte of an endless page every ``interval`` seconds."""
+        self.routes[path] = _Behaviour("drip", interval=interval)
+
+    def drip_headers(self, path: str, interval: float = 0.1) -> None:
+        """A status line, then a header that never ends, one byte every ``interval`` seconds."""
+        self.routes[path] = _Behaviour("drip-headers", interval=interval)
+
+    def gzip_bomb(self, path: str, size: int) -> None:
+        """A page of ``size`` bytes sent gzip-compressed (a thousandth of that on the wire)."""
+        import gzip
+
+        data = gzip.compress(b"<html>" + b" " * size, compresslevel=9)
+        self.routes[path] = _Behaviour("gzip", body=data)
+
+    def silent(self, path: str) -> None:
+        """Read the request, never answer (until the server stops)."""
+        self.routes[path] = _Behaviour("silent")
+
+    # --- serving -----------------------------------------------------------------------------------------
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        path = urlsplit(handler.path).path
+        self.hits.append(path)
+        behaviour = self.routes.get(path, _Behaviour("page", status=404, body=b"<html><body>404</body></html>"))
+        try:
+            if behaviour.kind == "silent":
+                self._stopping.wait(120)
+                return
+            if behaviour.kind == "redirect":
+                handler.send_response(behaviour.status)
+                handler.send_header("Location", behaviour.location)
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+                return
+            if behaviour.kind == "drip-headers":
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                handler.wfile.flush()
+                while not self._stopping.wait(behaviour.interval):
+                    handler.wfile.write(b"a")
+                    handler.wfile.flush()
+                return
+            if behaviour.kind == "gzip":
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html; charset=utf-8")
+                handler.send_header("Content-Encoding", "gzip")
+                handler.send_header("Content-Length", str(len(behaviour.body)))
+                handler.end_headers()
+                handler.wfile.write(behaviour.body)
+                return
+            if behaviour.kind == "drip":
+                handler.send_response(200)
+                handler.send_header("Content-Type", "text/html; charset=utf-8")
+                handler.send_header("Content-Length", str(10**6))
+                handler.end_headers()
+                handler.wfile.flush()
+                while not self._stopping.wait(behaviour.interval):
+                    handler.wfile.write(b"<")
+                    handler.wfile.flush()
+                return
+            handler.send_response(behaviour.status)
+            handler.send_header("Content-Type", behaviour.content_type)
+            handler.send_header("Content-Length", str(len(behaviour.body)))
+            handler.end_headers()
+            handler.wfile.write(behaviour.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up: what a deadline is for
+
+
+def site_list_page(entries: list[tuple[str, str, str]]) -> str:
+    """A TRS-style column page (``ul.list li``) with the given (href, title, date) entries."""
+    items = "".join(f'<li><a href="{href}">{title}</a><span>{date}</span></li>' for href, title, date in entries)
+    return f'<html><head><meta charset="utf-8"></head><body><ul class="list">{items}</ul></body></html>'

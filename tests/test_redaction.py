@@ -34,3 +34,20 @@ def test_redact_masks_registered_values_anywhere() -> None:
     register_secret("SUB=cookie-value-abcdef")
     assert redact("请求失败：Cookie SUB=cookie-value-abcdef 已过期") == "请求失败：Cookie *** 已过期"
     assert redact("https://x/?token=abc&page=2") == "https://x/?token=***&page=2"
+
+
+def test_the_forms_a_secret_travels_in_are_masked_too() -> None:
+    import base64
+    from urllib.parse import quote
+
+    from channelwatch.redaction import upstream
+
+    password = "p@ss word/+=ä-2026"
+    register_secret(password, username="tongji@example.gov.cn")
+    plain = base64.b64encode(b"\0tongji@example.gov.cn\0" + password.encode()).decode()
+    login = base64.b64encode(password.encode()).decode()
+    for form in (password, quote(password, safe=""), plain, login):
+        assert form not in redact(f"535 rejected {form} again"), form
+    register_secret("SUB=_2A25abcdefgh-cookie; SUBP=0033WrSXqPxfM72-Ws9jqgMF55529P9D9W5")
+    assert "_2A25abcdefgh-cookie" not in redact("cookie _2A25abcdefgh-cookie expired")
+    assert upstream(f"554 no\r\n250 OK fake line {password}\n", 40) == "554 no 250 OK fake line ***"

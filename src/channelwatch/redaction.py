@@ -9,13 +9,15 @@ can attach the filter at start-up without slowing ``--help``.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
+from urllib.parse import quote, quote_plus
 
 from channelwatch.errors import ConfigError
 
-__all__ = ["FILTER", "RedactingFilter", "redact", "register_secret", "secret"]
+__all__ = ["FILTER", "RedactingFilter", "redact", "register_secret", "secret", "upstream"]
 
 _SECRET_PARAMS = re.compile(
     r"((?<![A-Za-z0-9_])(?:secret|appsecret|access_token|token|password|passwd|cookie)=)[^&#\s\"']*", re.IGNORECASE
@@ -23,19 +25,45 @@ _SECRET_PARAMS = re.compile(
 _SECRETS: set[str] = set()
 
 
-def register_secret(value: str) -> None:
-    """Remember a secret value so that ``redact()`` masks it wherever it appears."""
-    if value and len(value) >= 4:
-        _SECRETS.add(value)
+def register_secret(value: str, *, username: str | None = None) -> None:
+    """Remember a secret value so that ``redact()`` masks it wherever it appears.
+
+    Also the forms in which it travels and in which a server may echo it back: percent-encoded (a
+    query string), Base64 (SMTP ``AUTH LOGIN`` sends the password so, ``AUTH PLAIN`` sends
+    ``\0username\0password``; a hostile relay can quote either in its error reply).
+    """
+    if not value or len(value) < 4:
+        return
+    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    if ";" in value or "=" in value:
+        # A cookie header: a server may quote one of its cookies alone.
+        for piece in re.split(r";\s*", value):
+            _name, _sep, part = piece.partition("=")
+            if len(part.strip()) >= 8:
+                forms.add(part.strip())
+    encoded = value.encode("utf-8")
+    forms.add(base64.b64encode(encoded).decode("ascii"))
+    if username is not None:
+        plain = b"\0" + username.encode("utf-8") + b"\0" + encoded
+        forms.add(base64.b64encode(plain).decode("ascii"))
+        forms.add(base64.b64encode(username.encode("utf-8") + b"\0" + encoded).decode("ascii"))
+    # Longest first: masking a shorter form inside a longer one would leave the rest of the longer one.
+    _SECRETS.update(f for f in forms if len(f) >= 4)
 
 
 def redact(text: str) -> str:
     """``text`` with credential query values and every registered secret replaced by ``***``."""
     text = _SECRET_PARAMS.sub(r"\1***", text)
-    for value in _SECRETS:
+    for value in sorted(_SECRETS, key=len, reverse=True):
         if value in text:
             text = text.replace(value, "***")
     return text
+
+
+def upstream(text: str, limit: int = 500) -> str:
+    """What a server, relay or platform answered, fit to store and print: every registered secret
+    masked, on one line (an answer may hold line breaks meant to look like our own output), cut."""
+    return " ".join(redact(text).split())[:limit]
 
 
 class RedactingFilter(logging.Filter):
@@ -67,4 +95,5 @@ def secret(env_name: str | None, *, what: str, where: str) -> str:
     value = os.environ.get(env_name)
     if not value:
         raise ConfigError(f"{where}：环境变量 {env_name} 未设置，无法取得{what}。请在运行 channelwatch 的环境中设置它")
+    register_secret(value)  # whatever a server answers is redacted of it from now on
     return value

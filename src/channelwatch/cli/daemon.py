@@ -41,13 +41,16 @@ _DELIVERY_STATUS = {"pending": "待发送", "failed": "发送失败", "sending":
 def _daemon_logging() -> None:
     # One line per job run (scheduler.py) at INFO; everything else stays at the CLI's level.
     logging.getLogger("channelwatch.daemon").setLevel(logging.INFO)
+    # Tracebacks of unexpected failures go to the daemon's log; the job's line stays one line.
+    logging.getLogger("channelwatch.tracebacks").setLevel(logging.DEBUG)
 
 
 @app.command("daemon")
 def daemon_command(ctx: typer.Context) -> None:
     """运行守护进程：按 jobs/*.toml 定时抓取、导入收件箱、发送季度统计、检查更新时效。
 
-    收到 SIGTERM 或 SIGINT（Ctrl+C）后等正在运行的任务结束再退出。每个数据库只能运行一个守护进程。
+    收到 SIGTERM 或 SIGINT（Ctrl+C）后在 10 秒内退出：正在进行的抓取中止（运行记录为“中断”，不保存任何数据），
+    其他正在运行的任务最多再等 7 秒。每个数据库只能运行一个守护进程。
     每次任务运行在标准错误输出写一行日志。
     """
     from channelwatch.daemon.scheduler import run_daemon

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
 import typer
 
@@ -25,13 +29,15 @@ def poll_command(
     from channelwatch.ingest.poll import poll_channels
 
     opened = store_of(ctx)
-    results = poll_channels(opened, channels or None, full=full, concurrency=concurrency)
+    with _stop_on_signal() as stop:
+        results = poll_channels(opened, channels or None, full=full, concurrency=concurrency, stop=stop)
     if not results:
         fail(
             f"没有可抓取的渠道：请在 {opened.instance.config_path} 中为渠道添加 [channels.poll]，"
             "或用 channelwatch import 导入导出文件"
         )
     failed = []
+    interrupted = [r for r in results if r.status == "interrupted"]
     for result in results:
         if result.status == "ok":
             line = (
@@ -41,9 +47,35 @@ def poll_command(
             echo(line)
             if result.message:
                 echo(f"  注意：{result.message}")
+        elif result.status == "interrupted":
+            echo(f"{result.channel}：中断（运行记录 #{result.run_id}）", err=True)
         else:
             failed.append(result)
             echo(f"{result.channel}：失败（运行记录 #{result.run_id}）：{result.message}", err=True)
+    if interrupted:
+        fail(f"收到停止信号，{len(interrupted)} 个渠道的抓取已中断，未保存这些渠道的数据")
     if failed:
         names = "、".join(r.channel for r in failed)
         fail(f"{len(failed)} 个渠道抓取失败：{names}（原因见上方，也可用 channelwatch runs 查看）")
+
+
+@contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """SIGTERM or Ctrl+C cut the polls short and close their runs as interrupted (中断) instead of leaving
+    them 进行中; a second signal ends the process at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

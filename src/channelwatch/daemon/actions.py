@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from channelwatch.daemon.jobs import Job
 from channelwatch.daemon.locks import Lock, _job_lock_name, try_lock
 from channelwatch.dates import to_office
 from channelwatch.errors import UserError
+from channelwatch.redaction import redact
 from channelwatch.store import Store, jobstate
 
 log = logging.getLogger(__name__)
+TRACEBACKS = logging.getLogger("channelwatch.tracebacks")
 
 
 @dataclass
@@ -30,24 +33,27 @@ def _office_now(opened: Store, moment: datetime | None = None) -> datetime:
     return to_office(moment or datetime.now(UTC), opened.instance.timezone)
 
 
-def _poll(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _poll(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.ingest.poll import poll_channels  # imported here to keep the daemon light
 
     channels = list(job.spec.channels) if job.spec.channels else None
-    results = poll_channels(opened, channels, full=job.spec.full, job_id=job.id)
+    results = poll_channels(opened, channels, full=job.spec.full, job_id=job.id, stop=stop)
     if not results:
         return JobOutcome("ok", "没有配置了 [channels.poll] 的渠道")
     failed = [r for r in results if r.status != "ok"]
+    labels = {"failed": "失败", "interrupted": "中断"}
     parts = [
         f"{r.channel} 成功：{r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条"
         if r.status == "ok"
-        else f"{r.channel} 失败：{r.message}"
+        else f"{r.channel} {labels.get(r.status, r.status)}：{r.message}"
         for r in results
     ]
+    if any(r.status == "interrupted" for r in results):
+        return JobOutcome("interrupted", "; ".join(parts))
     return JobOutcome("failed" if failed else "ok", "; ".join(parts))
 
 
-def _import_inbox(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _import_inbox(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.ingest.inbox import import_inbox
 
     result = import_inbox(opened, opened.instance.path(job.spec.path), settle=job.spec.settle, job_id=job.id)
@@ -190,7 +196,7 @@ def _wait_for_lock(opened: Store, name: str, timeout: float) -> Lock:
         time.sleep(0.2)
 
 
-def _quarterly(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _quarterly(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.delivery.send import undelivered_periods
     from channelwatch.reports.quarterly import previous_quarter
 
@@ -270,7 +276,7 @@ def _freshness_brief(row: Any) -> str:
     return f"{row.key} 已 {row.days_since} 天未更新，距期限还剩 {row.days_left} 天"
 
 
-def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _freshness(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     rows = freshness_rows(opened, job.spec.warn_days, job.spec.limit_days)
     late = [r for r in rows if r.status in {"warn", "overdue", "empty"}]
     if not late:
@@ -316,7 +322,7 @@ def _freshness(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     return JobOutcome("warn", message)
 
 
-def _probe(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _probe(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.checks.probe import probe_homepages
 
     channels = list(job.spec.channels) if job.spec.channels else None
@@ -330,7 +336,7 @@ def _probe(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     return JobOutcome("ok" if all(o.ok for o in outcomes) else "warn", "；".join(parts))
 
 
-def _link_check(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _link_check(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     from channelwatch.checks.linkcheck import CERTAIN, check_links
 
     channels = list(job.spec.channels) if job.spec.channels else None
@@ -348,7 +354,7 @@ def _link_check(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     return JobOutcome("warn" if any(o.dead for o in outcomes) else "ok", "；".join(parts))
 
 
-def _inspect(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
+def _inspect(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
     """The checks as of today; findings that appeared or got worse are mailed to ``warn_to`` only."""
     from channelwatch.checks.alerts import due_findings, remember
     from channelwatch.checks.outputs import as_html, as_text
@@ -400,7 +406,9 @@ def _inspect(opened: Store, job: Job, scheduled_for: datetime) -> JobOutcome:
     return JobOutcome(status, message)
 
 
-ACTIONS: dict[str, Callable[[Store, Job, datetime], JobOutcome]] = {
+# Each action gets the daemon's stop event; only a poll can be cut short (its writes are one transaction
+# at the end), the others are short and finish.
+ACTIONS: dict[str, Callable[[Store, Job, datetime, threading.Event | None], JobOutcome]] = {
     "poll": _poll,
     "import-inbox": _import_inbox,
     "quarterly-report": _quarterly,
@@ -411,8 +419,19 @@ ACTIONS: dict[str, Callable[[Store, Job, datetime], JobOutcome]] = {
 }
 
 
-def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: datetime | None = None) -> JobOutcome:
-    """Run ``job`` once now, recorded as a job run; never raises for the job's own failures."""
+def execute(
+    opened: Store,
+    job: Job,
+    *,
+    trigger: str = "manual",
+    scheduled_for: datetime | None = None,
+    stop: threading.Event | None = None,
+) -> JobOutcome:
+    """Run ``job`` once now, recorded as a job run; never raises for the job's own failures.
+
+    What a server or an SMTP relay answered may be in the outcome's message: it is redacted (every
+    configured secret read so far) before it is stored, logged or returned.
+    """
     lock = try_lock(opened, _job_lock_name(opened, job.id))
     if lock is None:
         outcome = JobOutcome("skipped", "上一次运行尚未结束，本次跳过")
@@ -423,13 +442,16 @@ def execute(opened: Store, job: Job, *, trigger: str = "manual", scheduled_for: 
     try:
         run_id = jobstate.start_job_run(opened.engine, opened.office_id, job.id, job.action, trigger, fire)
         try:
-            outcome = ACTIONS[job.action](opened, job, fire)
+            outcome = ACTIONS[job.action](opened, job, fire, stop)
         except UserError as exc:
             outcome = JobOutcome("failed", str(exc))
         except Exception as exc:
-            log.debug("job %s raised", job.id, exc_info=True)
+            TRACEBACKS.debug("job %s raised", job.id, exc_info=True)
             outcome = JobOutcome("failed", f"{type(exc).__name__}: {exc}"[:2000])
-        jobstate.finish_job_run(opened.engine, run_id, outcome.status, outcome.message, scheduled_for=fire)
+        outcome.message = redact(outcome.message)
+        # An interrupted run did not happen: the next start catches it up (within its grace time).
+        fired = None if outcome.status == "interrupted" else fire
+        jobstate.finish_job_run(opened.engine, run_id, outcome.status, outcome.message, scheduled_for=fired)
     finally:
         lock.release()
     log.info(

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from channelwatch import store
 from channelwatch.delivery.settings import DeliveryConfig, EmailConfig
-from channelwatch.redaction import secret
+from channelwatch.redaction import register_secret, secret, upstream
 from channelwatch.store import Store
 from channelwatch.store.jobstate import Delivery
 
@@ -265,6 +265,7 @@ def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: 
     password = None
     if settings.username:
         password = secret(settings.password_env, what="SMTP 密码", where=where)
+        register_secret(password, username=settings.username)  # also as AUTH PLAIN/LOGIN send it
     port = settings.effective_port
     context = ssl.create_default_context()
     client: smtplib.SMTP
@@ -287,11 +288,26 @@ def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: 
             client.close()
 
 
+def _register_webhook_secrets(url: str) -> None:
+    """A webhook's URL is its credential (DingTalk's ``access_token=…``, a Feishu or Slack hook path):
+    its query values and long path segments are masked wherever the webhook's answer quotes them."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    for _name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if len(value) >= 8:
+            register_secret(value)
+    for segment in parts.path.split("/"):
+        if len(segment) >= 20:
+            register_secret(segment)
+
+
 def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float = 30.0) -> None:
     import base64
 
     import httpx
 
+    _register_webhook_secrets(url)
     payload = {
         "report": outgoing.report,
         "period": outgoing.period,
@@ -311,20 +327,27 @@ def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float =
         timeout=timeout,
     )
     if response.status_code >= 400:
-        raise RuntimeError(f"HTTP {response.status_code}")
+        answer = response.text[:300] if response.content else ""
+        raise WebhookError(f"HTTP {response.status_code}" + (f"：{answer}" if answer.strip() else ""))
+
+
+class WebhookError(RuntimeError):
+    """The webhook answered with an error status (its answer is upstream text: redacted before use)."""
 
 
 def _describe_error(exc: BaseException) -> str:
-    """A short reason for the log and the database; SMTP/HTTP errors never carry our password."""
+    """A short reason for the log and the database. What the relay or webhook answered is upstream
+    text: a hostile or careless server may quote our credentials back, so it is redacted of every
+    configured secret (also in the Base64 forms SMTP AUTH sends) and put on one line."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"SMTP 登录失败（{exc.smtp_code}）：请检查 username 和 password_env 指定的环境变量"
     if isinstance(exc, smtplib.SMTPResponseException):
         answer = exc.smtp_error
         text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
-        return f"SMTP 错误 {exc.smtp_code}：{text}"[:500]
-    if isinstance(exc, OSError | smtplib.SMTPException):
-        return f"{type(exc).__name__}: {exc}"[:500]
-    return f"{type(exc).__name__}: {exc}"[:500]
+        return upstream(f"SMTP 错误 {exc.smtp_code}：{text}")
+    if isinstance(exc, WebhookError):
+        return upstream(f"webhook 返回 {exc}")
+    return upstream(f"{type(exc).__name__}: {exc}")
 
 
 def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: str | None = None) -> DeliveryOutcome:
@@ -368,7 +391,9 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
                 post_webhook(settings.webhook, outgoing, message_id)
         except Exception as exc:
             reason = (
-                str(exc) if exc.__class__.__name__ == "ConfigError" else _in_chinese(exc, _describe_error(exc), target)
+                upstream(str(exc))
+                if exc.__class__.__name__ == "ConfigError"
+                else upstream(_in_chinese(exc, _describe_error(exc), target))
             )
             _mark(opened, row_id, "failed", reason)
             outcome.targets.append(TargetOutcome(target, "failed", reason))

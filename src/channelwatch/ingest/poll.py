@@ -27,9 +27,10 @@ import asyncio
 import concurrent.futures
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.ingest.runs import _finish_run, record_of, store_observed
+from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
 from channelwatch.store.models import Publication, Run
@@ -52,6 +54,12 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CONCURRENCY", "PollResult", "poll_channels", "poll_channels_async", "pollable_channels"]
 
 log = logging.getLogger(__name__)
+# Tracebacks of unexpected poll failures: the daemon writes them to its log, the command line only with
+# --verbose; the terminal gets one line per channel.
+TRACEBACKS = logging.getLogger("channelwatch.tracebacks")
+
+INTERRUPTED = "interrupted"
+STOPPED_MESSAGE = "收到停止信号（SIGTERM 或 Ctrl+C），抓取中断；本次未保存任何数据，下次抓取会重新读取"
 
 DEFAULT_CONCURRENCY = 100
 LAYOUT_CHANGED = "页面结构可能已变化"
@@ -65,7 +73,7 @@ _CACHES: dict[str, ConditionalCache] = {}
 class PollResult:
     channel: str  # channel id
     run_id: int
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "interrupted" (the daemon was stopped)
     pages: int
     seen: int
     new: int
@@ -97,8 +105,13 @@ def poll_channels(
     job_id: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     settings: HttpSettings | None = None,
+    stop: threading.Event | None = None,
 ) -> list[PollResult]:
-    """Poll the named (default: every pollable) channels concurrently; never raises for a channel's failure."""
+    """Poll the named (default: every pollable) channels concurrently; never raises for a channel's failure.
+
+    When ``stop`` is set (the daemon received SIGTERM), the polls still running are cut short within a
+    fraction of a second and their runs closed as ``interrupted``.
+    """
     channels = pollable_channels(opened, channel_keys)
     if not channels:
         return []
@@ -112,7 +125,7 @@ def poll_channels(
         try:
             return asyncio.run(
                 poll_channels_async(
-                    opened, channels, full=full, job_id=job_id, concurrency=concurrency, settings=settings
+                    opened, channels, full=full, job_id=job_id, concurrency=concurrency, settings=settings, stop=stop
                 )
             )
         finally:
@@ -193,12 +206,15 @@ async def poll_channels_async(
     concurrency: int = DEFAULT_CONCURRENCY,
     settings: HttpSettings | None = None,
     client: HttpClient | None = None,
+    stop: threading.Event | None = None,
 ) -> list[PollResult]:
     from channelwatch.sources.http import ConditionalCache, HttpClient
 
     limit = asyncio.Semaphore(max(1, concurrency))
     database = _Database(opened.engine)
     positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
+    stopping = asyncio.Event()
+    watcher = asyncio.ensure_future(_watch(stop, stopping)) if stop is not None else None
     try:
         # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
         # a read per channel would queue a thousand small transactions on the store thread.
@@ -207,7 +223,7 @@ async def poll_channels_async(
         def one(channel: ChannelConfig, http: HttpClient) -> Any:
             where = _where(opened, channel.id, positions)
             seen = last_good.get(opened.channel_id(channel.id), (0, 0))
-            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where)
+            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, stopping)
 
         if client is not None:
             return list(await asyncio.gather(*(one(c, client) for c in channels)))
@@ -215,7 +231,16 @@ async def poll_channels_async(
         async with HttpClient(settings, cache=cache) as own:
             return list(await asyncio.gather(*(one(c, own) for c in channels)))
     finally:
+        if watcher is not None:
+            watcher.cancel()
         database.close()
+
+
+async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:
+    """Carry the daemon's stop request (set from its signal handler's thread) into this event loop."""
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    stopping.set()
 
 
 def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> str:
@@ -233,9 +258,10 @@ async def _poll_one(
     job_id: str | None,
     last_good_run: tuple[int, int],
     where: str,
+    stopping: asyncio.Event | None = None,
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
-    from channelwatch.sources.http import redact
+    from channelwatch.sources.hosts import HostPolicy
 
     assert channel.poll is not None
     engine = opened.engine
@@ -250,81 +276,157 @@ async def _poll_one(
         return {index: stored[key] for index, key in keys.items() if key in stored}
 
     last_good, last_good_pages = last_good_run
-    context = PollContext(channel=channel.id, zone=zone, client=client, full=full, known=known)
+    policy = HostPolicy.of(options.given_urls(), options.allow_hosts)
+    context = PollContext(channel=channel.id, zone=zone, client=client, full=full, known=known, policy=policy)
     context.where = where
     context.last_good, context.last_good_pages = last_good, last_good_pages
     source: PollSource = cls(options, context)
     async with limit:
+        if stopping is not None and stopping.is_set():
+            return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
         started = time.monotonic()
         run_id = await database.write(
             partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id)
         )
-        pages = 0
-        skipped = 0
-        collected: list[Observed] = []
+        walk = _Walk()
+        status = "failed"
+        work = asyncio.ensure_future(
+            _walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good)
+        )
+        waiters: set[asyncio.Future[Any]] = {work}
+        stop_waiter = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
+        if stop_waiter is not None:
+            waiters.add(stop_waiter)
         try:
-            seen_identities: set[str] = set()
-            listing = source.pages()
-            try:
-                async for page in listing:
-                    pages += 1
-                    skipped += page.skipped
-                    if page.count == 0:
-                        # An empty answer past the last page only ends the listing: not a page read.
-                        pages = max(1, pages - 1)
-                        if pages == 1 and not collected and last_good:
-                            raise LayoutError(
-                                f"{LAYOUT_CHANGED}：{page.url} 没有找到任何条目，而上次成功抓取时找到 {last_good} 条；"
-                                "本次未保存任何数据，请检查网页或配置中的选择器"
-                            )
-                        break
-                    collected.extend(page.pinned)
-                    collected.extend(page.entries)
-                    if page.last or full:
-                        continue  # no further page to decide about: spare the store a lookup
-                    if not await _has_new(page, database, engine, channel_id, zone, channel.kind, seen_identities):
-                        break  # incremental: everything further down is older and already stored
-            finally:
-                await listing.aclose()  # type: ignore[attr-defined]
+            await asyncio.wait(waiters, timeout=options.timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stop_waiter is not None:
+                stop_waiter.cancel()
+            if not work.done():
+                # Cancelling ends the request being read and kills a parsing child (sources/isolated.py).
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+        try:
+            if not work.cancelled():
+                work.result()  # the source's own failure, if any
+            elif stopping is not None and stopping.is_set():
+                raise _Stopped
+            else:
+                raise _Overdue
             # The run's rows_read and pages_fetched describe the list walked above: the layout alarm
             # compares the next first page with them. Column entries are stored (new/known) beside it.
-            listed = len(collected)
-            pages_read = await _read_site_pages(channel, client, zone, collected)
+            listed = len(walk.collected)
+            pages_read = await _read_site_pages(channel, client, zone, walk.collected)
             warning = None
-            if not collected and not last_good:
+            if not walk.collected and not last_good:
                 warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
-            if skipped:
+            if walk.skipped:
                 # Spacers and pagers among a list's entries: counted, so a change in them shows.
-                note = f"跳过 {skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
+                note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
                 partial(
-                    _store_run, channel_id, run_id, collected, zone, channel.kind, pages, warning, pages_read, listed
+                    _store_run,
+                    channel_id,
+                    run_id,
+                    walk.collected,
+                    zone,
+                    channel.kind,
+                    walk.pages,
+                    warning,
+                    pages_read,
+                    listed,
                 )
             )
             seconds = time.monotonic() - started
             log.info(
-                "poll %s: pages=%d seen=%d new=%d in %.2fs", channel.id, pages, len(collected), counts.new, seconds
+                "poll %s: pages=%d seen=%d new=%d in %.2fs",
+                channel.id,
+                walk.pages,
+                len(walk.collected),
+                counts.new,
+                seconds,
             )
-            return PollResult(channel.id, run_id, "ok", pages, len(collected), counts.new, warning, seconds)
+            return PollResult(channel.id, run_id, "ok", walk.pages, len(walk.collected), counts.new, warning, seconds)
+        except _Stopped:
+            status, message = INTERRUPTED, STOPPED_MESSAGE
+        except _Overdue:
+            message = (
+                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
+                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
+            )
         except ChannelwatchError as exc:
-            message = redact(str(exc))
+            message = upstream(str(exc), 2000)
         except Exception as exc:  # a bug or an unforeseen answer must not stop the other channels
-            log.exception("poll %s failed unexpectedly", channel.id)
-            message = redact(f"抓取时发生意外错误：{type(exc).__name__}: {exc}")[:2000]
+            TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=True)
+            message = upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
         await database.write(
             partial(
                 _finish_run,
                 run_id=run_id,
-                status="failed",
+                status=status,
                 message=message,
-                rows_read=len(collected),
-                pages_fetched=pages,
+                rows_read=len(walk.collected),
+                pages_fetched=walk.pages,
             )
         )
         seconds = time.monotonic() - started
-        log.warning("poll %s failed: %s", channel.id, message)
-        return PollResult(channel.id, run_id, "failed", pages, len(collected), 0, message, seconds)
+        log.info("poll %s %s: %s", channel.id, status, message)
+        return PollResult(channel.id, run_id, status, walk.pages, len(walk.collected), 0, message, seconds)
+
+
+class _Stopped(Exception):
+    """The daemon was asked to stop while the poll ran."""
+
+
+class _Overdue(Exception):
+    """The poll's deadline passed."""
+
+
+@dataclass
+class _Walk:
+    """What a poll has read so far (kept when the poll is cut short, for the run's counts)."""
+
+    pages: int = 0
+    collected: list[Observed] = field(default_factory=list)
+    skipped: int = 0  # elements of the pages that were not entries (spacers, pagers)
+
+
+async def _walk(
+    source: PollSource,
+    walk: _Walk,
+    database: _Database,
+    engine: Engine,
+    channel_id: int,
+    zone: str,
+    kind: str,
+    full: bool,
+    last_good: int,
+) -> None:
+    """Read the source's pages into ``walk``, stopping where incremental polling stops."""
+    seen_identities: set[str] = set()
+    listing = source.pages()
+    try:
+        async for page in listing:
+            walk.pages += 1
+            walk.skipped += page.skipped
+            if page.count == 0:
+                # An empty answer past the last page only ends the listing: not a page read.
+                walk.pages = max(1, walk.pages - 1)
+                if walk.pages == 1 and not walk.collected and last_good:
+                    raise LayoutError(
+                        f"{LAYOUT_CHANGED}：{page.url} 没有找到任何条目，而上次成功抓取时找到 {last_good} 条；"
+                        "本次未保存任何数据，请检查网页或配置中的选择器"
+                    )
+                break
+            walk.collected.extend(page.pinned)
+            walk.collected.extend(page.entries)
+            if page.last or full:
+                continue  # no further page to decide about: spare the store a lookup
+            if not await _has_new(page, database, engine, channel_id, zone, kind, seen_identities):
+                break  # incremental: everything further down is older and already stored
+    finally:
+        await listing.aclose()  # type: ignore[attr-defined]
 
 
 async def _read_site_pages(

@@ -40,9 +40,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 if TYPE_CHECKING:
+    from channelwatch.sources.hosts import HostPolicy
     from channelwatch.sources.http import Fetched, HttpClient
 
 __all__ = [
+    "DEFAULT_POLL_TIMEOUT",
     "Observed",
     "Page",
     "PollContext",
@@ -69,6 +71,8 @@ class Observed:
     origin: str = ""
 
 
+DEFAULT_POLL_TIMEOUT = 120.0
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[\w.-]+)$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -91,11 +95,32 @@ class PollOptions(BaseModel):
     type: str
     max_pages: int = Field(default=5, ge=1, le=10000)
     min_interval: float = 2.0
+    # The whole poll of the channel (every page, retry and parse) ends by then: a server that drips
+    # a byte a second passes every per-read timeout.
+    timeout: float = Field(default=DEFAULT_POLL_TIMEOUT, gt=0, le=86400)
+    # Hosts besides those of the configured URLs that the poll may reach (redirects, article links).
+    allow_hosts: tuple[str, ...] = ()
 
-    @field_validator("min_interval", mode="before")
+    @field_validator("min_interval", "timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value
+        for host in value:
+            if not isinstance(host, str) or not _HOST.match(host.strip()):
+                raise ValueError(f"「{host}」不是主机名（只写主机名，如 www.example.gov.cn，不带 http:// 和路径）")
+        return tuple(h.strip().lower() for h in value)
+
+    def given_urls(self) -> list[str]:
+        """The absolute URLs this configuration names (``url``, ``base_url``, …): the channel's own hosts."""
+        return [v for v in self.__dict__.values() if isinstance(v, str) and re.match(r"(?i)^https?://", v)]
 
 
 @dataclass
@@ -126,6 +151,7 @@ class PollContext:
     where: str = ""  # "channels[2](id=weibo).poll", for messages that point at the config
     last_good: int = 0  # entries the channel's last successful poll read (0: none yet)
     last_good_pages: int = 0  # pages that poll read
+    policy: HostPolicy | None = None  # the hosts the poll may reach (None: only each request's own host)
 
 
 class PollSource:
@@ -152,7 +178,9 @@ class PollSource:
 
     async def fetch(self, method: str, url: str, **kwargs: Any) -> Fetched:
         """A request through the shared client, paced by this channel's ``min_interval``."""
-        return await self.context.client.request(method, url, min_interval=self.options.min_interval, **kwargs)
+        return await self.context.client.request(
+            method, url, min_interval=self.options.min_interval, policy=self.context.policy, **kwargs
+        )
 
 
 _REGISTRY: dict[str, str] = {}

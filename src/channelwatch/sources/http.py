@@ -10,7 +10,10 @@
   interval is the channel's ``min_interval``: the caller passes it with each request);
 * conditional requests (``If-None-Match`` / ``If-Modified-Since``) for pages and feeds: a ``304``
   hands back the body cached from the previous answer, so parsers see the same page;
-* a response-size cap, enforced while streaming.
+* a response-size cap, enforced while streaming;
+* redirects followed by hand, each one only after ``hosts.refusal()`` allowed its target (another host,
+  a link-local or loopback address or a non-HTTP scheme ends the request with a ``FetchError`` naming
+  the redirect), at most ``max_redirects`` of them.
 
 Sources receive the client; they never build one. Every failure is mapped to ``FetchError`` with a
 Chinese message. URLs in messages and logs go through ``redact()``: query values of credentials
@@ -34,6 +37,7 @@ from urllib.parse import urlsplit
 from channelwatch import __version__
 from channelwatch.errors import BlockedError, FetchError
 from channelwatch.redaction import FILTER, redact, register_secret
+from channelwatch.sources.hosts import HostPolicy, host_of, refusal
 
 if TYPE_CHECKING:
     import httpx
@@ -52,6 +56,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"channelwatch/{__version__} (government disclosure statistics; +https://pypi.org/project/channelwatch/)"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 # httpx logs every request URL at INFO; with --verbose that would print the WeChat secret.
 for _name in ("httpx", "httpcore", __name__):
@@ -72,6 +77,7 @@ class HttpSettings:
     per_host: int = 4  # concurrent requests to one host
     max_bytes: int = 10 * 1024 * 1024
     cache_bytes: int = 64 * 1024 * 1024  # bodies kept for conditional requests
+    max_redirects: int = 10
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Fetched:
 
         try:
             return json.loads(self.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested 100,000 deep
             raise FetchError(
                 f"{redact(self.url)} 返回的数据不完整或不是 JSON（{len(self.content)} 字节），本次抓取作废"
             ) from None
@@ -203,7 +209,7 @@ class HttpClient:
             headers={"User-Agent": s.user_agent},
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             limits=httpx.Limits(max_connections=s.per_host, max_keepalive_connections=s.per_host),
-            follow_redirects=True,
+            follow_redirects=False,  # followed in request(), each target checked by hosts.refusal()
             transport=self._transport,
             verify=self._ssl,
             trust_env=False,
@@ -250,23 +256,31 @@ class HttpClient:
         conditional: bool = False,
         idempotent: bool | None = None,
         accept_statuses: frozenset[int] = frozenset(),
+        policy: HostPolicy | None = None,
     ) -> Fetched:
         """One request with the layer's retries, pacing and caps.
 
         Answers with 2xx, 304 (when ``conditional``), 404 and any status in ``accept_statuses`` are
         returned; other 4xx and exhausted retries raise ``FetchError``. ``idempotent`` marks a
-        read-only POST (WeChat's batchget) as safe to retry.
+        read-only POST (WeChat's batchget) as safe to retry. ``policy`` names the hosts the request
+        and its redirects may reach (default: the request's own host only).
         """
         import httpx
 
         s = self.settings
         method = method.upper()
         may_retry = idempotent if idempotent is not None else method in IDEMPOTENT
+        if policy is None:
+            policy = HostPolicy.of([url])
+        elif (reason := refusal(url, policy) or self._second_opinion(url, policy)) is not None:
+            hint = "；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机" if "allow_hosts" in reason else ""
+            raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{hint}")
         host = self._host(url)
         assert host.client is not None
         request = host.client.build_request(method, url, params=params, headers=headers, json=json)
         full_url = str(request.url)
         shown = redact(full_url)
+        redirects = 0
         cached = self.cache.get(full_url) if conditional and method == "GET" else None
         if cached is not None:
             if cached.etag:
@@ -291,6 +305,12 @@ class HttpClient:
                     problem = f"无法连接 {shown}：{redact(str(exc)) or type(exc).__name__}"
                     retry_after = None
                     status = 0
+            if status in REDIRECT_STATUSES and response_headers.get("location"):
+                redirects += 1
+                attempt -= 1  # a redirect is not a failed attempt
+                request, host = self._redirected(request, status, response_headers["location"], policy, redirects)
+                cached = None  # validators belong to the first URL's answer, not to the target's
+                continue
             if status:
                 if status == 304 and cached is not None:
                     return Fetched(full_url, 200, cached.headers, cached.content, not_modified=True)
@@ -319,6 +339,57 @@ class HttpClient:
                 delay = max(delay, retry_after)
             log.info("%s; retry %d/%d in %.2fs", redact(problem), attempt, s.retries, delay)
             await asyncio.sleep(delay)
+
+    def _redirected(
+        self, request: httpx.Request, status: int, location: str, policy: HostPolicy, count: int
+    ) -> tuple[httpx.Request, _Host]:
+        """The request that follows a redirect, or a ``FetchError`` naming it when it may not be followed."""
+        from urllib.parse import urljoin
+
+        import httpx
+
+        shown = redact(str(request.url))
+        try:
+            target = urljoin(str(request.url), location.strip())
+        except ValueError:
+            target = location
+        reason = refusal(target, policy)
+        if reason is None:
+            reason = self._second_opinion(target, policy)
+        if reason is not None:
+            hint = "。如该主机确属本渠道，请在 [channels.poll] 的 allow_hosts 中列出" if "allow_hosts" in reason else ""
+            raise FetchError(f"{shown} 重定向（HTTP {status}）到 {redact(target)[:300]}，未跟随：{reason}{hint}")
+        if count > self.settings.max_redirects:
+            raise FetchError(f"{shown} 重定向超过 {self.settings.max_redirects} 次，未再跟随（{redact(target)}）")
+        method, content = request.method, request.content
+        dropped = {"host", "content-length", "if-none-match", "if-modified-since"}
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method, content = "GET", b""  # as browsers do: the form is not sent again
+            dropped.add("content-type")
+        if host_of(target) != host_of(str(request.url)):
+            dropped |= {"cookie", "authorization"}  # credentials stay with the host they were given for
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
+        host = self._host(target)
+        assert host.client is not None
+        try:
+            return host.client.build_request(method, target, headers=headers, content=content or None), host
+        except (httpx.InvalidURL, ValueError):
+            raise FetchError(f"{shown} 重定向（HTTP {status}）到无效的地址 {redact(target)[:300]}，未跟随") from None
+
+    @staticmethod
+    def _second_opinion(url: str, policy: HostPolicy) -> str | None:
+        """``refusal`` of the URL as httpx, which connects, reads it: two URL parsers that disagree about
+        the host (``http://a\\@b/``) are the classic way around a check like this."""
+        import httpx
+
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return "地址无法解析"
+        host = parsed.raw_host.decode("ascii", "replace").strip("[]").rstrip(".").lower()
+        if host != host_of(url):
+            return f"地址中的主机有歧义（{host} 或 {host_of(url)}）"
+        return refusal(str(parsed), policy)
 
     async def _send(self, client: httpx.AsyncClient, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
         """Send and read the body, stopping at ``max_bytes``."""

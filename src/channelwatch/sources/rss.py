@@ -16,6 +16,7 @@ from pydantic import Field
 
 from channelwatch.dates import DateParseError, parse_datetime
 from channelwatch.errors import FetchError, LayoutError
+from channelwatch.sources import isolated
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
 from channelwatch.sources.http import redact
 
@@ -94,8 +95,8 @@ class FeedSource(PollSource):
         fetched = await self.fetch("GET", self.options.url, conditional=True)
         if fetched.status == 404:
             raise FetchError(f"订阅地址 {redact(self.options.url)} 返回 404，请检查 url")
-        yield Page(
-            last=True,
-            url=redact(self.options.url),
-            entries=parse_feed(fetched.content, self.options.url, self.context.zone, self.options.column),
+        content, url = fetched.content, self.options.url
+        entries = await isolated.parse(
+            parse_feed, content, url, self.context.zone, self.options.column, text=content, what=f"订阅 {redact(url)}"
         )
+        yield Page(last=True, url=redact(url), entries=entries)

@@ -32,6 +32,7 @@ from pydantic import Field, field_validator
 
 from channelwatch.dates import DateParseError, parse_datetime, to_office
 from channelwatch.errors import FetchError, LayoutError
+from channelwatch.sources import isolated
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
 from channelwatch.sources.http import redact
 
@@ -254,7 +255,9 @@ class HtmlListSource(PollSource):
             if re.search(r"<html", text[:2048], re.IGNORECASE) and not re.search(r"</html\s*>", text[-4096:], re.I):
                 # A cut-off page parses "fine" with entries missing: never count from one.
                 raise FetchError(f"列表页 {redact(url)} 不完整（没有 </html> 结尾），本次抓取作废")
-            listed = read_list_page(text, url, self.options, zone)
+            listed = await isolated.parse(
+                read_list_page, text, url, self.options, zone, text=text, what=f"列表页 {redact(url)}"
+            )
             if number == 1:
                 self._check_collapse(listed, url)
             parsed = listed.entries
@@ -304,7 +307,10 @@ class HtmlListSource(PollSource):
                 published = known[index]
             else:
                 article = await self.fetch("GET", link)
-                found = pub_date_of(article.text(), zone) if article.status == 200 else None
+                found = None
+                if article.status == 200:
+                    page = article.text()
+                    found = await isolated.parse(pub_date_of, page, zone, text=page, what=f"文章页 {redact(link)}")
                 if found is None:
                     raise LayoutError(
                         f"{LAYOUT_CHANGED}：文章页 {redact(link)} 没有可识别的 PubDate 日期（HTTP {article.status}）"

@@ -123,7 +123,14 @@ class RunLine:
     message: str
 
 
-_STATUS = {"ok": "成功", "failed": "失败", "rejected": "拒收", "running": "进行中/中断", "undone": "已撤销"}
+_STATUS = {
+    "ok": "成功",
+    "failed": "失败",
+    "rejected": "拒收",
+    "running": "进行中/中断",
+    "interrupted": "中断",
+    "undone": "已撤销",
+}
 _KIND = {"import": "导入", "poll": "抓取"}
 
 

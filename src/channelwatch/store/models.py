@@ -99,7 +99,7 @@ class Run(SQLModel, table=True):
     sha256: str | None = None
     started_at: datetime = Field(sa_column=_utc_column(nullable=False))
     finished_at: datetime | None = Field(default=None, sa_column=_utc_column())
-    status: str = "running"  # running | ok | failed | rejected | undone
+    status: str = "running"  # running | ok | failed | rejected | undone | interrupted (poll cut short by a daemon stop)
     rows_read: int = 0
     rows_new: int = 0
     rows_known: int = 0

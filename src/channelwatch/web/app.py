@@ -50,7 +50,14 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 PUBLIC_PATHS = ("/login", "/healthz")
-STATUS_LABELS = {"ok": "成功", "failed": "失败", "rejected": "拒收", "running": "进行中/中断"}
+STATUS_LABELS = {
+    "ok": "成功",
+    "failed": "失败",
+    "rejected": "拒收",
+    "running": "进行中/中断",
+    "interrupted": "中断",
+    "undone": "已撤销",
+}
 RUN_KINDS = {"import": "导入", "poll": "抓取"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

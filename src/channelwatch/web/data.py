@@ -310,7 +310,7 @@ class RunItem:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("failed", "rejected")
+        return self.status in ("failed", "rejected", "interrupted")
 
 
 def recent_runs(
@@ -337,7 +337,7 @@ def recent_runs(
     if before is not None:
         query = query.where(run.c.id < before)
     if failures_only:
-        query = query.where(run.c.status.in_(("failed", "rejected", "running")))
+        query = query.where(run.c.status.in_(("failed", "rejected", "running", "interrupted")))
 
     def seconds(started: datetime | None, finished: datetime | None) -> float | None:
         if started is None or finished is None:
