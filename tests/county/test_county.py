@@ -524,3 +524,21 @@ def test_the_example_county_instance_loads_and_its_sheet_imports(tmp_path: Path)
     sheet = next((example / "sheets").glob("*.xlsx"))
     code, out = run(example, "county", "import-stats", str(sheet))
     assert code == 0 and "彭阳县交通运输局（jiaotong）2020年第四季度" in out
+
+
+def test_county_inspect_lists_every_polled_office_worst_first(county: Path) -> None:
+    code, out = run(county, "county", "inspect", "--as-of", "2021-03-31", "-f", "json")
+    assert code == 0, out
+    found = json.loads(out)
+    assert found["county"] == "测试县"
+    ids = [office["id"] for office in found["offices"]]
+    assert sorted(ids) == ["baiyang", "gongan"]  # jiaotong reports by sheet only: nothing to inspect
+    rank = {"veto": 2, "warning": 1, "ok": 0}
+    verdicts = [rank[office["verdict"]] for office in found["offices"]]
+    assert verdicts == sorted(verdicts, reverse=True)
+    for office in found["offices"]:
+        assert office["as_of"] == "2021-03-31"
+        # Nothing published for more than 14 days before the as-of date: every new-media channel is a veto.
+        assert all(f["level"] == "veto" for f in office["findings"] if f["rule"] == "newmedia_stale")
+    code, text_out = run(county, "county", "inspect", "--as-of", "2021-03-31")
+    assert code == 0 and "测试县公安局（gongan）" in text_out and "测试县白杨镇人民政府（baiyang）" in text_out

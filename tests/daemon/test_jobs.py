@@ -46,7 +46,9 @@ def _load(root: Path) -> list:
 def test_example_office_jobs_load() -> None:
     repo = REPO
     jobs = {j.id: j for j in load_jobs(load_instance(repo))}
-    assert set(jobs) == {"poll", "inbox", "quarterly", "freshness"}
+    assert set(jobs) == {"poll", "inbox", "quarterly", "freshness", "probe", "links", "inspect"}
+    assert (jobs["probe"].action, jobs["probe"].spec.every) == ("probe", 900)
+    assert (jobs["inspect"].action, jobs["inspect"].spec.cron) == ("inspect", "30 8 * * *")
     assert jobs["poll"].spec.every == 1800
     assert jobs["inbox"].spec.every == 300
     assert jobs["quarterly"].spec.cron == "0 9 3 1,4,7,10 *"
@@ -59,7 +61,15 @@ def test_init_template_jobs_load(tmp_path: Path) -> None:
 
     init(tmp_path / "new")
     jobs = load_jobs(load_instance(tmp_path / "new"))
-    assert {j.action for j in jobs} == {"poll", "import-inbox", "quarterly-report", "freshness-check"}
+    assert {j.action for j in jobs} == {
+        "poll",
+        "import-inbox",
+        "quarterly-report",
+        "freshness-check",
+        "probe",
+        "link-check",
+        "inspect",
+    }
 
 
 def test_id_defaults_to_file_name_and_fields_parse(tmp_path: Path) -> None:

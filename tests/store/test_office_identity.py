@@ -143,7 +143,9 @@ def test_a_sqlite_file_written_by_the_previous_release_upgrades(tmp_path: Path) 
         with store.read(opened.engine) as conn:
             summary = summarise(conn, opened.office_id, Period(2020), ["website", "weibo", "wechat"])
             version = conn.execute(select(SchemaVersion.version)).scalar()  # type: ignore[call-overload]
-        assert version == schema.SCHEMA_VERSION
+        assert version == schema.SCHEMA_VERSION  # every step applied, the inspection tables too
+        with store.read(opened.engine) as conn:
+            assert all(conn.dialect.has_table(conn, t) for t in ("page_observation", "probe_result", "link_check"))
         assert (summary.office, summary.total) == ("王洼产业园区管委会", 6 + 48)
         assert [(c.key, c.total) for c in summary.channels] == [("website", 6), ("weibo", 0), ("wechat", 48)]
     finally:

@@ -15,6 +15,7 @@ from channelwatch.cli import poll  # noqa: F401  isort: skip
 from channelwatch.cli import report  # noqa: F401  isort: skip
 from channelwatch.cli import web  # noqa: F401  isort: skip
 from channelwatch.cli import county  # noqa: F401  isort: skip
+from channelwatch.cli import inspect  # noqa: F401  isort: skip
 
 __all__ = ["app", "main"]
 

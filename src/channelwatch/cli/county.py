@@ -219,6 +219,48 @@ def poll_command(
         fail(f"{failed} 个渠道抓取失败（原因见上方，也可用 channelwatch runs --office 单位id 查看）")
 
 
+class InspectFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@county_app.command("inspect")
+def inspect_command(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="按该日期检查（YYYY-MM-DD，默认今天）：天数从该日算起")
+    ] = None,
+    format: Annotated[InspectFormat, typer.Option("--format", "-f", help="输出格式")] = InspectFormat.text,
+) -> None:
+    """全县各单位的检查结论（否决风险 / 预警 / 正常）和问题清单，最严重的单位在前。"""
+    import json
+
+    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect_offices
+    from channelwatch.cli.inspect import _as_of
+
+    county, _own, stores = _open(ctx)
+    day = _as_of(as_of)
+    polled = {key: opened for key, opened in stores.items() if opened.instance.config.channels}
+    results = inspect_offices(polled, day)
+    if format is InspectFormat.json:
+        offices = []
+        for key, found in results:
+            data = found.as_json()
+            offices.append({"id": key, "name": county.offices[key].config.office.name, **data})
+        payload = {"county": county.config.office.name, "offices": offices}
+        echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    for key, found in results:
+        name = county.offices[key].config.office.name
+        echo(f"{name}（{key}）：{LEVEL_LABELS[found.verdict]}")
+        for finding in found.findings:
+            echo(
+                f"  【{LEVEL_LABELS[finding.level]}】{finding.channel} · {RULE_LABELS[finding.rule]}：{finding.detail}"
+            )
+    if not results:
+        echo("县级实例中没有配置渠道的单位，无可检查的内容")
+
+
 def import_county_tree(ctx: typer.Context, directory: Path, *, skip_invalid: bool) -> None:
     """``import-tree DIR`` in a county instance: ``DIR/<office id>/<channel id>/<files>``, office by office."""
     from channelwatch.errors import InputError

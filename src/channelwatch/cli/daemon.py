@@ -159,7 +159,8 @@ def jobs_command(
             row["next_run"],
         ]
         echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
-        if row["last_message"] and row["last_status"] not in {None, "ok"}:
+        # An inspect job's message is its verdict: shown even when all is well.
+        if row["last_message"] and (row["last_status"] not in {None, "ok"} or row["action"] == "inspect"):
             echo(f"    {row['last_message'][:300]}")
     if pending:
         echo("")

@@ -1,7 +1,8 @@
-"""What each job action does: poll, import-inbox, quarterly-report, freshness-check."""
+"""What each job action does: poll, import-inbox, quarterly-report, freshness-check, probe, link-check, inspect."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -349,6 +350,90 @@ def _county_quarterly(
     return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
 
 
+def _probe(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
+    from channelwatch.checks.probe import probe_homepages
+
+    channels = list(job.spec.channels) if job.spec.channels else None
+    outcomes = probe_homepages(opened, channels)
+    if not outcomes:
+        return JobOutcome("ok", "没有配置首页（[channels.poll] homepage）的网站渠道")
+    parts = [
+        f"{o.channel} 首页正常（{o.elapsed_ms} 毫秒）" if o.ok else f"{o.channel} 首页无法访问：{o.error}"
+        for o in outcomes
+    ]
+    return JobOutcome("ok" if all(o.ok for o in outcomes) else "warn", "；".join(parts))
+
+
+def _link_check(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
+    from channelwatch.checks.linkcheck import CERTAIN, check_links
+
+    channels = list(job.spec.channels) if job.spec.channels else None
+    outcomes = check_links(opened, channels)
+    if not outcomes:
+        return JobOutcome("ok", "没有可检查的链接（网站渠道的首页和栏目尚未抓取）")
+    parts = []
+    for o in outcomes:
+        certain = sum(1 for d in o.dead if d.certainty == CERTAIN)
+        parts.append(
+            f"{o.channel} 检查 {o.checked} 个链接，不可用 {len(o.dead)} 个"
+            f"（确定 {certain} 个，疑似 {len(o.dead) - certain} 个）"
+            + (f"，{o.recovered} 个复查时已恢复" if o.recovered else "")
+        )
+    return JobOutcome("warn" if any(o.dead for o in outcomes) else "ok", "；".join(parts))
+
+
+def _inspect(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
+    """The checks as of today; findings that appeared or got worse are mailed to ``warn_to`` only."""
+    from channelwatch.checks.alerts import due_findings, remember
+    from channelwatch.checks.outputs import as_html, as_text
+    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect
+
+    today = _office_now(opened, scheduled_for).date()
+    result = inspect(opened, today)
+    counts = {level: sum(1 for f in result.findings if f.level == level) for level in ("veto", "warning")}
+    message = f"结论：{result.verdict_label}（否决风险 {counts['veto']} 项，预警 {counts['warning']} 项）"
+    if result.findings:
+        message += "：" + "；".join(
+            f"{f.channel} {RULE_LABELS[f.rule]}（{LEVEL_LABELS[f.level]}）" for f in result.findings
+        )
+    status = "ok" if result.verdict == "ok" else "warn"
+    if not job.spec.notify:
+        return JobOutcome(status, message)
+    due = due_findings(opened, result, today)
+    if not due:
+        return JobOutcome(status, message + ("；无新增或加重的问题，未发送邮件" if result.findings else ""))
+    from channelwatch.delivery.send import Outgoing, deliver
+
+    office = opened.instance.config.office
+    # One period per set of findings mailed: a finding that appears later the same day is mailed too.
+    digest = hashlib.sha256(
+        "|".join(sorted(f"{f.channel}:{f.rule}:{f.level}:{f.measure}" for f in due)).encode("utf-8")
+    ).hexdigest()[:10]
+    vetoes = sum(1 for f in due if f.level == "veto")
+    outgoing = Outgoing(
+        report="inspection",
+        period=f"{today.isoformat()}-{digest}",
+        subject=f"{office.name}检查预警：{len(due)}项新增或加重的问题" + (f"（{vetoes}项否决风险）" if vetoes else ""),
+        text="新增或加重的问题：\n"
+        + "\n".join(f"- 【{LEVEL_LABELS[f.level]}】{f.channel_name} · {RULE_LABELS[f.rule]}：{f.detail}" for f in due)
+        + "\n\n"
+        + as_text(result, opened.instance.templates_dir, opened.instance.config.inspection.min_probes)
+        + "\n（本邮件由 channelwatch 自动生成发送。）\n",
+        html=as_html(result, opened.instance.templates_dir, opened.instance.config.inspection.min_probes),
+        data={"inspection": result.as_json(), "new_or_worse": [f.as_json() for f in due]},
+    )
+    lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
+    try:
+        outcome = deliver(opened, outgoing, job_id=job.id)
+    finally:
+        lock.release()
+    message += "；" + outcome.describe()
+    if outcome.failed:
+        return JobOutcome("failed", message)  # not remembered: the next run tries again
+    remember(opened, due, today)
+    return JobOutcome(status, message)
+
+
 # Each action gets the daemon's stop event; only a poll can be cut short (its writes are one transaction
 # at the end), the others are short and finish.
 ACTIONS: dict[str, Callable[[Store, Job, datetime, threading.Event | None], JobOutcome]] = {
@@ -357,6 +442,9 @@ ACTIONS: dict[str, Callable[[Store, Job, datetime, threading.Event | None], JobO
     "quarterly-report": _quarterly,
     "freshness-check": _freshness,
     "county-quarterly": _county_quarterly,
+    "probe": _probe,
+    "link-check": _link_check,
+    "inspect": _inspect,
 }
 
 

@@ -4,6 +4,7 @@
 
     id = "poll"                  # optional: defaults to the file name without .toml
     action = "poll"              # poll | import-inbox | quarterly-report | freshness-check
+                                 # | probe | link-check | inspect (docs/inspection.md)
     every = "30m"                # s, m, h, d — or:
     cron = "0 9 3 1,4,7,10 *"    # minute hour day month weekday, in the office's time zone
     jitter = "30s"               # optional: random delay added to each run
@@ -47,7 +48,16 @@ __all__ = [
     "parse_duration",
 ]
 
-ACTIONS = ("poll", "import-inbox", "quarterly-report", "freshness-check", "county-quarterly")
+ACTIONS = (
+    "poll",
+    "import-inbox",
+    "quarterly-report",
+    "freshness-check",
+    "probe",
+    "link-check",
+    "inspect",
+    "county-quarterly",
+)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 REPORT_GRACE = 7 * 86400.0
@@ -217,13 +227,33 @@ class CountyQuarterlyJob(_JobBase):
     action: Literal["county-quarterly"]
 
 
-JobSpec = PollJob | InboxJob | QuarterlyJob | FreshnessJob | CountyQuarterlyJob
+class ProbeJob(_OfficeJob):
+    """Request each website's homepage once (docs/inspection.md); 15 minutes apart gives 96 probes a day."""
+
+    action: Literal["probe"]
+    channels: list[str] | None = None  # default: every website channel with [channels.poll] homepage
+
+
+class LinkCheckJob(_OfficeJob):
+    action: Literal["link-check"]
+    channels: list[str] | None = None  # default: every website channel
+
+
+class InspectJob(_OfficeJob):
+    action: Literal["inspect"]
+    notify: bool = True  # mail warn_to about findings that appeared or got worse (once a day each)
+
+
+JobSpec = PollJob | InboxJob | QuarterlyJob | FreshnessJob | ProbeJob | LinkCheckJob | InspectJob | CountyQuarterlyJob
 _MODELS: dict[str, type[_JobBase]] = {
     "poll": PollJob,
     "import-inbox": InboxJob,
     "quarterly-report": QuarterlyJob,
     "freshness-check": FreshnessJob,
     "county-quarterly": CountyQuarterlyJob,
+    "probe": ProbeJob,
+    "link-check": LinkCheckJob,
+    "inspect": InspectJob,
 }
 
 

@@ -104,7 +104,12 @@ class DeliveryOutcome:
         return f"{_REPORT_LABELS.get(self.report, self.report)} {self.period}：" + "，".join(parts)
 
 
-_REPORT_LABELS = {"quarterly": "季度统计", "freshness": "更新预警", "quarterly-empty": "季度发布数为 0 的提醒"}
+_REPORT_LABELS = {
+    "quarterly": "季度统计",
+    "freshness": "更新预警",
+    "quarterly-empty": "季度发布数为 0 的提醒",
+    "inspection": "检查预警",
+}
 _TARGET_LABELS = {"outbox": "发件箱", "email": "邮件", "webhook": "webhook "}
 _STATUS_LABELS = {"sent": "已发送", "skipped": "已发送过，跳过", "failed": "发送失败"}
 # The outbox copy is a record kept by the office, not a delivery: it is never called "sent".

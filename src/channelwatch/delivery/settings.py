@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_PORTS", "OFFICE_REPORTS", "DeliveryConfig", "EmailConfig"]
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 # Reports for the office itself (``warn_to``), never for the county office (``to``, the webhook).
-OFFICE_REPORTS = frozenset({"freshness", "quarterly-empty"})
+OFFICE_REPORTS = frozenset({"freshness", "quarterly-empty", "inspection"})
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, select
 
 from channelwatch import store
+from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.ingest.runs import _finish_run, record_of, store_observed
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
+from channelwatch.store.checkstate import PageRecord, record_pages
 from channelwatch.store.models import Publication, Run
 
 if TYPE_CHECKING:
@@ -326,6 +328,10 @@ async def _poll_one(
                 raise _Stopped
             else:
                 raise _Overdue
+            # The run's rows_read and pages_fetched describe the list walked above: the layout alarm
+            # compares the next first page with them. Column entries are stored (new/known) beside it.
+            listed = len(walk.collected)
+            pages_read = await _read_site_pages(channel, client, zone, walk.collected)
             warning = None
             if not walk.collected and not last_good:
                 warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
@@ -334,7 +340,18 @@ async def _poll_one(
                 note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
             counts = await database.write(
-                partial(_store_run, channel_id, run_id, walk.collected, zone, channel.kind, walk.pages, warning)
+                partial(
+                    _store_run,
+                    channel_id,
+                    run_id,
+                    walk.collected,
+                    zone,
+                    channel.kind,
+                    walk.pages,
+                    warning,
+                    pages_read,
+                    listed,
+                )
             )
             seconds = time.monotonic() - started
             log.info(
@@ -427,6 +444,62 @@ async def _walk(
         await listing.aclose()  # type: ignore[attr-defined]
 
 
+async def _read_site_pages(
+    channel: ChannelConfig, client: HttpClient, zone: str, collected: list[Observed]
+) -> list[PageRecord]:
+    """A website's homepage and the first page of each of its columns (docs/inspection.md).
+
+    The dated entries of the columns join ``collected``: they are publications of the channel, and an
+    article listed in two columns (or also in the main list) is one publication. A column that cannot
+    be read does not fail the poll: its failure is recorded for the checks.
+    """
+    if channel.kind != "website" or channel.poll is None or not (channel.columns or channel.homepage):
+        return []
+    from channelwatch.sources.base import parse_duration
+    from channelwatch.sources.website import column_options, read_page
+
+    interval = parse_duration(channel.poll.get("min_interval", 2.0))
+    records: list[PageRecord] = []
+    if channel.homepage:
+        reading = await read_page(client, channel.homepage, zone, min_interval=interval)
+        records.append(
+            PageRecord(
+                "homepage",
+                "首页",
+                channel.homepage,
+                reading.http_status,
+                reading.error,
+                [],
+                reading.links,
+                [d.isoformat() for d in reading.dates],
+            )
+        )
+    known = {o.url for o in collected if o.url}
+    for column in channel.columns:
+        options = column_options(channel.poll, column.name, column.url, column.model_dump())
+        reading = await read_page(client, column.url, zone, options=options, min_interval=interval)
+        for observed in reading.observed(column.name):
+            if observed.url is None or observed.url not in known:
+                known.add(observed.url or "")
+                collected.append(observed)
+        records.append(
+            PageRecord(
+                "column",
+                column.name,
+                column.url,
+                reading.http_status,
+                reading.error,
+                [
+                    (link, to_office(d, zone).date().isoformat() if d else None, title)
+                    for link, d, title in reading.entries
+                ],
+                reading.links,
+                [],
+            )
+        )
+    return records
+
+
 def _identity(observed: Observed, zone: str, kind: str) -> str | None:
     try:
         return record_of(observed, zone, kind).identity
@@ -507,16 +580,19 @@ def _store_run(
     kind: str,
     pages: int,
     message: str | None,
+    pages_read: list[PageRecord],
+    listed: int,
     conn: Connection,
 ) -> Any:
     """Store what the poll saw and close its run (inside the group's transaction, in a savepoint)."""
     counts = store_observed(conn, channel_id, observed, zone=zone, kind=kind, run_id=run_id)
+    record_pages(conn, channel_id, pages_read)
     _finish_run(
         conn,
         run_id,
         "ok",
         message,
-        rows_read=len(observed),
+        rows_read=listed,
         rows_new=counts.new,
         rows_known=counts.known,
         pages_fetched=pages,

@@ -28,6 +28,7 @@ LAYOUT_CHANGED = "页面结构可能已变化"
 class FeedOptions(PollOptions):
     url: str = Field(pattern=r"^https?://")
     column: str | None = None
+    homepage: str | None = Field(default=None, pattern=r"^https?://")  # watched by the inspection checks
 
 
 def _entry_time(entry: Any, zone: str) -> datetime | None:

@@ -24,13 +24,13 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-from urllib.parse import urljoin
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urldefrag, urljoin
 
 from pydantic import Field, field_validator
 
-from channelwatch.dates import DateParseError, parse_datetime
+from channelwatch.dates import DateParseError, parse_datetime, to_office
 from channelwatch.errors import FetchError, LayoutError
 from channelwatch.sources import isolated
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
@@ -39,13 +39,28 @@ from channelwatch.sources.http import redact
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborNode as Node
 
-__all__ = ["HtmlListOptions", "HtmlListSource", "ListPage", "parse_list_page", "pub_date_of", "read_list_page"]
+    from channelwatch.sources.http import HttpClient
+
+__all__ = [
+    "HtmlListOptions",
+    "HtmlListSource",
+    "ListPage",
+    "PageReading",
+    "column_options",
+    "dates_on_page",
+    "item_dates",
+    "parse_column_page",
+    "parse_list_page",
+    "pub_date_of",
+    "read_list_page",
+    "read_page",
+]
 
 LAYOUT_CHANGED = "页面结构可能已变化"
 
 
 class HtmlListOptions(PollOptions):
-    url: str = Field(pattern=r"^https?://")
+    url: str | None = Field(default=None, pattern=r"^https?://")  # optional when the channel lists columns
     item: str = "ul li"
     title: str = "a"
     link: str = "a@href"
@@ -53,6 +68,7 @@ class HtmlListOptions(PollOptions):
     page_url: str | None = None  # "index_{n}.html": page 2 is n = 1, page 3 is n = 2, …
     detail_date: bool = False
     column: str | None = None  # the column's name (栏目), stored with each publication
+    homepage: str | None = Field(default=None, pattern=r"^https?://")  # watched by the inspection checks
 
     @field_validator("page_url")
     @classmethod
@@ -100,7 +116,7 @@ def _is_listing_link(link: str, options: HtmlListOptions) -> bool:
     """Whether ``link`` points at a page of the list itself (a pager), not at an article."""
     if link.split("#", 1)[0] == options.url:
         return True
-    if options.page_url:
+    if options.page_url and options.url:
         pattern = re.escape(urljoin(options.url, options.page_url)).replace(re.escape("{n}"), r"\d+")
         if re.fullmatch(pattern, link.split("#", 1)[0]):
             return True
@@ -215,10 +231,12 @@ class HtmlListSource(PollSource):
     options: HtmlListOptions
 
     def describe(self) -> str:
-        return f"html-list {self.options.url}"
+        return f"html-list {self.options.url or '（仅栏目）'}"
 
     def page_urls(self) -> list[str]:
         first = self.options.url
+        if first is None:
+            return []  # a channel read through its columns only (``[[channels.columns]]``)
         if self.options.page_url is None:
             return [first]
         further = [urljoin(first, self.options.page_url.format(n=n)) for n in range(1, self.options.max_pages)]
@@ -308,3 +326,160 @@ class HtmlListSource(PollSource):
                 )
             )
         return result
+
+
+# --- pages read for the inspection checks (docs/inspection.md) ------------------------------------------
+
+
+@dataclass
+class PageReading:
+    """One read of a column's first page or of the homepage, tolerant of what the checks must see.
+
+    Unlike a list poll, an entry without a date or a page without entries does not fail the read:
+    inspectors count an undated entry as *not updated* and an empty column as *blank*.
+    """
+
+    url: str
+    http_status: int | None = None
+    error: str | None = None  # why the page could not be read (Chinese)
+    entries: list[tuple[str | None, datetime | None, str | None]] = field(default_factory=list)  # link, date, title
+    links: list[str] = field(default_factory=list)  # every http(s) link on the page, in page order
+    dates: list[date] = field(default_factory=list)  # every date shown on the page (homepage)
+
+    def observed(self, column: str | None) -> list[Observed]:
+        """The dated entries as publications of the channel (undated ones cannot be counted in a period)."""
+        return [
+            Observed(published_at=published, title=title, url=link, column_name=column, origin=redact(self.url))
+            for link, published, title in self.entries
+            if published is not None and (link or title)
+        ]
+
+
+_SHOWN_DATE = re.compile(r"(?<!\d)(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})(?!\d)")
+
+
+def links_on_page(tree: Any, url: str) -> list[str]:
+    found: dict[str, None] = {}
+    for node in tree.css("a[href]"):
+        href = (node.attributes.get("href") or "").strip()
+        if not href or href.startswith(("javascript:", "#", "mailto:", "tel:")):
+            continue
+        absolute = urldefrag(urljoin(url, href))[0]
+        if absolute.startswith(("http://", "https://")):
+            found.setdefault(absolute, None)
+    return list(found)
+
+
+_MONTH_DAY = re.compile(r"^[\[(（【]?(\d{2})-(\d{2})[\])）】]?$")
+
+
+def dates_on_page(text: str) -> list[date]:
+    """Every calendar date written in a text (2020-06-01, 2020/6/1, 2020.06.01, 2020年6月1日)."""
+    found: set[date] = set()
+    for match in _SHOWN_DATE.finditer(text):
+        try:
+            found.add(date(int(match.group(1)), int(match.group(2)), int(match.group(3))))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def item_dates(tree: Any, today: date) -> list[date]:
+    """Dates shown beside the links of a homepage: the dates of its entries.
+
+    Only the text of each link's own entry counts (its parent element; a table cell's row), so that a
+    banner's "today is …" elsewhere on the page does not make the homepage look updated. An entry that
+    shows only ``06-28`` (common on homepages) is taken in the latest year that is not after ``today``.
+    """
+    found: set[date] = set()
+    for node in tree.css("a[href]"):
+        entry = node.parent
+        if entry is None:
+            continue
+        if entry.tag in ("td", "th") and entry.parent is not None:
+            entry = entry.parent
+        text = entry.text(separator=" ", strip=True)
+        full = dates_on_page(text)
+        if full:
+            found.update(full)
+            continue
+        for part in text.split():
+            match = _MONTH_DAY.match(part)
+            if not match:
+                continue
+            try:
+                shown = date(today.year, int(match.group(1)), int(match.group(2)))
+                found.add(shown if shown <= today else shown.replace(year=today.year - 1))
+            except ValueError:
+                continue
+    return sorted(found)
+
+
+def parse_column_page(
+    html: str, url: str, options: HtmlListOptions, zone: str
+) -> tuple[list[tuple[str | None, datetime | None, str | None]], list[str]]:
+    """The entries of a column page (an entry's date is None when it shows none that parses) and its links."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    tree = HTMLParser(html)
+    entries: list[tuple[str | None, datetime | None, str | None]] = []
+    for entry in tree.css(options.item):
+        title = _select(entry, options.title)
+        href = _select(entry, options.link)
+        link = urljoin(url, href) if href and not href.startswith(("javascript:", "#")) else None
+        date_text = _select(entry, options.date) if options.date else None
+        published = None
+        if date_text:
+            try:
+                published = parse_datetime(date_text, zone)
+            except DateParseError:
+                published = None  # inspectors count an entry without a readable date as not updated
+        entries.append((link, published, title))
+    return entries, links_on_page(tree, url)
+
+
+async def read_page(
+    client: HttpClient,
+    url: str,
+    zone: str,
+    *,
+    options: HtmlListOptions | None = None,
+    min_interval: float = 0.0,
+) -> PageReading:
+    """Read a column's first page (``options`` gives its selectors) or, without options, a homepage."""
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+    reading = PageReading(url=url)
+    try:
+        fetched = await client.request("GET", url, min_interval=min_interval, accept_statuses=_ANY_ERROR)
+    except FetchError as exc:
+        reading.error = str(exc)
+        return reading
+    reading.http_status = fetched.status
+    if fetched.status >= 400:
+        reading.error = f"{redact(url)} 返回 HTTP {fetched.status}"
+        return reading
+    text = fetched.text()
+    if options is not None:
+        reading.entries, reading.links = parse_column_page(text, url, options, zone)
+    else:
+        tree = HTMLParser(text)
+        reading.links = links_on_page(tree, url)
+        reading.dates = item_dates(tree, to_office(datetime.now(UTC), zone).date())
+    return reading
+
+
+_ANY_ERROR = frozenset(range(400, 600))
+COLUMN_SELECTORS = ("item", "title", "link", "date", "page_url")
+
+
+def column_options(poll: dict[str, Any] | None, name: str, url: str, overrides: dict[str, Any]) -> HtmlListOptions:
+    """A column's list options: the channel's ``html-list`` selectors, the column's own where it sets them.
+
+    Raises pydantic's ``ValidationError`` for a bad override (the config loader reports it).
+    """
+    base = dict(poll) if poll and poll.get("type") == "html-list" else {}
+    base.pop("homepage", None)
+    table: dict[str, Any] = {**base, "type": "html-list", "url": url, "column": name, "max_pages": 1}
+    table.update({key: value for key, value in overrides.items() if key in COLUMN_SELECTORS and value is not None})
+    return HtmlListOptions.model_validate(table)

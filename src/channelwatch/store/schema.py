@@ -15,10 +15,10 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store import (
-    jobstate,  # noqa: F401  registers the daemon's tables before create_all
-    reported,  # noqa: F401  registers the reported-figures tables before create_all
-)
+
+# Imported for their tables, registered on the metadata before create_all: the daemon's, the
+# reported figures' and the checks'.
+from channelwatch.store import checkstate, jobstate, reported  # noqa: F401
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
@@ -52,6 +52,15 @@ def _reported_figures_v3(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _inspection_tables_v4(conn: Connection) -> None:
+    """v4: the inspection checks' tables (page observations, probes, link checks, alerts mailed)."""
+    from channelwatch.store.checkstate import InspectionAlert, LinkCheck, LinkFinding, PageObservation, ProbeResult
+
+    models: list[Any] = [PageObservation, ProbeResult, LinkCheck, LinkFinding, InspectionAlert]
+    tables = [m.__table__ for m in models]
+    SQLModel.metadata.create_all(conn, tables=tables)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -59,6 +68,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _office_key_v2,
     _hash_long_identities,
     _reported_figures_v3,
+    _inspection_tables_v4,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
