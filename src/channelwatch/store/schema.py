@@ -14,6 +14,7 @@ from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
 from channelwatch.store import jobstate  # noqa: F401  registers the daemon's tables before create_all
+from channelwatch.store.counts import install_counts
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, SchemaVersion
 
@@ -24,8 +25,14 @@ def _create_v1(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
 
 
+def _add_counts_v2(conn: Connection) -> None:
+    # Counts per channel and period kept by triggers beside the publications (store/counts.py): figures
+    # in time that does not grow with the store. Filled here from what an older store already holds.
+    install_counts(conn)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
-_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+_MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1, _add_counts_v2]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
