@@ -52,6 +52,7 @@ publication = st.tuples(
 )
 operation = st.one_of(
     st.tuples(st.just("upsert"), st.lists(publication, min_size=1, max_size=8)),
+    st.tuples(st.just("insert"), publication),  # another write path: a plain INSERT, counted by the trigger
     st.tuples(st.just("delete"), st.integers(0, 29)),
     st.tuples(
         st.just("update"),
@@ -75,6 +76,19 @@ def _apply(opened: store.Store, op: tuple) -> None:
             for ident, key, year, month, repost, title, push in op[1]:
                 record = _record(ident, year, month, repost, title, push)
                 store.upsert_publications(conn, ids[key], [record], run_id=None)
+        elif op[0] == "insert":
+            ident, key, year, month, repost, title, push = op[1]
+            conn.execute(
+                text(
+                    "INSERT INTO publication (channel_id, identity, title, push_id, is_repost, published_at, "
+                    "local_year, local_month, local_date, title_key, first_seen, last_seen) SELECT :c, :i, :t, :p, "
+                    ":r, :at, :y, :m, :d, :t2, :at, :at WHERE NOT EXISTS "
+                    "(SELECT 1 FROM publication WHERE channel_id = :c2 AND identity = :i2)"
+                ),
+                {"c": ids[key], "i": f"id:{ident}", "c2": ids[key], "i2": f"id:{ident}", "t": title,
+                 "t2": title, "p": push, "r": repost, "y": year, "m": month,
+                 "d": f"{year}-{month:02d}-10", "at": datetime(year, month, 10, 2, tzinfo=UTC)},
+            )  # fmt: skip
         elif op[0] == "delete":
             conn.execute(text("DELETE FROM publication WHERE identity = :i"), {"i": f"id:{op[1]}"})
         else:
@@ -153,7 +167,7 @@ def test_counts_are_filled_when_an_older_store_is_upgraded(database_url: str, tm
         else:
             for name in ("insert", "delete", "update"):
                 conn.execute(text(f"DROP TRIGGER publication_counted_{name}"))
-        for table in ("publication_count", "figure_value", "figure_distinct"):
+        for table in ("publication_count", "figure_value", "figure_distinct", "counts_deferred"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     opened.dispose()

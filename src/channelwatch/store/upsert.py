@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
+from channelwatch.store.counts import count_deferred, defer_counts
 from channelwatch.store.db import utc_now
 from channelwatch.store.models import Channel, Publication
 
@@ -120,6 +121,7 @@ def upsert_publications(
     sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
     seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
     tail = (channel_id, seen_value, seen_value, run_id)
+    deferred = defer_counts(conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     try:
@@ -128,6 +130,7 @@ def upsert_publications(
             cursor.executemany(sql, [(*record, *tail) for record in batch])
     finally:
         cursor.close()
+    count_deferred(conn, deferred)
 
     if dialect == "sqlite":
         after = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
