@@ -121,11 +121,16 @@ def upsert_publications(
     sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
     seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
     tail = (channel_id, seen_value, seen_value, run_id)
-    deferred = defer_counts(conn)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
+    deferred: int | None = None
     try:
-        for batch in _batches(records, BATCH_SIZE):
+        for number, batch in enumerate(_batches(records, BATCH_SIZE)):
+            if number == 1:
+                # A second batch: a bulk import. Its rows are counted set-based at the end rather than by
+                # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
+                # which cost less than the grouped statements for a handful of rows.
+                deferred = defer_counts(conn)
             total += len(batch)
             cursor.executemany(sql, [(*record, *tail) for record in batch])
     finally:
