@@ -174,8 +174,13 @@ def test_counts_are_filled_when_an_older_store_is_upgraded(database_url: str, tm
         else:
             for name in ("insert", "delete", "update"):
                 conn.execute(text(f"DROP TRIGGER publication_counted_{name}"))
-        for table in ("publication_count", "figure_value", "figure_distinct", "counts_deferred"):
+        for table in ("publication_count", "figure_distinct", "counts_deferred"):
             conn.execute(text(f"DROP TABLE {table}"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TABLE figure_value"))
+        else:
+            for index in ("ix_publication_title", "ix_publication_push"):
+                conn.execute(text(f"DROP INDEX {index}"))
         conn.execute(text("UPDATE schema_version SET version = 1"))
     opened.dispose()
     opened = open_store(load_instance(root))

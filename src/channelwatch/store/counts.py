@@ -1,30 +1,38 @@
 """Counts kept beside the publications, so that a figure costs the same over ten years as over one.
 
-Three small tables, kept by database triggers on ``publication`` (INSERT, DELETE and UPDATE of a counted
+Two small tables, kept by database triggers on ``publication`` (INSERT, DELETE and UPDATE of a counted
 column), so that every write path — import, poll, ``runs undo``, a channel rename, a hand-written SQL
 fix — keeps them right in the same transaction, with no Python code to forget:
 
 - ``publication_count``: publications per channel, office-time year and month, and repost mark, with how
   many of them have no title (each counts as an item of its own) and no push (each counts as a push);
-- ``figure_value``: how many publications carry one value in one period — a title key per office (the
-  unique-items figure: one item posted on several channels counts once) and a push id per WeChat channel;
-- ``figure_distinct``: how many values of ``figure_value`` each office or channel has in each period.
+- ``figure_distinct``: how many distinct title keys an office has in a period (the unique-items figure:
+  one item posted on several channels counts once), and how many distinct push ids a WeChat channel has.
 
 A period is one integer: ``year * 100`` for the year, ``year * 100 + 20 + q`` for quarter ``q``,
 ``year * 100 + m`` for month ``m``; every publication counts in its year, its quarter and its month.
+On SQLite, a publication changes a distinct count only when no *other* publication of the office (of the channel,
+for pushes) carries its title (push) in that period: a probe of the partial indexes on ``title_key`` and
+``push_id``, one index entry per publication — cheaper on import than a table of every title per period,
+which cost three times the import (measured on a million rows, ``scripts/benchmark.py import``).
+PostgreSQL keeps that table (``figure_value``, a reference count per value and period) because its row
+triggers fire only when a whole statement is done, when a probe would see every row of the statement.
 
-``rebuild_counts`` recomputes all three from the publications (the ``recount`` command, and the schema
-step that adds them to an existing store).
+A bulk upsert on SQLite counts its new rows with a few set-based statements when it ends instead of
+row by row (``defer_counts`` / ``count_deferred``). ``rebuild_counts`` recomputes everything from the
+publications (the ``recount`` command, and the schema step that adds the tables to an existing store).
 """
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 from sqlalchemy import Connection
 
 __all__ = ["PUSH", "TITLE", "count_deferred", "defer_counts", "install_counts", "period_code", "rebuild_counts"]
 
-TITLE = "t"  # figure_value rows of title keys; owner is the office
-PUSH = "p"  # figure_value rows of WeChat push ids; owner is the channel
+TITLE = "t"  # figure_distinct rows of title keys; owner is the office
+PUSH = "p"  # figure_distinct rows of WeChat push ids; owner is the channel
 
 
 def period_code(year: int, quarter: int | None = None, month: int | None = None) -> int:
@@ -46,6 +54,14 @@ _TABLES = [
         unpushed BIGINT NOT NULL,
         PRIMARY KEY (channel_id, local_year, local_month, is_repost)
     ){without_rowid}""",
+    """CREATE TABLE figure_distinct (
+        kind VARCHAR(1) NOT NULL,
+        owner_id INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        distinct_values BIGINT NOT NULL,
+        PRIMARY KEY (kind, owner_id, period)
+    ){without_rowid}""",
+    # PostgreSQL only (see _PG_FUNCTIONS): how many publications carry one value in one period.
     """CREATE TABLE figure_value (
         kind VARCHAR(1) NOT NULL,
         owner_id INTEGER NOT NULL,
@@ -56,92 +72,86 @@ _TABLES = [
     ){without_rowid}""",
     # Present (one row, never committed) only inside a SQLite bulk upsert: rows above ``after_id`` are
     # counted set-based when the batch ends instead of row by row (see ``defer_counts``).
-    """CREATE TABLE counts_deferred (after_id BIGINT NOT NULL)""",
-    """CREATE TABLE figure_distinct (
-        kind VARCHAR(1) NOT NULL,
-        owner_id INTEGER NOT NULL,
-        period INTEGER NOT NULL,
-        distinct_values BIGINT NOT NULL,
-        PRIMARY KEY (kind, owner_id, period)
-    ){without_rowid}""",
+    "CREATE TABLE counts_deferred (after_id BIGINT NOT NULL)",
+    "CREATE INDEX ix_publication_title ON publication (title_key) WHERE title_key IS NOT NULL",
+    "CREATE INDEX ix_publication_push ON publication (push_id) WHERE push_id IS NOT NULL",
 ]
-_DEFERRED = "counts_deferred"
 
 # The columns a figure depends on: an UPDATE that leaves all of them as they were (the usual re-import,
 # which only moves last_seen) costs no counting work.
 _COUNTED = ("channel_id", "local_year", "local_month", "is_repost", "title_key", "push_id")
 
+# Period kinds: (the period code of row r, the condition that row o is in the same period as row r).
+_PERIODS = (
+    ("{r}.local_year * 100", "o.local_year = {r}.local_year"),
+    (
+        "{r}.local_year * 100 + 20 + ({r}.local_month + 2) / 3",
+        "o.local_year = {r}.local_year AND (o.local_month + 2) / 3 = ({r}.local_month + 2) / 3",
+    ),
+    ("{r}.local_year * 100 + {r}.local_month", "o.local_year = {r}.local_year AND o.local_month = {r}.local_month"),
+)
 
-def _periods(row: str) -> list[str]:
-    return [
-        f"{row}.local_year * 100",
-        f"{row}.local_year * 100 + 20 + ({row}.local_month + 2) / 3",
-        f"{row}.local_year * 100 + {row}.local_month",
-    ]
 
-
-def _sqlite_add(row: str) -> list[str]:
-    """Statements adding publication ``row`` (NEW) to the counts (SQLite trigger bodies take no CTEs)."""
-    periods = " UNION ALL ".join(f"SELECT {p} AS period" for p in _periods(row))
-    office = f"(SELECT office_id FROM channel WHERE id = {row}.channel_id)"
-    statements = [
-        f"""INSERT INTO publication_count
-            (channel_id, local_year, local_month, is_repost, publications, untitled, unpushed)
-            VALUES ({row}.channel_id, {row}.local_year, {row}.local_month, {row}.is_repost, 1,
-                    {row}.title_key IS NULL, {row}.push_id IS NULL)
-            ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET
-            publications = publications + 1, untitled = untitled + excluded.untitled,
-            unpushed = unpushed + excluded.unpushed"""
-    ]
-    for kind, owner, column in ((TITLE, office, "title_key"), (PUSH, f"{row}.channel_id", "push_id")):
-        value = f"{row}.{column}"
-        # A value seen for the first time in a period adds one distinct value to it ("WHERE true": an
-        # INSERT … SELECT followed by ON CONFLICT needs a WHERE for SQLite's parser).
-        statements.append(
-            f"""INSERT INTO figure_distinct (kind, owner_id, period, distinct_values)
-                SELECT '{kind}', {owner}, p.period, 1 FROM ({periods}) AS p
-                WHERE {value} IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM figure_value f WHERE f.kind = '{kind}' AND f.owner_id = {owner}
-                    AND f.period = p.period AND f.value = {value})
-                ON CONFLICT (kind, owner_id, period) DO UPDATE SET distinct_values = distinct_values + 1"""
+def _others(kind: str, r: str, office: str, extra: str = "") -> list[tuple[str, str]]:
+    """(period code, EXISTS condition: another publication of the owner holds r's value in that period)."""
+    if kind == TITLE:
+        base = (
+            f"SELECT 1 FROM publication o JOIN channel oc ON oc.id = o.channel_id WHERE o.title_key = {r}.title_key "
+            f"AND o.id <> {r}.id AND oc.office_id = {office}"
         )
-        statements.append(
-            f"""INSERT INTO figure_value (kind, owner_id, period, value, publications)
-                SELECT '{kind}', {owner}, p.period, {value}, 1 FROM ({periods}) AS p WHERE {value} IS NOT NULL
-                ON CONFLICT (kind, owner_id, period, value) DO UPDATE SET publications = publications + 1"""
+    else:
+        base = (
+            f"SELECT 1 FROM publication o WHERE o.push_id = {r}.push_id AND o.id <> {r}.id "
+            f"AND o.channel_id = {r}.channel_id"
         )
-    return statements
+    return [(code.format(r=r), f"EXISTS ({base} AND {same.format(r=r)}{extra})") for code, same in _PERIODS]
 
 
-def _sqlite_remove(row: str) -> list[str]:
-    """Statements taking publication ``row`` (OLD) out of the counts."""
-    periods = ", ".join(_periods(row))
-    office = f"(SELECT office_id FROM channel WHERE id = {row}.channel_id)"
+def _sqlite_change(r: str, sign: int) -> list[str]:
+    """Statements adding (sign 1, r = NEW) or taking out (sign -1, r = OLD) publication r (SQLite trigger body)."""
+    office = f"(SELECT office_id FROM channel WHERE id = {r}.channel_id)"
+    # Rows a deferred bulk upsert inserted are not counted yet: they must not decide a distinct count.
+    counted = " AND NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE o.id > d.after_id)"
     key = (
-        f"channel_id = {row}.channel_id AND local_year = {row}.local_year AND local_month = {row}.local_month "
-        f"AND is_repost = {row}.is_repost"
+        f"channel_id = {r}.channel_id AND local_year = {r}.local_year AND local_month = {r}.local_month "
+        f"AND is_repost = {r}.is_repost"
     )
-    statements = [
-        f"""UPDATE publication_count SET publications = publications - 1,
-            untitled = untitled - ({row}.title_key IS NULL), unpushed = unpushed - ({row}.push_id IS NULL)
-            WHERE {key}""",
-        f"DELETE FROM publication_count WHERE {key} AND publications = 0",
-    ]
-    for kind, owner, column in ((TITLE, office, "title_key"), (PUSH, f"{row}.channel_id", "push_id")):
-        match = f"kind = '{kind}' AND owner_id = {owner} AND value = {row}.{column} AND period IN ({periods})"
-        statements += [
-            f"UPDATE figure_value SET publications = publications - 1 WHERE {match}",
-            f"""UPDATE figure_distinct SET distinct_values = distinct_values - 1
-                WHERE kind = '{kind}' AND owner_id = {owner} AND period IN (
-                    SELECT period FROM figure_value WHERE {match} AND publications = 0)""",
-            f"DELETE FROM figure_value WHERE {match} AND publications = 0",
+    if sign > 0:
+        statements = [
+            f"""INSERT INTO publication_count
+                (channel_id, local_year, local_month, is_repost, publications, untitled, unpushed)
+                VALUES ({r}.channel_id, {r}.local_year, {r}.local_month, {r}.is_repost, 1,
+                        {r}.title_key IS NULL, {r}.push_id IS NULL)
+                ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET
+                publications = publications + 1, untitled = untitled + excluded.untitled,
+                unpushed = unpushed + excluded.unpushed"""
         ]
+    else:
+        statements = [
+            f"""UPDATE publication_count SET publications = publications - 1,
+                untitled = untitled - ({r}.title_key IS NULL), unpushed = unpushed - ({r}.push_id IS NULL)
+                WHERE {key}""",
+            f"DELETE FROM publication_count WHERE {key} AND publications = 0",
+        ]
+    for kind, owner, column in ((TITLE, office, "title_key"), (PUSH, f"{r}.channel_id", "push_id")):
+        for code, exists in _others(kind, r, office, counted):
+            if sign > 0:
+                statements.append(
+                    f"""INSERT INTO figure_distinct (kind, owner_id, period, distinct_values)
+                        SELECT '{kind}', {owner}, {code}, 1 WHERE {r}.{column} IS NOT NULL AND NOT {exists}
+                        ON CONFLICT (kind, owner_id, period) DO UPDATE SET distinct_values = distinct_values + 1"""
+                )
+            else:
+                statements.append(
+                    f"""UPDATE figure_distinct SET distinct_values = distinct_values - 1
+                        WHERE kind = '{kind}' AND owner_id = {owner} AND period = {code}
+                        AND {r}.{column} IS NOT NULL AND NOT {exists}"""
+                )
     return statements
 
 
 def _sqlite_triggers() -> list[str]:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
-    # Rows a deferred bulk upsert inserted are counted when it ends, so they must not count here.
     counted_old = "NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE OLD.id > d.after_id)"
 
     def body(statements: list[str]) -> str:
@@ -149,14 +159,17 @@ def _sqlite_triggers() -> list[str]:
 
     return [
         "CREATE TRIGGER publication_counted_insert AFTER INSERT ON publication "
-        f"WHEN NOT EXISTS (SELECT 1 FROM counts_deferred) {body(_sqlite_add('NEW'))}",
+        f"WHEN NOT EXISTS (SELECT 1 FROM counts_deferred) {body(_sqlite_change('NEW', 1))}",
         "CREATE TRIGGER publication_counted_delete AFTER DELETE ON publication "
-        f"WHEN {counted_old} {body(_sqlite_remove('OLD'))}",
+        f"WHEN {counted_old} {body(_sqlite_change('OLD', -1))}",
         f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
-        f"WHEN ({changed}) AND {counted_old} {body(_sqlite_remove('OLD') + _sqlite_add('NEW'))}",
+        f"WHEN ({changed}) AND {counted_old} {body(_sqlite_change('OLD', -1) + _sqlite_change('NEW', 1))}",
     ]
 
 
+# On PostgreSQL, AFTER ROW triggers fire when the whole statement is done, so a probe for "another row with
+# this title" would see every row of a many-row INSERT or DELETE at once. There, each (owner, period,
+# value) keeps a reference count instead (``figure_value``), which any firing order adds up right.
 _PG_FUNCTIONS = [
     """CREATE OR REPLACE FUNCTION channelwatch_count_value(k text, owner integer, periods integer[], v text,
                                                        sign integer) RETURNS void AS $$
@@ -235,9 +248,13 @@ def _pg_triggers() -> list[str]:
 
 
 def install_counts(conn: Connection) -> None:
-    """Create the count tables and their triggers, and fill them from the publications already stored."""
+    """Create the count tables, indexes and triggers, and fill the tables from the publications already stored."""
     sqlite = conn.dialect.name == "sqlite"
     for table in _TABLES:
+        if sqlite and "figure_value" in table:
+            continue
+        if not sqlite and "INDEX" in table:
+            continue  # PostgreSQL counts by reference, without probing the publications
         conn.exec_driver_sql(table.format(without_rowid=" WITHOUT ROWID" if sqlite else ""))
     for statement in _sqlite_triggers() if sqlite else _pg_triggers():
         conn.exec_driver_sql(statement)
@@ -247,11 +264,11 @@ def install_counts(conn: Connection) -> None:
 def defer_counts(conn: Connection) -> int | None:
     """Start a bulk upsert on SQLite: rows inserted from now on are counted by ``count_deferred``.
 
-    Per-row triggers cost an import more than storing its rows (three to four times the time on a
-    million rows); counting the new rows with a few grouped statements when the batch ends costs a
-    fraction of it. SQLite's write transaction is exclusive and rowids grow, so "inserted since" is
-    exactly "id above the largest id now". Returns that id, or None where rows stay counted by the
-    triggers (PostgreSQL, whose ids come from a sequence shared by concurrent writers).
+    Per-row triggers cost an import of a million rows more than storing its rows; counting the new rows
+    with a few grouped statements when the batch ends costs a fraction of it. SQLite's write transaction
+    is exclusive and rowids grow, so "inserted since" is exactly "id above the largest id now". Returns
+    that id, or None where rows stay counted by the triggers (PostgreSQL, whose ids come from a sequence
+    shared by concurrent writers).
     """
     if conn.dialect.name != "sqlite":
         return None
@@ -264,45 +281,50 @@ def count_deferred(conn: Connection, after: int | None) -> None:
     """End a bulk upsert started by ``defer_counts``: count every row above ``after``, set-based."""
     if after is None:
         return
+    after = int(after)
     conn.exec_driver_sql("DELETE FROM counts_deferred")
-    new = f"publication p WHERE p.id > {int(after)}"
     conn.exec_driver_sql(
         "INSERT INTO publication_count "
         "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
         "SELECT channel_id, local_year, local_month, is_repost, count(*), sum(title_key IS NULL), "
-        f"sum(push_id IS NULL) FROM {new} GROUP BY channel_id, local_year, local_month, is_repost "
+        f"sum(push_id IS NULL) FROM publication WHERE id > {after} "
+        "GROUP BY channel_id, local_year, local_month, is_repost "
         "ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET "
         "publications = publications + excluded.publications, untitled = untitled + excluded.untitled, "
         "unpushed = unpushed + excluded.unpushed"
     )
-    period_of = (
-        "p.local_year * 100",
-        "p.local_year * 100 + 20 + (p.local_month + 2) / 3",
-        "p.local_year * 100 + p.local_month",
-    )
-    titled = f"publication p JOIN channel c ON c.id = p.channel_id WHERE p.id > {int(after)}"
-    for kind, owner, column, source in (
-        (TITLE, "c.office_id", "p.title_key", titled),
-        (PUSH, "p.channel_id", "p.push_id", new),
+    # A new row adds a distinct value to a period when no row with a smaller id (stored before, or
+    # earlier in this batch) holds its value there: each value counts once, at its first row. One probe
+    # of the partial index per new row gives all three periods.
+    same_quarter = "(o.local_month + 2) / 3 = (n.local_month + 2) / 3"
+    for kind, owner, column, owner_match in (
+        (TITLE, "c.office_id", "title_key", "o.channel_id IN (SELECT id FROM channel WHERE office_id = c.office_id)"),
+        (PUSH, "n.channel_id", "push_id", "o.channel_id = n.channel_id"),
     ):
-        added = " UNION ALL ".join(
-            f"SELECT {owner} AS owner_id, {period} AS period, {column} AS value FROM {source} AND {column} IS NOT NULL"
-            for period in period_of
+        firsts = conn.exec_driver_sql(
+            f"SELECT owner_id, local_year, local_month, sum(NOT coalesce(y, 0)), sum(NOT coalesce(q, 0)), "
+            "sum(NOT coalesce(m, 0)) FROM ("
+            f"SELECT {owner} AS owner_id, n.local_year, n.local_month, max(o.local_year = n.local_year) AS y, "
+            f"max(o.local_year = n.local_year AND {same_quarter}) AS q, "
+            "max(o.local_year = n.local_year AND o.local_month = n.local_month) AS m "
+            "FROM publication n JOIN channel c ON c.id = n.channel_id "
+            f"LEFT JOIN publication o ON o.{column} = n.{column} AND o.id < n.id AND {owner_match} "
+            f"WHERE n.id > {after} AND n.{column} IS NOT NULL GROUP BY n.id) "
+            "GROUP BY owner_id, local_year, local_month"
         )
-        conn.exec_driver_sql(
-            "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) "
-            f"SELECT '{kind}', n.owner_id, n.period, count(*) FROM (SELECT DISTINCT owner_id, period, value "
-            f"FROM ({added})) AS n WHERE NOT EXISTS (SELECT 1 FROM figure_value f WHERE f.kind = '{kind}' "
-            "AND f.owner_id = n.owner_id AND f.period = n.period AND f.value = n.value) "
-            "GROUP BY n.owner_id, n.period ON CONFLICT (kind, owner_id, period) DO UPDATE SET "
-            "distinct_values = distinct_values + excluded.distinct_values"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO figure_value (kind, owner_id, period, value, publications) "
-            f"SELECT '{kind}', owner_id, period, value, count(*) FROM ({added}) AS n WHERE true "
-            "GROUP BY owner_id, period, value ON CONFLICT (kind, owner_id, period, value) DO UPDATE SET "
-            "publications = publications + excluded.publications"
-        )
+        added: dict[tuple[int, int], int] = defaultdict(int)
+        for owner_id, year, month, year_first, quarter_first, month_first in firsts:
+            added[owner_id, period_code(year)] += year_first
+            added[owner_id, period_code(year, quarter=(month + 2) // 3)] += quarter_first
+            added[owner_id, period_code(year, month=month)] += month_first
+        rows = [(kind, owner_id, period, n) for (owner_id, period), n in added.items() if n]
+        if rows:
+            conn.exec_driver_sql(
+                "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, owner_id, period) DO UPDATE SET "
+                "distinct_values = distinct_values + excluded.distinct_values",
+                rows,
+            )
 
 
 def rebuild_counts(conn: Connection) -> int:
@@ -311,7 +333,8 @@ def rebuild_counts(conn: Connection) -> int:
     Returns how many count rows differed from the recomputed ones (0 when the triggers kept them right).
     """
     before = _snapshot(conn)
-    for table in ("publication_count", "figure_value", "figure_distinct"):
+    postgres = conn.dialect.name == "postgresql"
+    for table in ("publication_count", "figure_distinct", *(["figure_value"] if postgres else [])):
         conn.exec_driver_sql(f"DELETE FROM {table}")
     is_null = "CAST(({col} IS NULL) AS INTEGER)" if conn.dialect.name == "postgresql" else "({col} IS NULL)"
     conn.exec_driver_sql(
@@ -321,31 +344,29 @@ def rebuild_counts(conn: Connection) -> int:
         f"sum({is_null.format(col='title_key')}), sum({is_null.format(col='push_id')}) "
         "FROM publication GROUP BY channel_id, local_year, local_month, is_repost"
     )
-    periods = (
-        "local_year * 100",
-        "local_year * 100 + 20 + (local_month + 2) / 3",
-        "local_year * 100 + local_month",
-    )
     for kind, owner, column, source in (
         (TITLE, "c.office_id", "title_key", "publication p JOIN channel c ON c.id = p.channel_id"),
         (PUSH, "p.channel_id", "push_id", "publication p"),
     ):
-        for period in periods:
+        for code, _same in _PERIODS:
+            period = code.format(r="p")
+            if postgres:
+                conn.exec_driver_sql(
+                    "INSERT INTO figure_value (kind, owner_id, period, value, publications) "
+                    f"SELECT '{kind}', {owner}, {period}, p.{column}, count(*) FROM {source} "
+                    f"WHERE p.{column} IS NOT NULL GROUP BY {owner}, {period}, p.{column}"
+                )
             conn.exec_driver_sql(
-                "INSERT INTO figure_value (kind, owner_id, period, value, publications) "
-                f"SELECT '{kind}', {owner}, {period}, {column}, count(*) FROM {source} "
-                f"WHERE {column} IS NOT NULL GROUP BY {owner}, {period}, {column}"
+                "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) "
+                f"SELECT '{kind}', {owner}, {period}, count(DISTINCT p.{column}) FROM {source} "
+                f"WHERE p.{column} IS NOT NULL GROUP BY {owner}, {period}"
             )
-    conn.exec_driver_sql(
-        "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) "
-        "SELECT kind, owner_id, period, count(*) FROM figure_value GROUP BY kind, owner_id, period"
-    )
     after = _snapshot(conn)
     return sum(1 for key in before.keys() | after.keys() if before.get(key) != after.get(key))
 
 
 def _snapshot(conn: Connection) -> dict[tuple[object, ...], tuple[int, ...]]:
-    """The per-period counts (not the per-value rows, which may be many): what a repair is measured by."""
+    """Every count row (zero rows left by deletions are the same as absent ones)."""
     rows: dict[tuple[object, ...], tuple[int, ...]] = {}
     for channel_id, year, month, repost, *counts in conn.exec_driver_sql(
         "SELECT channel_id, local_year, local_month, is_repost, publications, untitled, unpushed "
