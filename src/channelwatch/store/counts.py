@@ -150,6 +150,14 @@ def _sqlite_change(r: str, sign: int) -> list[str]:
     return statements
 
 
+def _sqlite_insert_trigger() -> str:
+    body = ";\n".join(_sqlite_change("NEW", 1))
+    return (
+        "CREATE TRIGGER publication_counted_insert AFTER INSERT ON publication "
+        f"WHEN NOT EXISTS (SELECT 1 FROM counts_deferred) BEGIN\n{body};\nEND"
+    )
+
+
 def _sqlite_triggers() -> list[str]:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
     counted_old = "NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE OLD.id > d.after_id)"
@@ -158,8 +166,7 @@ def _sqlite_triggers() -> list[str]:
         return "BEGIN\n" + ";\n".join(statements) + ";\nEND"
 
     return [
-        "CREATE TRIGGER publication_counted_insert AFTER INSERT ON publication "
-        f"WHEN NOT EXISTS (SELECT 1 FROM counts_deferred) {body(_sqlite_change('NEW', 1))}",
+        _sqlite_insert_trigger(),
         "CREATE TRIGGER publication_counted_delete AFTER DELETE ON publication "
         f"WHEN {counted_old} {body(_sqlite_change('OLD', -1))}",
         f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
@@ -274,6 +281,10 @@ def defer_counts(conn: Connection) -> int | None:
         return None
     after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
     conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
+    # A table with an INSERT trigger costs SQLite about 7 µs more per inserted row even when the trigger's
+    # WHEN says no: the trigger is dropped for the batch and created again at its end, in the same
+    # transaction (SQLite's schema changes are transactional; a killed import leaves it as it was).
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS publication_counted_insert")
     return after
 
 
@@ -283,6 +294,7 @@ def count_deferred(conn: Connection, after: int | None) -> None:
         return
     after = int(after)
     conn.exec_driver_sql("DELETE FROM counts_deferred")
+    conn.exec_driver_sql(_sqlite_insert_trigger())
     conn.exec_driver_sql(
         "INSERT INTO publication_count "
         "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
