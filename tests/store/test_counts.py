@@ -8,6 +8,7 @@ rows, for every year, quarter and month and for any subset of channels; and ``re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -211,3 +212,29 @@ def test_recount_command_repairs_counts(instance_dir: Path) -> None:
     opened.dispose()
     again = CliRunner().invoke(app, ["--instance", str(root), "recount"])
     assert again.exit_code == 0 and "一致" in again.output
+
+
+def test_a_failed_bulk_upsert_leaves_the_triggers_and_counts_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk upsert that fails half way (a bad row, a killed import) rolls back its trigger changes too."""
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 2)
+    root = write_instance(tmp_path / "instance", extra=CHANNELS)
+    opened = open_store(load_instance(root))
+
+    def records_then_failure() -> Iterator[tuple]:
+        for n in range(5):
+            yield _record(n, 2020, 5, False, f"t{n}", None)
+        raise ValueError("第 6 行无效")
+
+    with pytest.raises(ValueError), store.write(opened.engine) as conn:
+        store.upsert_publications(conn, opened.channel_ids["site"], records_then_failure(), run_id=None)
+    with store.read(opened.engine) as conn:
+        triggers = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
+        assert "publication_counted_insert" in triggers
+        assert conn.execute(text("SELECT count(*) FROM counts_deferred")).scalar() == 0
+    _apply(opened, ("insert", (1, "site", 2020, 5, False, "ta", None)))  # counted by the trigger again
+    _same_figures(opened)
+    with store.read(opened.engine) as conn:
+        assert summarise(conn, opened.office_id, Period(2020)).total == 1
+    opened.dispose()
