@@ -521,3 +521,21 @@ def runs_undo_command(
         + (f"；另有 {done.kept} 条后来又被其他运行看到，予以保留" if done.kept else "")
         + "。"
     )
+
+
+@app.command("recount")
+def recount_command(ctx: typer.Context) -> None:
+    """根据已存的发布记录重新计算计数表（统计数字读取的表）。
+
+    每次导入、抓取、撤销都会在同一事务中自动更新计数表，平时无需运行；
+    只在怀疑计数与发布记录不一致时（例如手工改过数据库）使用。
+    """
+    from channelwatch import store
+
+    opened = store_of(ctx)
+    with store.write(opened.engine) as conn:
+        repaired = store.rebuild_counts(conn)
+    if repaired:
+        echo(f"计数表已按发布记录重建：修正了 {repaired} 行计数。")
+    else:
+        echo("计数表已按发布记录重建：与发布记录一致，没有需要修正的计数。")

@@ -19,6 +19,7 @@ from channelwatch.errors import ConfigError
 # Imported for their tables, registered on the metadata before create_all: the daemon's, the
 # reported figures' and the checks'.
 from channelwatch.store import checkstate, jobstate, reported  # noqa: F401
+from channelwatch.store.counts import install_counts
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
@@ -61,6 +62,12 @@ def _inspection_tables_v4(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=tables)
 
 
+def _add_counts_v5(conn: Connection) -> None:
+    # Counts per channel and period kept by triggers beside the publications (store/counts.py): figures
+    # in time that does not grow with the store. Filled here from what an older store already holds.
+    install_counts(conn)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -69,6 +76,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _hash_long_identities,
     _reported_figures_v3,
     _inspection_tables_v4,
+    _add_counts_v5,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

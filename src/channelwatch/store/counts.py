@@ -1,0 +1,399 @@
+"""Counts kept beside the publications, so that a figure costs the same over ten years as over one.
+
+Two small tables, kept by database triggers on ``publication`` (INSERT, DELETE and UPDATE of a counted
+column), so that every write path — import, poll, ``runs undo``, a channel rename, a hand-written SQL
+fix — keeps them right in the same transaction, with no Python code to forget:
+
+- ``publication_count``: publications per channel, office-time year and month, and repost mark, with how
+  many of them have no title (each counts as an item of its own) and no push (each counts as a push);
+- ``figure_distinct``: how many distinct title keys an office has in a period (the unique-items figure:
+  one item posted on several channels counts once), and how many distinct push ids a WeChat channel has.
+
+A period is one integer: ``year * 100`` for the year, ``year * 100 + 20 + q`` for quarter ``q``,
+``year * 100 + m`` for month ``m``; every publication counts in its year, its quarter and its month.
+On SQLite, a publication changes a distinct count only when no *other* publication of the office (of the channel,
+for pushes) carries its title (push) in that period: a probe of the partial indexes on ``title_key`` and
+``push_id``, one index entry per publication — cheaper on import than a table of every title per period,
+which cost three times the import (measured on a million rows, ``scripts/benchmark.py import``).
+PostgreSQL keeps that table (``figure_value``, a reference count per value and period) because its row
+triggers fire only when a whole statement is done, when a probe would see every row of the statement.
+
+A bulk upsert on SQLite counts its new rows with a few set-based statements when it ends instead of
+row by row (``defer_counts`` / ``count_deferred``). ``rebuild_counts`` recomputes everything from the
+publications (the ``recount`` command, and the schema step that adds the tables to an existing store).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Connection
+
+__all__ = ["PUSH", "TITLE", "count_deferred", "defer_counts", "install_counts", "period_code", "rebuild_counts"]
+
+TITLE = "t"  # figure_distinct rows of title keys; owner is the office
+PUSH = "p"  # figure_distinct rows of WeChat push ids; owner is the channel
+
+
+def period_code(year: int, quarter: int | None = None, month: int | None = None) -> int:
+    if month is not None:
+        return year * 100 + month
+    if quarter is not None:
+        return year * 100 + 20 + quarter
+    return year * 100
+
+
+_TABLES = [
+    """CREATE TABLE publication_count (
+        channel_id INTEGER NOT NULL,
+        local_year INTEGER NOT NULL,
+        local_month INTEGER NOT NULL,
+        is_repost BOOLEAN NOT NULL,
+        publications BIGINT NOT NULL,
+        untitled BIGINT NOT NULL,
+        unpushed BIGINT NOT NULL,
+        PRIMARY KEY (channel_id, local_year, local_month, is_repost)
+    ){without_rowid}""",
+    """CREATE TABLE figure_distinct (
+        kind VARCHAR(1) NOT NULL,
+        owner_id INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        distinct_values BIGINT NOT NULL,
+        PRIMARY KEY (kind, owner_id, period)
+    ){without_rowid}""",
+    # PostgreSQL only (see _PG_FUNCTIONS): how many publications carry one value in one period.
+    """CREATE TABLE figure_value (
+        kind VARCHAR(1) NOT NULL,
+        owner_id INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        value VARCHAR NOT NULL,
+        publications BIGINT NOT NULL,
+        PRIMARY KEY (kind, owner_id, period, value)
+    ){without_rowid}""",
+    # Present (one row, never committed) only inside a SQLite bulk upsert: rows above ``after_id`` are
+    # counted set-based when the batch ends instead of row by row (see ``defer_counts``).
+    "CREATE TABLE counts_deferred (after_id BIGINT NOT NULL)",
+    "CREATE INDEX ix_publication_title ON publication (title_key) WHERE title_key IS NOT NULL",
+    "CREATE INDEX ix_publication_push ON publication (push_id) WHERE push_id IS NOT NULL",
+]
+
+# The columns a figure depends on: an UPDATE that leaves all of them as they were (the usual re-import,
+# which only moves last_seen) costs no counting work.
+_COUNTED = ("channel_id", "local_year", "local_month", "is_repost", "title_key", "push_id")
+
+# Period kinds: (the period code of row r, the condition that row o is in the same period as row r).
+_PERIODS = (
+    ("{r}.local_year * 100", "o.local_year = {r}.local_year"),
+    (
+        "{r}.local_year * 100 + 20 + ({r}.local_month + 2) / 3",
+        "o.local_year = {r}.local_year AND (o.local_month + 2) / 3 = ({r}.local_month + 2) / 3",
+    ),
+    ("{r}.local_year * 100 + {r}.local_month", "o.local_year = {r}.local_year AND o.local_month = {r}.local_month"),
+)
+
+
+def _others(kind: str, r: str, office: str, extra: str = "") -> list[tuple[str, str]]:
+    """(period code, EXISTS condition: another publication of the owner holds r's value in that period)."""
+    if kind == TITLE:
+        base = (
+            f"SELECT 1 FROM publication o JOIN channel oc ON oc.id = o.channel_id WHERE o.title_key = {r}.title_key "
+            f"AND o.id <> {r}.id AND oc.office_id = {office}"
+        )
+    else:
+        base = (
+            f"SELECT 1 FROM publication o WHERE o.push_id = {r}.push_id AND o.id <> {r}.id "
+            f"AND o.channel_id = {r}.channel_id"
+        )
+    return [(code.format(r=r), f"EXISTS ({base} AND {same.format(r=r)}{extra})") for code, same in _PERIODS]
+
+
+def _sqlite_change(r: str, sign: int) -> list[str]:
+    """Statements adding (sign 1, r = NEW) or taking out (sign -1, r = OLD) publication r (SQLite trigger body)."""
+    office = f"(SELECT office_id FROM channel WHERE id = {r}.channel_id)"
+    # Rows a deferred bulk upsert inserted are not counted yet: they must not decide a distinct count.
+    counted = " AND NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE o.id > d.after_id)"
+    key = (
+        f"channel_id = {r}.channel_id AND local_year = {r}.local_year AND local_month = {r}.local_month "
+        f"AND is_repost = {r}.is_repost"
+    )
+    if sign > 0:
+        statements = [
+            f"""INSERT INTO publication_count
+                (channel_id, local_year, local_month, is_repost, publications, untitled, unpushed)
+                VALUES ({r}.channel_id, {r}.local_year, {r}.local_month, {r}.is_repost, 1,
+                        {r}.title_key IS NULL, {r}.push_id IS NULL)
+                ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET
+                publications = publications + 1, untitled = untitled + excluded.untitled,
+                unpushed = unpushed + excluded.unpushed"""
+        ]
+    else:
+        statements = [
+            f"""UPDATE publication_count SET publications = publications - 1,
+                untitled = untitled - ({r}.title_key IS NULL), unpushed = unpushed - ({r}.push_id IS NULL)
+                WHERE {key}""",
+            f"DELETE FROM publication_count WHERE {key} AND publications = 0",
+        ]
+    for kind, owner, column in ((TITLE, office, "title_key"), (PUSH, f"{r}.channel_id", "push_id")):
+        for code, exists in _others(kind, r, office, counted):
+            if sign > 0:
+                statements.append(
+                    f"""INSERT INTO figure_distinct (kind, owner_id, period, distinct_values)
+                        SELECT '{kind}', {owner}, {code}, 1 WHERE {r}.{column} IS NOT NULL AND NOT {exists}
+                        ON CONFLICT (kind, owner_id, period) DO UPDATE SET distinct_values = distinct_values + 1"""
+                )
+            else:
+                statements.append(
+                    f"""UPDATE figure_distinct SET distinct_values = distinct_values - 1
+                        WHERE kind = '{kind}' AND owner_id = {owner} AND period = {code}
+                        AND {r}.{column} IS NOT NULL AND NOT {exists}"""
+                )
+    return statements
+
+
+def _sqlite_insert_trigger() -> str:
+    body = ";\n".join(_sqlite_change("NEW", 1))
+    return (
+        "CREATE TRIGGER publication_counted_insert AFTER INSERT ON publication "
+        f"WHEN NOT EXISTS (SELECT 1 FROM counts_deferred) BEGIN\n{body};\nEND"
+    )
+
+
+def _sqlite_triggers() -> list[str]:
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
+    counted_old = "NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE OLD.id > d.after_id)"
+
+    def body(statements: list[str]) -> str:
+        return "BEGIN\n" + ";\n".join(statements) + ";\nEND"
+
+    return [
+        _sqlite_insert_trigger(),
+        "CREATE TRIGGER publication_counted_delete AFTER DELETE ON publication "
+        f"WHEN {counted_old} {body(_sqlite_change('OLD', -1))}",
+        f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
+        f"WHEN ({changed}) AND {counted_old} {body(_sqlite_change('OLD', -1) + _sqlite_change('NEW', 1))}",
+    ]
+
+
+# On PostgreSQL, AFTER ROW triggers fire when the whole statement is done, so a probe for "another row with
+# this title" would see every row of a many-row INSERT or DELETE at once. There, each (owner, period,
+# value) keeps a reference count instead (``figure_value``), which any firing order adds up right.
+_PG_FUNCTIONS = [
+    """CREATE OR REPLACE FUNCTION channelwatch_count_value(k text, owner integer, periods integer[], v text,
+                                                       sign integer) RETURNS void AS $$
+    DECLARE
+        p integer;
+        n bigint;
+    BEGIN
+        FOREACH p IN ARRAY periods LOOP
+            INSERT INTO figure_value AS f (kind, owner_id, period, value, publications)
+            VALUES (k, owner, p, v, sign)
+            ON CONFLICT (kind, owner_id, period, value) DO UPDATE SET publications = f.publications + sign
+            RETURNING f.publications INTO n;
+            IF sign > 0 AND n = 1 THEN
+                INSERT INTO figure_distinct AS d (kind, owner_id, period, distinct_values) VALUES (k, owner, p, 1)
+                ON CONFLICT (kind, owner_id, period) DO UPDATE SET distinct_values = d.distinct_values + 1;
+            ELSIF sign < 0 AND n = 0 THEN
+                DELETE FROM figure_value WHERE kind = k AND owner_id = owner AND period = p AND value = v;
+                UPDATE figure_distinct SET distinct_values = distinct_values - 1
+                WHERE kind = k AND owner_id = owner AND period = p;
+            END IF;
+        END LOOP;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION channelwatch_count_publication(r publication, sign integer) RETURNS void AS $$
+    DECLARE
+        office integer;
+        periods integer[];
+        n bigint;
+    BEGIN
+        SELECT office_id INTO office FROM channel WHERE id = r.channel_id;
+        -- Counters are rows every writer of an office updates: one lock per office first, taken in the
+        -- same order by every transaction, so that two concurrent writers queue instead of deadlocking.
+        PERFORM pg_advisory_xact_lock(727002, office);
+        INSERT INTO publication_count AS c
+            (channel_id, local_year, local_month, is_repost, publications, untitled, unpushed)
+        VALUES (r.channel_id, r.local_year, r.local_month, r.is_repost, sign,
+                CASE WHEN r.title_key IS NULL THEN sign ELSE 0 END, CASE WHEN r.push_id IS NULL THEN sign ELSE 0 END)
+        ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET
+            publications = c.publications + excluded.publications, untitled = c.untitled + excluded.untitled,
+            unpushed = c.unpushed + excluded.unpushed
+        RETURNING c.publications INTO n;
+        IF n = 0 THEN
+            DELETE FROM publication_count WHERE channel_id = r.channel_id AND local_year = r.local_year
+                AND local_month = r.local_month AND is_repost = r.is_repost;
+        END IF;
+        periods := ARRAY[r.local_year * 100, r.local_year * 100 + 20 + (r.local_month + 2) / 3,
+                         r.local_year * 100 + r.local_month];
+        IF r.title_key IS NOT NULL THEN
+            PERFORM channelwatch_count_value('t', office, periods, r.title_key, sign);
+        END IF;
+        IF r.push_id IS NOT NULL THEN
+            PERFORM channelwatch_count_value('p', r.channel_id, periods, r.push_id, sign);
+        END IF;
+    END $$ LANGUAGE plpgsql""",
+    """CREATE OR REPLACE FUNCTION channelwatch_count_trigger() RETURNS trigger AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM channelwatch_count_publication(OLD, -1);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM channelwatch_count_publication(NEW, 1);
+        END IF;
+        RETURN NULL;
+    END $$ LANGUAGE plpgsql""",
+]
+
+
+def _pg_triggers() -> list[str]:
+    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in _COUNTED)
+    return [
+        *_PG_FUNCTIONS,
+        "CREATE TRIGGER publication_counted AFTER INSERT OR DELETE ON publication "
+        "FOR EACH ROW EXECUTE FUNCTION channelwatch_count_trigger()",
+        f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
+        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION channelwatch_count_trigger()",
+    ]
+
+
+def install_counts(conn: Connection) -> None:
+    """Create the count tables, indexes and triggers, and fill the tables from the publications already stored."""
+    sqlite = conn.dialect.name == "sqlite"
+    for table in _TABLES:
+        if sqlite and "figure_value" in table:
+            continue
+        if not sqlite and "INDEX" in table:
+            continue  # PostgreSQL counts by reference, without probing the publications
+        # Idempotent: a store whose schema was written by newer code than its recorded version (an upgrade
+        # run again, a database copied back) may hold some of these already; the counts are rebuilt below.
+        statement = table.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
+        statement = statement.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
+        conn.exec_driver_sql(statement.format(without_rowid=" WITHOUT ROWID" if sqlite else ""))
+    for statement in _sqlite_triggers() if sqlite else _pg_triggers():
+        if statement.startswith("CREATE TRIGGER "):
+            name = statement.split()[2]
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}" + ("" if sqlite else " ON publication"))
+        conn.exec_driver_sql(statement)
+    rebuild_counts(conn)
+
+
+def defer_counts(conn: Connection) -> int | None:
+    """Start a bulk upsert on SQLite: rows inserted from now on are counted by ``count_deferred``.
+
+    Per-row triggers cost an import of a million rows more than storing its rows; counting the new rows
+    with a few grouped statements when the batch ends costs a fraction of it. SQLite's write transaction
+    is exclusive and rowids grow, so "inserted since" is exactly "id above the largest id now". Returns
+    that id, or None where rows stay counted by the triggers (PostgreSQL, whose ids come from a sequence
+    shared by concurrent writers).
+    """
+    if conn.dialect.name != "sqlite":
+        return None
+    after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
+    conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
+    # A table with an INSERT trigger costs SQLite about 7 µs more per inserted row even when the trigger's
+    # WHEN says no: the trigger is dropped for the batch and created again at its end, in the same
+    # transaction (SQLite's schema changes are transactional; a killed import leaves it as it was).
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS publication_counted_insert")
+    return after
+
+
+def count_deferred(conn: Connection, after: int | None) -> None:
+    """End a bulk upsert started by ``defer_counts``: count every row above ``after``, set-based."""
+    if after is None:
+        return
+    after = int(after)
+    conn.exec_driver_sql("DELETE FROM counts_deferred")
+    conn.exec_driver_sql(_sqlite_insert_trigger())
+    conn.exec_driver_sql(
+        "INSERT INTO publication_count "
+        "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
+        "SELECT channel_id, local_year, local_month, is_repost, count(*), sum(title_key IS NULL), "
+        f"sum(push_id IS NULL) FROM publication WHERE id > {after} "
+        "GROUP BY channel_id, local_year, local_month, is_repost "
+        "ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET "
+        "publications = publications + excluded.publications, untitled = untitled + excluded.untitled, "
+        "unpushed = unpushed + excluded.unpushed"
+    )
+    # A new row adds a distinct value to a period when no row with a smaller id (stored before, or
+    # earlier in this batch) holds its value there: each value counts once, at its first row. One probe
+    # of the partial index per new row gives all three periods.
+    same_quarter = "(o.local_month + 2) / 3 = (n.local_month + 2) / 3"
+    for kind, owner, column, owner_match in (
+        (TITLE, "c.office_id", "title_key", "o.channel_id IN (SELECT id FROM channel WHERE office_id = c.office_id)"),
+        (PUSH, "n.channel_id", "push_id", "o.channel_id = n.channel_id"),
+    ):
+        firsts = conn.exec_driver_sql(
+            f"SELECT owner_id, local_year, local_month, sum(NOT coalesce(y, 0)), sum(NOT coalesce(q, 0)), "
+            "sum(NOT coalesce(m, 0)) FROM ("
+            f"SELECT {owner} AS owner_id, n.local_year, n.local_month, max(o.local_year = n.local_year) AS y, "
+            f"max(o.local_year = n.local_year AND {same_quarter}) AS q, "
+            "max(o.local_year = n.local_year AND o.local_month = n.local_month) AS m "
+            "FROM publication n JOIN channel c ON c.id = n.channel_id "
+            f"LEFT JOIN publication o ON o.{column} = n.{column} AND o.id < n.id AND {owner_match} "
+            f"WHERE n.id > {after} AND n.{column} IS NOT NULL GROUP BY n.id) "
+            "GROUP BY owner_id, local_year, local_month"
+        )
+        added: dict[tuple[int, int], int] = defaultdict(int)
+        for owner_id, year, month, year_first, quarter_first, month_first in firsts:
+            added[owner_id, period_code(year)] += year_first
+            added[owner_id, period_code(year, quarter=(month + 2) // 3)] += quarter_first
+            added[owner_id, period_code(year, month=month)] += month_first
+        rows = [(kind, owner_id, period, n) for (owner_id, period), n in added.items() if n]
+        if rows:
+            conn.exec_driver_sql(
+                "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, owner_id, period) DO UPDATE SET "
+                "distinct_values = distinct_values + excluded.distinct_values",
+                rows,
+            )
+
+
+def rebuild_counts(conn: Connection) -> int:
+    """Recompute every count from the publications (inside the caller's write transaction).
+
+    Returns how many count rows differed from the recomputed ones (0 when the triggers kept them right).
+    """
+    before = _snapshot(conn)
+    postgres = conn.dialect.name == "postgresql"
+    for table in ("publication_count", "figure_distinct", *(["figure_value"] if postgres else [])):
+        conn.exec_driver_sql(f"DELETE FROM {table}")
+    is_null = "CAST(({col} IS NULL) AS INTEGER)" if conn.dialect.name == "postgresql" else "({col} IS NULL)"
+    conn.exec_driver_sql(
+        "INSERT INTO publication_count "
+        "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
+        f"SELECT channel_id, local_year, local_month, is_repost, count(*), "
+        f"sum({is_null.format(col='title_key')}), sum({is_null.format(col='push_id')}) "
+        "FROM publication GROUP BY channel_id, local_year, local_month, is_repost"
+    )
+    for kind, owner, column, source in (
+        (TITLE, "c.office_id", "title_key", "publication p JOIN channel c ON c.id = p.channel_id"),
+        (PUSH, "p.channel_id", "push_id", "publication p"),
+    ):
+        for code, _same in _PERIODS:
+            period = code.format(r="p")
+            if postgres:
+                conn.exec_driver_sql(
+                    "INSERT INTO figure_value (kind, owner_id, period, value, publications) "
+                    f"SELECT '{kind}', {owner}, {period}, p.{column}, count(*) FROM {source} "
+                    f"WHERE p.{column} IS NOT NULL GROUP BY {owner}, {period}, p.{column}"
+                )
+            conn.exec_driver_sql(
+                "INSERT INTO figure_distinct (kind, owner_id, period, distinct_values) "
+                f"SELECT '{kind}', {owner}, {period}, count(DISTINCT p.{column}) FROM {source} "
+                f"WHERE p.{column} IS NOT NULL GROUP BY {owner}, {period}"
+            )
+    after = _snapshot(conn)
+    return sum(1 for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+def _snapshot(conn: Connection) -> dict[tuple[object, ...], tuple[int, ...]]:
+    """Every count row (zero rows left by deletions are the same as absent ones)."""
+    rows: dict[tuple[object, ...], tuple[int, ...]] = {}
+    for channel_id, year, month, repost, *counts in conn.exec_driver_sql(
+        "SELECT channel_id, local_year, local_month, is_repost, publications, untitled, unpushed "
+        "FROM publication_count WHERE publications <> 0"
+    ):
+        rows["count", int(channel_id), int(year), int(month), bool(repost)] = tuple(int(n) for n in counts)
+    for kind, owner, period, n in conn.exec_driver_sql(
+        "SELECT kind, owner_id, period, distinct_values FROM figure_distinct WHERE distinct_values <> 0"
+    ):
+        rows["distinct", kind, int(owner), int(period)] = (int(n),)
+    return rows

@@ -1,0 +1,240 @@
+"""The counts kept beside the publications always equal counting the publications themselves.
+
+Property: after any sequence of imports and polls (upserts, new and known), deletions (``runs undo``),
+and updates of the counted columns (a channel rename moving publications, a hand fix of a date or a repost
+mark), ``summarise`` read from the counts gives exactly what ``summarise_publications`` counts from the
+rows, for every year, quarter and month and for any subset of channels; and ``recount`` finds nothing to repair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from channelwatch import store
+from channelwatch.cli import app
+from channelwatch.instance.config import load_instance
+from channelwatch.stats.figures import Period, summarise, summarise_publications
+from channelwatch.store import open_store, upsert
+from tests.conftest import write_instance
+
+CHANNELS = """
+[[channels]]
+id = "site"
+kind = "website"
+name = "门户网站"
+
+[[channels]]
+id = "mp"
+kind = "wechat"
+name = "公众号"
+
+[[channels]]
+id = "weibo2"
+kind = "weibo"
+name = "微博"
+"""
+KEYS = ["site", "mp", "weibo2"]
+
+publication = st.tuples(
+    st.integers(0, 29),  # identity: few, so that upserts hit known rows
+    st.sampled_from(KEYS),
+    st.integers(2019, 2020),
+    st.integers(1, 12),
+    st.booleans(),  # repost
+    st.one_of(st.none(), st.sampled_from(["ta", "tb", "tc", "td"])),  # title key: shared across channels
+    st.one_of(st.none(), st.sampled_from(["p1", "p2", "p3"])),  # push id
+)
+operation = st.one_of(
+    st.tuples(st.just("upsert"), st.lists(publication, min_size=1, max_size=12)),
+    st.tuples(st.just("insert"), publication),  # another write path: a plain INSERT, counted by the trigger
+    st.tuples(st.just("delete"), st.integers(0, 29)),
+    st.tuples(
+        st.just("update"),
+        st.integers(0, 29),
+        st.sampled_from(["title_key", "push_id", "is_repost", "local_month", "local_year", "channel_id"]),
+        st.integers(0, 11),
+    ),
+)
+
+
+def _record(ident: int, year: int, month: int, repost: bool, title: str | None, push: str | None) -> tuple:
+    published = datetime(year, month, 10, 2, 0, tzinfo=UTC)
+    return (f"id:{ident}", None, title, None, None, push, repost, published, year, month,
+            f"{year}-{month:02d}-10", title)  # fmt: skip
+
+
+def _apply(opened: store.Store, op: tuple) -> None:
+    ids = opened.channel_ids
+    with store.write(opened.engine) as conn:
+        if op[0] == "upsert":
+            # One upsert per channel, of all its records in the order drawn (an import of one file).
+            for channel in dict.fromkeys(p[1] for p in op[1]):
+                records = [_record(i, y, m, r, t, pu) for i, key, y, m, r, t, pu in op[1] if key == channel]
+                store.upsert_publications(conn, ids[channel], records, run_id=None)
+        elif op[0] == "insert":
+            ident, key, year, month, repost, title, push = op[1]
+            conn.execute(
+                text(
+                    "INSERT INTO publication (channel_id, identity, title, push_id, is_repost, published_at, "
+                    "local_year, local_month, local_date, title_key, first_seen, last_seen) SELECT :c, :i, :t, :p, "
+                    ":r, :at, :y, :m, :d, :t2, :at, :at WHERE NOT EXISTS "
+                    "(SELECT 1 FROM publication WHERE channel_id = :c2 AND identity = :i2)"
+                ),
+                {"c": ids[key], "i": f"id:{ident}", "c2": ids[key], "i2": f"id:{ident}", "t": title,
+                 "t2": title, "p": push, "r": repost, "y": year, "m": month,
+                 "d": f"{year}-{month:02d}-10", "at": datetime(year, month, 10, 2, tzinfo=UTC)},
+            )  # fmt: skip
+        elif op[0] == "delete":
+            conn.execute(text("DELETE FROM publication WHERE identity = :i"), {"i": f"id:{op[1]}"})
+        else:
+            _, ident, column, n = op
+            value: object = {
+                "title_key": [None, "ta", "tb", "te"][n % 4],
+                "push_id": [None, "p1", "p4"][n % 3],
+                "is_repost": n % 2 == 0,
+                "local_month": n + 1,
+                "local_year": 2019 + n % 2,
+                "channel_id": ids[KEYS[n % 3]],
+            }[column]
+            # One row per identity and channel: a move onto a channel that already holds it is skipped.
+            conn.execute(
+                text(
+                    f"UPDATE publication SET {column} = :v WHERE id = (SELECT min(p.id) FROM publication p "
+                    "WHERE p.identity = :i AND NOT EXISTS (SELECT 1 FROM publication q WHERE q.identity = :i "
+                    "AND q.channel_id = :c AND q.id <> p.id))"
+                ),
+                {"v": value, "i": f"id:{ident}", "c": ids[KEYS[n % 3]] if column == "channel_id" else -1},
+            )
+
+
+def _periods() -> list[Period]:
+    found = []
+    for year in (2019, 2020):
+        found.append(Period(year))
+        found += [Period(year, quarter=q) for q in range(1, 5)]
+        found += [Period(year, month=m) for m in range(1, 13)]
+    return found
+
+
+def _same_figures(opened: store.Store) -> None:
+    with store.read(opened.engine) as conn:
+        for period in _periods():
+            for keys in (None, KEYS, ["mp", "site"], ["weibo2"]):
+                kept = summarise(conn, opened.office_id, period, keys)
+                counted = summarise_publications(conn, opened.office_id, period, keys)
+                assert kept.as_json() == counted.as_json(), (period, keys)
+                assert [c.pushes for c in kept.channels] == [c.pushes for c in counted.channels]
+                assert {c.key: c.by_month for c in kept.channels} == {c.key: c.by_month for c in counted.channels}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operations=st.lists(operation, min_size=1, max_size=12))
+def test_counts_equal_counting_the_publications(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operations: list[tuple]
+) -> None:
+    # Batches of two: an upsert of one or two rows is counted by the triggers, a longer one set-based
+    # at its end (as a bulk import is), with identities repeated inside it and across batches.
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 2)
+    root = tmp_path / "instance"
+    if not (root / "config").exists():
+        write_instance(root, url=database_url, extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    try:
+        with store.write(opened.engine) as conn:
+            conn.execute(text("DELETE FROM publication"))  # the triggers take every row back out
+            left = conn.execute(text("SELECT count(*) FROM publication_count WHERE publications <> 0")).scalar()
+            assert left == 0
+        for op in operations:
+            _apply(opened, op)
+        _same_figures(opened)
+        with store.write(opened.engine) as conn:
+            assert store.rebuild_counts(conn) == 0  # the triggers left nothing to repair
+    finally:
+        opened.dispose()
+
+
+def test_counts_are_filled_when_an_older_store_is_upgraded(database_url: str, tmp_path: Path) -> None:
+    """A store of the first schema version, with publications, gets counts equal to its rows on opening."""
+    root = write_instance(tmp_path / "instance", url=database_url, extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    for op in [("upsert", [(n, KEYS[n % 3], 2020, n % 12 + 1, n % 2 == 0, "ta" if n % 5 else None, None)
+                           for n in range(20)])]:  # fmt: skip
+        _apply(opened, op)
+    with store.write(opened.engine) as conn:  # back to version 1: no count tables, no triggers
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TRIGGER publication_counted ON publication"))
+            conn.execute(text("DROP TRIGGER publication_counted_update ON publication"))
+        else:
+            for name in ("insert", "delete", "update"):
+                conn.execute(text(f"DROP TRIGGER publication_counted_{name}"))
+        for table in ("publication_count", "figure_distinct", "counts_deferred"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("DROP TABLE figure_value"))
+        else:
+            for index in ("ix_publication_title", "ix_publication_push"):
+                conn.execute(text(f"DROP INDEX {index}"))
+        conn.execute(text("UPDATE schema_version SET version = 1"))
+    opened.dispose()
+    opened = open_store(load_instance(root))
+    try:
+        _same_figures(opened)
+        with store.read(opened.engine) as conn:
+            assert summarise(conn, opened.office_id, Period(2020)).total == 20
+    finally:
+        opened.dispose()
+
+
+def test_recount_command_repairs_counts(instance_dir: Path) -> None:
+    """Counts damaged by hand are put right by `channelwatch recount`, which says how many rows it fixed."""
+    root = write_instance(instance_dir.parent / "counted", extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    _apply(opened, ("upsert", [(n, "site", 2020, 3, False, f"t{n}", None) for n in range(5)]))
+    with store.write(opened.engine) as conn:
+        conn.execute(text("UPDATE publication_count SET publications = 99"))
+    with store.read(opened.engine) as conn:
+        assert summarise(conn, opened.office_id, Period(2020)).total == 99
+    opened.dispose()
+    result = CliRunner().invoke(app, ["--instance", str(root), "recount"])
+    assert result.exit_code == 0, result.output
+    assert "修正了 1 行计数" in result.output
+    opened = open_store(load_instance(root))
+    with store.read(opened.engine) as conn:
+        assert summarise(conn, opened.office_id, Period(2020)).total == 5
+    opened.dispose()
+    again = CliRunner().invoke(app, ["--instance", str(root), "recount"])
+    assert again.exit_code == 0 and "一致" in again.output
+
+
+def test_a_failed_bulk_upsert_leaves_the_triggers_and_counts_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk upsert that fails half way (a bad row, a killed import) rolls back its trigger changes too."""
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 2)
+    root = write_instance(tmp_path / "instance", extra=CHANNELS)
+    opened = open_store(load_instance(root))
+
+    def records_then_failure() -> Iterator[tuple]:
+        for n in range(5):
+            yield _record(n, 2020, 5, False, f"t{n}", None)
+        raise ValueError("第 6 行无效")
+
+    with pytest.raises(ValueError), store.write(opened.engine) as conn:
+        store.upsert_publications(conn, opened.channel_ids["site"], records_then_failure(), run_id=None)
+    with store.read(opened.engine) as conn:
+        triggers = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
+        assert "publication_counted_insert" in triggers
+        assert conn.execute(text("SELECT count(*) FROM counts_deferred")).scalar() == 0
+    _apply(opened, ("insert", (1, "site", 2020, 5, False, "ta", None)))  # counted by the trigger again
+    _same_figures(opened)
+    with store.read(opened.engine) as conn:
+        assert summarise(conn, opened.office_id, Period(2020)).total == 1
+    opened.dispose()
