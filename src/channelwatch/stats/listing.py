@@ -14,7 +14,7 @@ from channelwatch.render import pad
 from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Period
 from channelwatch.store import as_utc
-from channelwatch.store.models import Channel, Publication, Run
+from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS, Channel, Publication, Run
 
 if TYPE_CHECKING:
     from channelwatch.store import Store
@@ -123,17 +123,6 @@ class RunLine:
     message: str
 
 
-_STATUS = {
-    "ok": "成功",
-    "failed": "失败",
-    "rejected": "拒收",
-    "running": "进行中/中断",
-    "interrupted": "中断",
-    "undone": "已撤销",
-}
-_KIND = {"import": "导入", "poll": "抓取"}
-
-
 def list_runs(conn: Connection, opened: Store, *, limit: int, channel_id: int | None = None) -> list[RunLine]:
     run = Run.__table__  # type: ignore[attr-defined]
     channel = Channel.__table__  # type: ignore[attr-defined]
@@ -189,9 +178,9 @@ def runs_text(rows: list[RunLine]) -> str:
             r.id,
             r.started_at,
             r.channel,
-            _KIND.get(r.kind, r.kind),
+            RUN_KIND_LABELS.get(r.kind, r.kind),
             source,
-            _STATUS.get(r.status, r.status),
+            RUN_STATUS_LABELS.get(r.status, r.status),
             r.rows_read,
             r.rows_new,
             r.rows_known,

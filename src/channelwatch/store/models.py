@@ -107,3 +107,15 @@ class Run(SQLModel, table=True):
     pages_fetched: int = 0
     message: str | None = Field(default=None, sa_type=Text)
     job_id: str | None = None
+
+
+# How a run's kind and status read in Chinese, wherever runs are listed (``runs``, the web view).
+RUN_KIND_LABELS = {"import": "导入", "poll": "抓取"}
+RUN_STATUS_LABELS = {
+    "ok": "成功",
+    "failed": "失败",
+    "rejected": "拒收",
+    "running": "进行中/中断",
+    "interrupted": "中断",
+    "undone": "已撤销",
+}

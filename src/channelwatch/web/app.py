@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
-from channelwatch.store.models import Publication
+from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS, Publication
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -50,15 +50,6 @@ SECURITY_HEADERS = {
     "cross-origin-opener-policy": "same-origin",
 }
 PUBLIC_PATHS = ("/login", "/healthz")
-STATUS_LABELS = {
-    "ok": "成功",
-    "failed": "失败",
-    "rejected": "拒收",
-    "running": "进行中/中断",
-    "interrupted": "中断",
-    "undone": "已撤销",
-}
-RUN_KINDS = {"import": "导入", "poll": "抓取"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -287,8 +278,8 @@ class WebView:
             previous_link=link(listing.page - 1) if listing.page > 1 else None,
             next_link=link(listing.page + 1) if listing.page < listing.pages else None,
             runs=runs,
-            status_labels=STATUS_LABELS,
-            run_kinds=RUN_KINDS,
+            status_labels=RUN_STATUS_LABELS,
+            run_kinds=RUN_KIND_LABELS,
         )
 
     def runs(self, request: Request) -> Response:
@@ -312,8 +303,8 @@ class WebView:
             runs=rows,
             failures=failures,
             older_link=older,
-            status_labels=STATUS_LABELS,
-            run_kinds=RUN_KINDS,
+            status_labels=RUN_STATUS_LABELS,
+            run_kinds=RUN_KIND_LABELS,
         )
 
     def reports(self, request: Request) -> Response:
