@@ -7,8 +7,10 @@ wire; the upsert path is measured by scripts/benchmark.py), then times as whole 
 
 - ``channelwatch summary --year Y --office o000`` (target < 0.5 s),
 - ``channelwatch county summary --year Y`` (target < 2 s),
-- ``psql`` running the roll-up's two grouped queries (counts per channel, month and repost; distinct
-  titles per office) on the same database, for comparison,
+- ``psql`` running the roll-up's two statements (``county.rollup.rollup_queries``: counts per channel,
+  repost mark and in-period/earlier from the counts table; distinct titles per office) on the same
+  database, for comparison, and the same figures grouped from the publications themselves, for scale,
+- the interpreter importing the libraries every command needs (the floor of any channelwatch process),
 
 and ``channelwatch county poll`` of every office's channels against a loopback server answering each
 page after ``--delay`` (each channel its own port), beside the ideal (one page per channel, all at once).
@@ -16,6 +18,7 @@ The issue's size is 100 offices × 3 channels × 10 years = 10 million publicati
 
     .venv/bin/python scripts/bench_county.py [--offices 100] [--channels 3] [--years 10] [--per-year 3334]
         [--postgres-url postgresql+psycopg://…/db]   # default: a temporary server (initdb/pg_ctl)
+        [--data-dir /tmp/cw-county-10m]   # keep the server and the filled store there; reused next time
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ CROSS JOIN LATERAL (
 WHERE c.office_id = :office_id
 """
 
-ROLLUP_SQL = """
+# The roll-up counted from the publications themselves (as before the counts table): printed for scale.
+PUBLICATIONS_SQL = """
 SELECT channel_id, local_month, is_repost, count(*), count(title_key) FROM publication
  WHERE local_year = {year} AND local_month <= 12 GROUP BY channel_id, local_month, is_repost;
 SELECT office_id, count(*) FROM (SELECT c.office_id, p.title_key FROM publication p
@@ -298,17 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         office_time, office_out = timed(office_cmd, args.runs, env)
         county_cmd = [*cli, "county", "summary", "--year", year, "--format", "json"]
         county_time, county_out = timed(county_cmd, args.runs, env)
-        psql = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", ROLLUP_SQL.format(year=year)]
+        from channelwatch.county.rollup import rollup_queries
+        from channelwatch.stats.figures import Period
+
+        office_ids = [opened.office_id for opened in stores.values()]
+        statements = ";\n".join(rollup_queries(office_ids, Period(int(year)))) + ";"
+        psql = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", statements]
         psql_time, _ = timed(psql, args.runs, env)
-        office_sql = (
-            ROLLUP_SQL.format(year=year)
-            .split(";")[0]
-            .replace(
-                "WHERE",
-                f"WHERE channel_id IN (SELECT id FROM channel WHERE office_id = {stores['o000'].office_id}) AND",
-            )
-        )
+        office_sql = ";\n".join(rollup_queries([stores["o000"].office_id], Period(int(year)))) + ";"
         psql_office_time, _ = timed([_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", office_sql], 3, env)
+        scan = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", PUBLICATIONS_SQL.format(year=year)]
+        scan_time, _ = timed(scan, 1, env)
+        # What any channelwatch process pays before its first query: the interpreter and its libraries.
+        floor_cmd = [sys.executable, "-c", "import sqlalchemy, sqlmodel, psycopg, typer"]
+        floor_time, _ = timed(floor_cmd, args.runs, env)
         help_cmd = [*cli, "--help"]
         help_time, _ = timed(help_cmd, args.runs, env)
         load = os.getloadavg()[0]
@@ -331,12 +338,20 @@ def main(argv: list[str] | None = None) -> int:
             f"office summary:    {office_time:.2f} s wall, {cpu_of(office_cmd)}  (summary --year {year} --office o000;"
             f" target < 0.5 s; total {json.loads(office_out)['total']:,})"
         )
-        print(f"psql, one office:  {psql_office_time:.2f} s  (the counts query of that office, as a process)")
+        print(f"psql, one office:  {psql_office_time:.2f} s  (the roll-up's statements for that office, as a process)")
         print(
             f"county summary:    {county_time:.2f} s wall, {cpu_of(county_cmd)}  (county summary --year {year};"
             f" target < 2 s; {len(county_json['offices'])} offices, total {county_json['total']:,})"
         )
-        print(f"psql, county:      {psql_time:.2f} s  (the roll-up's two grouped queries, as a process)")
+        print(f"psql, county:      {psql_time:.2f} s  (the roll-up's two statements over the counts, as a process)")
+        print(f"psql, publications: {scan_time:.2f} s  (the same figures grouped from the publications themselves)")
+        print(f"python floor:      {floor_time:.2f} s  (python -c 'import sqlalchemy, sqlmodel, psycopg, typer')")
+        print(
+            f"ratios:            office / psql {office_time / psql_office_time:.1f}×, county / psql "
+            f"{county_time / psql_time:.1f}×, county / office {county_time / office_time:.2f}×, "
+            f"county / python floor {county_time / floor_time:.1f}×, office / python floor "
+            f"{office_time / floor_time:.1f}×; publications / counts in psql {scan_time / psql_time:.0f}×"
+        )
 
         if ports:
             poll_time, poll_out = timed([*cli, "county", "poll"], 1, env)
