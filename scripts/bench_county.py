@@ -142,6 +142,20 @@ CROSS JOIN LATERAL (
 WHERE c.office_id = :office_id
 """
 
+# The same rows on SQLite (no generate_series, no md5): a recursive sequence, the title key as plain text.
+SQLITE_FILL = """
+WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < :total - 1)
+INSERT INTO publication (channel_id, identity, title, is_repost, published_at, local_year, local_month, local_date,
+                         title_key, first_seen, last_seen)
+SELECT c.id, 'b:' || n, '基准信息' || (n % 5000), n % 7 = 0,
+       strftime('%Y-%m-%d %H:%M:%f000', ts), CAST(strftime('%Y', ts) AS INTEGER), CAST(strftime('%m', ts) AS INTEGER),
+       date(ts), c.office_id || ':' || (n % 5000), :now, :now
+FROM channel c,
+     (SELECT n, julianday(printf('%04d-01-01 08:00:00', :first_year + n / :per_year))
+                + (n % :per_year) * 365.0 / :per_year AS ts FROM seq) AS g
+WHERE c.office_id = :office_id
+"""
+
 # The roll-up counted from the publications themselves (as before the counts table): printed for scale.
 PUBLICATIONS_SQL = """
 SELECT channel_id, local_month, is_repost, count(*), count(title_key) FROM publication
@@ -193,6 +207,8 @@ def fill(own: Any, stores: dict[str, Any], plain: str, args: argparse.Namespace)
 
     per_channel = args.years * args.per_year
     first_year = 2020 - args.years + 1
+    if args.database == "sqlite":
+        return _fill_sqlite(own, stores, per_channel, first_year, args)
     started = time.perf_counter()
     with own.engine.begin() as conn:
         conn.execute(text("DROP INDEX IF EXISTS ix_publication_period"))
@@ -228,6 +244,48 @@ def fill(own: Any, stores: dict[str, Any], plain: str, args: argparse.Namespace)
     return filled, time.perf_counter() - started
 
 
+def _fill_sqlite(
+    own: Any, stores: dict[str, Any], per_channel: int, first_year: int, args: argparse.Namespace
+) -> tuple[float, float]:
+    """The SQLite fill: triggers and secondary indexes dropped for the insert, then put back and counted once."""
+    from sqlalchemy import text
+
+    from channelwatch.store.counts import install_counts
+
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        for trigger in ("publication_counted_insert", "publication_counted_delete", "publication_counted_update"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+        for index in ("ix_publication_period", "ix_publication_title", "ix_publication_push"):
+            conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
+    now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
+    for opened in stores.values():
+        with own.engine.begin() as conn:
+            conn.execute(
+                text(SQLITE_FILL),
+                {
+                    "first_year": first_year,
+                    "per_year": args.per_year,
+                    "total": per_channel,
+                    "office_id": opened.office_id,
+                    "now": now,
+                },
+            )
+    filled = time.perf_counter() - started
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE INDEX ix_publication_period ON publication "
+                "(channel_id, local_year, local_month, is_repost, title_key, push_id)"
+            )
+        )
+        install_counts(conn)  # the partial indexes and the triggers again, and every count rebuilt
+    with own.engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return filled, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--offices", type=int, default=100)
@@ -235,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--per-year", type=int, default=3334, help="publications per channel and year")
     parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed process (median printed)")
     parser.add_argument("--delay", type=float, default=0.05, help="loopback answer time per page, seconds")
     parser.add_argument("--no-poll", action="store_true")
@@ -257,20 +316,29 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     parent = None
     try:
-        url = args.postgres_url
-        if url is None:
-            url, stop = start_postgres(base / "pg")
-        plain = url.replace("postgresql+psycopg://", "postgresql://")
-        name = "cw_bench" if keep else f"cw_bench_{os.getpid()}"
         size = {"offices": args.offices, "channels": args.channels, "years": args.years, "per_year": args.per_year}
-        marker = base / "filled.json"
+        sqlite = args.database == "sqlite"
+        args.no_poll = args.no_poll or sqlite  # the county poll is measured on PostgreSQL, the county's store
+        marker = base / ("filled-sqlite.json" if sqlite else "filled.json")
         reuse = keep is not None and marker.exists() and json.loads(marker.read_text()) == size
-        with psycopg.connect(plain, autocommit=True) as conn:
+        if sqlite:
+            database = base / "sqlite" / "county.db"
+            database.parent.mkdir(parents=True, exist_ok=True)
             if not reuse:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                conn.execute(f'CREATE DATABASE "{name}"')
-        url = url.rsplit("/", 1)[0] + "/" + name
-        plain = url.replace("postgresql+psycopg://", "postgresql://")
+                database.unlink(missing_ok=True)
+            url = plain = f"sqlite:///{database}"
+        else:
+            url = args.postgres_url
+            if url is None:
+                url, stop = start_postgres(base / "pg")
+            plain = url.replace("postgresql+psycopg://", "postgresql://")
+            name = "cw_bench" if keep else f"cw_bench_{os.getpid()}"
+            with psycopg.connect(plain, autocommit=True) as conn:
+                if not reuse:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            url = url.rsplit("/", 1)[0] + "/" + name
+            plain = url.replace("postgresql+psycopg://", "postgresql://")
 
         ports = None
         if not args.no_poll:
@@ -283,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             server = multiprocessing.Process(target=bench_poll._serve, args=(count, args.delay, child), daemon=True)
             server.start()
             ports = parent.recv()
-        root = base / "county"
+        root = base / ("county-sqlite" if sqlite else "county")
         write_county(root, url, args.offices, args.channels, ports)
         county = load_instance(root)
         own, stores = store.open_offices(county)
@@ -306,13 +374,18 @@ def main(argv: list[str] | None = None) -> int:
         from channelwatch.stats.figures import Period
 
         office_ids = [opened.office_id for opened in stores.values()]
+
+        def shell(sql: str) -> list[str]:
+            """The database's own command-line client running ``sql``, output discarded."""
+            if sqlite:
+                return ["sqlite3", "-cmd", ".output /dev/null", str(database), sql]
+            return [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", sql]
+
         statements = ";\n".join(rollup_queries(office_ids, Period(int(year)))) + ";"
-        psql = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", statements]
-        psql_time, _ = timed(psql, args.runs, env)
+        psql_time, _ = timed(shell(statements), args.runs, env)
         office_sql = ";\n".join(rollup_queries([stores["o000"].office_id], Period(int(year)))) + ";"
-        psql_office_time, _ = timed([_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", office_sql], 3, env)
-        scan = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", PUBLICATIONS_SQL.format(year=year)]
-        scan_time, _ = timed(scan, 1, env)
+        psql_office_time, _ = timed(shell(office_sql), 3, env)
+        scan_time, _ = timed(shell(PUBLICATIONS_SQL.format(year=year)), 1, env)
         # What any channelwatch process pays before its first query: the interpreter and its libraries.
         floor_cmd = [sys.executable, "-c", "import sqlalchemy, sqlmodel, psycopg, typer"]
         floor_time, _ = timed(floor_cmd, args.runs, env)
@@ -321,15 +394,17 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
 
         county_json = json.loads(county_out)
+        client = "sqlite3" if sqlite else "psql"
         print(
-            f"database:          PostgreSQL, {rows:,} publications ({args.offices} offices × {args.channels} channels"
+            f"database:          {'SQLite' if sqlite else 'PostgreSQL'}, {rows:,} publications "
+            f"({args.offices} offices × {args.channels} channels"
             f" × {args.years} years × {args.per_year}/year)"
         )
         if reuse:
             print(f"fill:              reused the store filled earlier in {base}")
         else:
             print(
-                f"fill:              {filled:.1f} s (INSERT … SELECT generate_series), "
+                f"fill:              {filled:.1f} s (one INSERT … SELECT of a generated sequence per office), "
                 f"indexes + counts + analyze {indexed:.1f} s"
             )
         print(f"machine:           {os.cpu_count()} CPUs, load average {load:.1f} while measuring")
@@ -338,19 +413,21 @@ def main(argv: list[str] | None = None) -> int:
             f"office summary:    {office_time:.2f} s wall, {cpu_of(office_cmd)}  (summary --year {year} --office o000;"
             f" target < 0.5 s; total {json.loads(office_out)['total']:,})"
         )
-        print(f"psql, one office:  {psql_office_time:.2f} s  (the roll-up's statements for that office, as a process)")
+        print(
+            f"{client}, one office:  {psql_office_time:.2f} s  (the roll-up's statements for that office, as a process)"
+        )
         print(
             f"county summary:    {county_time:.2f} s wall, {cpu_of(county_cmd)}  (county summary --year {year};"
             f" target < 2 s; {len(county_json['offices'])} offices, total {county_json['total']:,})"
         )
-        print(f"psql, county:      {psql_time:.2f} s  (the roll-up's two statements over the counts, as a process)")
-        print(f"psql, publications: {scan_time:.2f} s  (the same figures grouped from the publications themselves)")
+        print(f"{client}, county:      {psql_time:.2f} s  (the roll-up's two statements over the counts, as a process)")
+        print(f"{client}, publications: {scan_time:.2f} s  (the same figures grouped from the publications themselves)")
         print(f"python floor:      {floor_time:.2f} s  (python -c 'import sqlalchemy, sqlmodel, psycopg, typer')")
         print(
-            f"ratios:            office / psql {office_time / psql_office_time:.1f}×, county / psql "
+            f"ratios:            office / {client} {office_time / psql_office_time:.1f}×, county / {client} "
             f"{county_time / psql_time:.1f}×, county / office {county_time / office_time:.2f}×, "
             f"county / python floor {county_time / floor_time:.1f}×, office / python floor "
-            f"{office_time / floor_time:.1f}×; publications / counts in psql {scan_time / psql_time:.0f}×"
+            f"{office_time / floor_time:.1f}×; publications / counts in {client} {scan_time / psql_time:.1f}×"
         )
 
         if ports:

@@ -282,3 +282,23 @@ def test_jobs_lists_every_office_of_a_county(tmp_path: Path, database_url: str) 
     assert out.splitlines()[0].split()[:2] == ["任务", "动作"]
     assert {line.split()[0] for line in out.splitlines()[1:] if line.strip()} >= {"poll", "town"}
     assert "county-quarterly" not in out
+
+
+def test_overdue_flags_name_exactly_the_late_channels(tmp_path: Path, database_url: str) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    root = write_county(tmp_path / "county", database_url)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    recent, late = today - timedelta(days=3), today - timedelta(days=20)
+    tree = tmp_path / "tree"
+    write_csv(tree / "gongan" / "website" / "w.csv", [("近期通知", f"{recent} 09:00", False)])
+    write_csv(tree / "gongan" / "weibo" / "b.csv", [("旧微博", f"{late} 23:30", False)])
+    write_csv(tree / "baiyang" / "website" / "w.csv", [("镇近期通知", f"{recent} 10:00", False)])
+    assert run(root, "import-tree", str(tree))[0] == 0
+    code, out = run(root, "county", "summary", "-y", str(today.year), "-f", "json")
+    assert code == 0, out
+    flags = {o["id"]: o["flags"] for o in json.loads(out)["offices"]}
+    assert flags["gongan"] == ["超期未更新：微博已20天未更新"]
+    assert flags["baiyang"] == ["超期未更新：微信公众号无发布记录"]
+    assert flags["jiaotong"] == ["未报送"]  # no sheet for the year (yet): never 无发布

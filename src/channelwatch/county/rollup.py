@@ -240,13 +240,17 @@ def _newest_times(conn: Connection, channel_ids: list[int]) -> dict[int, datetim
     if not newest:
         return {}
     months = ", ".join(f"({int(c)}, {int(m) // 100}, {int(m) % 100})" for c, m in newest)
+    # A correlated subquery per channel rather than a join: SQLite would scan the publications to join
+    # them to a VALUES list (24 s over ten million rows), while each subquery is one index range.
     found = conn.exec_driver_sql(
         f"WITH newest (channel_id, local_year, local_month) AS (VALUES {months}) "
-        "SELECT p.channel_id, max(p.published_at) FROM newest n JOIN publication p ON p.channel_id = n.channel_id "
-        "AND p.local_year = n.local_year AND p.local_month = n.local_month GROUP BY p.channel_id"
+        "SELECT n.channel_id, (SELECT max(p.published_at) FROM publication p WHERE p.channel_id = n.channel_id "
+        "AND p.local_year = n.local_year AND p.local_month = n.local_month) FROM newest n"
     )
     result: dict[int, datetime] = {}
     for channel_id, moment in found:
+        if moment is None:
+            continue
         if isinstance(moment, str):  # SQLite through a raw statement: the stored text, not a datetime
             moment = datetime.fromisoformat(moment)
         result[int(channel_id)] = moment
