@@ -302,3 +302,28 @@ def test_overdue_flags_name_exactly_the_late_channels(tmp_path: Path, database_u
     assert flags["gongan"] == ["超期未更新：微博已20天未更新"]
     assert flags["baiyang"] == ["超期未更新：微信公众号无发布记录"]
     assert flags["jiaotong"] == ["未报送"]  # no sheet for the year (yet): never 无发布
+
+
+def test_a_store_from_before_the_unique_line_upgrades_and_keeps_its_sheets(
+    county: Path, tmp_path: Path, database_url: str
+) -> None:
+    """A county store whose reported sheets have no year-to-date figure column gets it at the next open."""
+    from channelwatch.store import schema
+
+    older = _without_unique_line(office_sheet(tmp_path), tmp_path / "older.xlsx")
+    assert run(county, "county", "import-stats", str(older))[0] == 0
+    engine = store.open_engine(database_url)
+    try:
+        with store.write(engine) as conn:
+            conn.execute(text("ALTER TABLE reported_sheet DROP COLUMN unique_year_to_date"))
+            conn.execute(text("UPDATE schema_version SET version = :v"), {"v": schema.SCHEMA_VERSION - 1})
+        assert store.ensure_schema(engine) == schema.SCHEMA_VERSION - 1
+        with store.read(engine) as conn:
+            stored = conn.execute(text("SELECT unique_items, unique_year_to_date FROM reported_sheet")).all()
+        assert stored == [(None, None)]  # the older sheet stated neither: unknown, not zero
+    finally:
+        engine.dispose()
+    # The same older sheet again changes nothing; the roll-up still works on the upgraded store.
+    code, out = run(county, "county", "import-stats", str(older))
+    assert code == 0 and "未改变" in out
+    assert jiaotong(county, "-q", "4")[0]["unique_items"] is None
