@@ -34,7 +34,7 @@ from channelwatch.store import Store
 from channelwatch.store.counts import TITLE, period_code
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
 
-__all__ = ["KIND_COLUMNS", "NO_GROUP", "CountyRollup", "GroupRow", "OfficeRow", "build_rollup"]
+__all__ = ["KIND_COLUMNS", "NO_GROUP", "CountyRollup", "GroupRow", "OfficeRow", "build_rollup", "rollup_queries"]
 
 NO_GROUP = "未分组"
 KIND_COLUMNS = [(kind, KIND_LABELS[kind]) for kind in CHANNEL_KINDS]
