@@ -7,8 +7,10 @@ wire; the upsert path is measured by scripts/benchmark.py), then times as whole 
 
 - ``channelwatch summary --year Y --office o000`` (target < 0.5 s),
 - ``channelwatch county summary --year Y`` (target < 2 s),
-- ``psql`` running the roll-up's two grouped queries (counts per channel, month and repost; distinct
-  titles per office) on the same database, for comparison,
+- ``psql`` running the roll-up's two statements (``county.rollup.rollup_queries``: counts per channel,
+  repost mark and in-period/earlier from the counts table; distinct titles per office) on the same
+  database, for comparison, and the same figures grouped from the publications themselves, for scale,
+- the interpreter importing the libraries every command needs (the floor of any channelwatch process),
 
 and ``channelwatch county poll`` of every office's channels against a loopback server answering each
 page after ``--delay`` (each channel its own port), beside the ideal (one page per channel, all at once).
@@ -16,12 +18,14 @@ The issue's size is 100 offices × 3 channels × 10 years = 10 million publicati
 
     .venv/bin/python scripts/bench_county.py [--offices 100] [--channels 3] [--years 10] [--per-year 3334]
         [--postgres-url postgresql+psycopg://…/db]   # default: a temporary server (initdb/pg_ctl)
+        [--data-dir /tmp/cw-county-10m]   # keep the server and the filled store there; reused next time
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import multiprocessing
 import os
 import shutil
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = [("website", "website", "政府网站"), ("weibo", "weibo", "微博"), ("wechat", "wechat", "微信公众号")]
@@ -54,8 +59,11 @@ def _free_port() -> int:
 
 
 def start_postgres(base: Path) -> tuple[str, list[str]]:
-    """A throw-away server (as the test suite starts one); returns its URL and the stop command."""
-    base.mkdir(parents=True)
+    """A throw-away server (as the test suite starts one); returns its URL and the stop command.
+
+    A ``base`` whose ``data`` folder exists already (``--data-dir`` of an earlier run) is started again as it is.
+    """
+    base.mkdir(parents=True, exist_ok=True)
     base.parent.chmod(0o755)  # mkdtemp makes it private: the postgres user must reach its data folder
     data = base / "data"
     as_postgres: list[str] = []
@@ -63,23 +71,24 @@ def start_postgres(base: Path) -> tuple[str, list[str]]:
         shutil.chown(base, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
-    subprocess.run(
-        [
-            *as_postgres,
-            _pg_binary("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    if not (data / "PG_VERSION").exists():
+        subprocess.run(
+            [
+                *as_postgres,
+                _pg_binary("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            check=True,
+            capture_output=True,
+        )
     options = f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off -c shared_buffers=1GB -c max_wal_size=4GB"
     subprocess.run(
         [*as_postgres, _pg_binary("pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o", options, "start"],
@@ -91,7 +100,7 @@ def start_postgres(base: Path) -> tuple[str, list[str]]:
 
 
 def write_county(root: Path, url: str, offices: int, channels: int, ports: list[int] | None) -> None:
-    (root / "config" / "offices").mkdir(parents=True)
+    (root / "config" / "offices").mkdir(parents=True, exist_ok=True)
     (root / "config" / "channelwatch.toml").write_text(
         f'[county]\nname = "基准县"\n\n[database]\nurl = "{url}"\n', encoding="utf-8"
     )
@@ -133,7 +142,22 @@ CROSS JOIN LATERAL (
 WHERE c.office_id = :office_id
 """
 
-ROLLUP_SQL = """
+# The same rows on SQLite (no generate_series, no md5): a recursive sequence, the title key as plain text.
+SQLITE_FILL = """
+WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < :total - 1)
+INSERT INTO publication (channel_id, identity, title, is_repost, published_at, local_year, local_month, local_date,
+                         title_key, first_seen, last_seen)
+SELECT c.id, 'b:' || n, '基准信息' || (n % 5000), n % 7 = 0,
+       strftime('%Y-%m-%d %H:%M:%f000', ts), CAST(strftime('%Y', ts) AS INTEGER), CAST(strftime('%m', ts) AS INTEGER),
+       date(ts), c.office_id || ':' || (n % 5000), :now, :now
+FROM channel c,
+     (SELECT n, julianday(printf('%04d-01-01 08:00:00', :first_year + n / :per_year))
+                + (n % :per_year) * 365.0 / :per_year AS ts FROM seq) AS g
+WHERE c.office_id = :office_id
+"""
+
+# The roll-up counted from the publications themselves (as before the counts table): printed for scale.
+PUBLICATIONS_SQL = """
 SELECT channel_id, local_month, is_repost, count(*), count(title_key) FROM publication
  WHERE local_year = {year} AND local_month <= 12 GROUP BY channel_id, local_month, is_repost;
 SELECT office_id, count(*) FROM (SELECT c.office_id, p.title_key FROM publication p
@@ -169,6 +193,99 @@ def cpu_of(command: list[str]) -> str:
     return f"cpu {CPU.get(' '.join(command), 0.0):.2f} s"
 
 
+def fill(own: Any, stores: dict[str, Any], plain: str, args: argparse.Namespace) -> tuple[float, float]:
+    """Fill the county store server-side; returns (fill seconds, index + counts + analyze seconds).
+
+    The count triggers are switched off for the bulk insert and the counts rebuilt once, set-based, at
+    the end (``rebuild_counts``, as ``channelwatch recount`` does): row triggers on ten million rows
+    would take the better part of an hour on this machine and prove nothing about reading the figures.
+    """
+    import psycopg
+    from sqlalchemy import text
+
+    from channelwatch.store.counts import rebuild_counts
+
+    per_channel = args.years * args.per_year
+    first_year = 2020 - args.years + 1
+    if args.database == "sqlite":
+        return _fill_sqlite(own, stores, per_channel, first_year, args)
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        conn.execute(text("DROP INDEX IF EXISTS ix_publication_period"))
+        conn.execute(text("ALTER TABLE publication DROP CONSTRAINT IF EXISTS uq_publication_identity"))
+        conn.execute(text("ALTER TABLE publication DISABLE TRIGGER USER"))
+    for opened in stores.values():
+        with own.engine.begin() as conn:
+            conn.execute(
+                text(FILL),
+                {
+                    "first_year": first_year,
+                    "per_year": args.per_year,
+                    "total": per_channel,
+                    "office_id": opened.office_id,
+                },
+            )
+    filled = time.perf_counter() - started
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE INDEX ix_publication_period ON publication "
+                "(channel_id, local_year, local_month, is_repost, title_key, push_id)"
+            )
+        )
+        conn.execute(
+            text("ALTER TABLE publication ADD CONSTRAINT uq_publication_identity UNIQUE (channel_id, identity)")
+        )
+        conn.execute(text("ALTER TABLE publication ENABLE TRIGGER USER"))
+        rebuild_counts(conn)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return filled, time.perf_counter() - started
+
+
+def _fill_sqlite(
+    own: Any, stores: dict[str, Any], per_channel: int, first_year: int, args: argparse.Namespace
+) -> tuple[float, float]:
+    """The SQLite fill: triggers and secondary indexes dropped for the insert, then put back and counted once."""
+    from sqlalchemy import text
+
+    from channelwatch.store.counts import install_counts
+
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        for trigger in ("publication_counted_insert", "publication_counted_delete", "publication_counted_update"):
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {trigger}"))
+        for index in ("ix_publication_period", "ix_publication_title", "ix_publication_push"):
+            conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
+    now = time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime())
+    for opened in stores.values():
+        with own.engine.begin() as conn:
+            conn.execute(
+                text(SQLITE_FILL),
+                {
+                    "first_year": first_year,
+                    "per_year": args.per_year,
+                    "total": per_channel,
+                    "office_id": opened.office_id,
+                    "now": now,
+                },
+            )
+    filled = time.perf_counter() - started
+    started = time.perf_counter()
+    with own.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE INDEX ix_publication_period ON publication "
+                "(channel_id, local_year, local_month, is_repost, title_key, push_id)"
+            )
+        )
+        install_counts(conn)  # the partial indexes and the triggers again, and every count rebuilt
+    with own.engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return filled, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--offices", type=int, default=100)
@@ -176,9 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--per-year", type=int, default=3334, help="publications per channel and year")
     parser.add_argument("--postgres-url", default=None)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed process (median printed)")
     parser.add_argument("--delay", type=float, default=0.05, help="loopback answer time per page, seconds")
     parser.add_argument("--no-poll", action="store_true")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep the server and the filled county store here and reuse them on the next run of the same size",
+    )
     args = parser.parse_args(argv)
 
     import psycopg
@@ -187,20 +310,35 @@ def main(argv: list[str] | None = None) -> int:
     from channelwatch import store
     from channelwatch.instance.config import load_instance
 
-    base = Path(tempfile.mkdtemp(prefix="cw-bench-county-"))
+    keep = Path(args.data_dir).resolve() if args.data_dir else None
+    base = keep or Path(tempfile.mkdtemp(prefix="cw-bench-county-"))
     stop: list[str] | None = None
     server = None
     parent = None
     try:
-        url = args.postgres_url
-        if url is None:
-            url, stop = start_postgres(base / "pg")
-        plain = url.replace("postgresql+psycopg://", "postgresql://")
-        name = f"cw_bench_{os.getpid()}"
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = url.rsplit("/", 1)[0] + "/" + name
-        plain = url.replace("postgresql+psycopg://", "postgresql://")
+        size = {"offices": args.offices, "channels": args.channels, "years": args.years, "per_year": args.per_year}
+        sqlite = args.database == "sqlite"
+        args.no_poll = args.no_poll or sqlite  # the county poll is measured on PostgreSQL, the county's store
+        marker = base / ("filled-sqlite.json" if sqlite else "filled.json")
+        reuse = keep is not None and marker.exists() and json.loads(marker.read_text()) == size
+        if sqlite:
+            database = base / "sqlite" / "county.db"
+            database.parent.mkdir(parents=True, exist_ok=True)
+            if not reuse:
+                database.unlink(missing_ok=True)
+            url = plain = f"sqlite:///{database}"
+        else:
+            url = args.postgres_url
+            if url is None:
+                url, stop = start_postgres(base / "pg")
+            plain = url.replace("postgresql+psycopg://", "postgresql://")
+            name = "cw_bench" if keep else f"cw_bench_{os.getpid()}"
+            with psycopg.connect(plain, autocommit=True) as conn:
+                if not reuse:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            url = url.rsplit("/", 1)[0] + "/" + name
+            plain = url.replace("postgresql+psycopg://", "postgresql://")
 
         ports = None
         if not args.no_poll:
@@ -213,42 +351,14 @@ def main(argv: list[str] | None = None) -> int:
             server = multiprocessing.Process(target=bench_poll._serve, args=(count, args.delay, child), daemon=True)
             server.start()
             ports = parent.recv()
-        root = base / "county"
+        root = base / ("county-sqlite" if sqlite else "county")
         write_county(root, url, args.offices, args.channels, ports)
         county = load_instance(root)
         own, stores = store.open_offices(county)
-        per_channel = args.years * args.per_year
-        first_year = 2020 - args.years + 1
-        started = time.perf_counter()
-        with own.engine.begin() as conn:
-            conn.execute(text("DROP INDEX IF EXISTS ix_publication_period"))
-            conn.execute(text("ALTER TABLE publication DROP CONSTRAINT IF EXISTS uq_publication_identity"))
-        for opened in stores.values():
-            with own.engine.begin() as conn:
-                conn.execute(
-                    text(FILL),
-                    {
-                        "first_year": first_year,
-                        "per_year": args.per_year,
-                        "total": per_channel,
-                        "office_id": opened.office_id,
-                    },
-                )
-        filled = time.perf_counter() - started
-        started = time.perf_counter()
-        with own.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "CREATE INDEX ix_publication_period ON publication "
-                    "(channel_id, local_year, local_month, is_repost, title_key, push_id)"
-                )
-            )
-            conn.execute(
-                text("ALTER TABLE publication ADD CONSTRAINT uq_publication_identity UNIQUE (channel_id, identity)")
-            )
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE publication")
-        indexed = time.perf_counter() - started
+        filled = indexed = 0.0
+        if not reuse:
+            filled, indexed = fill(own, stores, plain, args)
+            marker.write_text(json.dumps(size), encoding="utf-8")
         with own.engine.connect() as conn:
             rows = conn.execute(text("SELECT count(*) FROM publication")).scalar_one()
         own.dispose()
@@ -260,41 +370,65 @@ def main(argv: list[str] | None = None) -> int:
         office_time, office_out = timed(office_cmd, args.runs, env)
         county_cmd = [*cli, "county", "summary", "--year", year, "--format", "json"]
         county_time, county_out = timed(county_cmd, args.runs, env)
-        psql = [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", ROLLUP_SQL.format(year=year)]
-        psql_time, _ = timed(psql, args.runs, env)
-        office_sql = (
-            ROLLUP_SQL.format(year=year)
-            .split(";")[0]
-            .replace(
-                "WHERE",
-                f"WHERE channel_id IN (SELECT id FROM channel WHERE office_id = {stores['o000'].office_id}) AND",
-            )
-        )
-        psql_office_time, _ = timed([_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", office_sql], 3, env)
+        from channelwatch.county.rollup import rollup_queries
+        from channelwatch.stats.figures import Period
+
+        office_ids = [opened.office_id for opened in stores.values()]
+
+        def shell(sql: str) -> list[str]:
+            """The database's own command-line client running ``sql``, output discarded."""
+            if sqlite:
+                return ["sqlite3", "-cmd", ".output /dev/null", str(database), sql]
+            return [_pg_binary("psql"), plain, "-q", "-o", "/dev/null", "-c", sql]
+
+        statements = ";\n".join(rollup_queries(office_ids, Period(int(year)))) + ";"
+        psql_time, _ = timed(shell(statements), args.runs, env)
+        office_sql = ";\n".join(rollup_queries([stores["o000"].office_id], Period(int(year)))) + ";"
+        psql_office_time, _ = timed(shell(office_sql), 3, env)
+        scan_time, _ = timed(shell(PUBLICATIONS_SQL.format(year=year)), 1, env)
+        # What any channelwatch process pays before its first query: the interpreter and its libraries.
+        floor_cmd = [sys.executable, "-c", "import sqlalchemy, sqlmodel, psycopg, typer"]
+        floor_time, _ = timed(floor_cmd, args.runs, env)
         help_cmd = [*cli, "--help"]
         help_time, _ = timed(help_cmd, args.runs, env)
         load = os.getloadavg()[0]
 
-        import json
-
         county_json = json.loads(county_out)
+        client = "sqlite3" if sqlite else "psql"
         print(
-            f"database:          PostgreSQL, {rows:,} publications ({args.offices} offices × {args.channels} channels"
+            f"database:          {'SQLite' if sqlite else 'PostgreSQL'}, {rows:,} publications "
+            f"({args.offices} offices × {args.channels} channels"
             f" × {args.years} years × {args.per_year}/year)"
         )
-        print(f"fill:              {filled:.1f} s (INSERT … SELECT generate_series), indexes + analyze {indexed:.1f} s")
+        if reuse:
+            print(f"fill:              reused the store filled earlier in {base}")
+        else:
+            print(
+                f"fill:              {filled:.1f} s (one INSERT … SELECT of a generated sequence per office), "
+                f"indexes + counts + analyze {indexed:.1f} s"
+            )
         print(f"machine:           {os.cpu_count()} CPUs, load average {load:.1f} while measuring")
         print(f"process start:     channelwatch --help {help_time:.2f} s ({cpu_of(help_cmd)})")
         print(
             f"office summary:    {office_time:.2f} s wall, {cpu_of(office_cmd)}  (summary --year {year} --office o000;"
             f" target < 0.5 s; total {json.loads(office_out)['total']:,})"
         )
-        print(f"psql, one office:  {psql_office_time:.2f} s  (the counts query of that office, as a process)")
+        print(
+            f"{client}, one office:  {psql_office_time:.2f} s  (the roll-up's statements for that office, as a process)"
+        )
         print(
             f"county summary:    {county_time:.2f} s wall, {cpu_of(county_cmd)}  (county summary --year {year};"
             f" target < 2 s; {len(county_json['offices'])} offices, total {county_json['total']:,})"
         )
-        print(f"psql, county:      {psql_time:.2f} s  (the roll-up's two grouped queries, as a process)")
+        print(f"{client}, county:      {psql_time:.2f} s  (the roll-up's two statements over the counts, as a process)")
+        print(f"{client}, publications: {scan_time:.2f} s  (the same figures grouped from the publications themselves)")
+        print(f"python floor:      {floor_time:.2f} s  (python -c 'import sqlalchemy, sqlmodel, psycopg, typer')")
+        print(
+            f"ratios:            office / {client} {office_time / psql_office_time:.1f}×, county / {client} "
+            f"{county_time / psql_time:.1f}×, county / office {county_time / office_time:.2f}×, "
+            f"county / python floor {county_time / floor_time:.1f}×, office / python floor "
+            f"{office_time / floor_time:.1f}×; publications / counts in {client} {scan_time / psql_time:.1f}×"
+        )
 
         if ports:
             poll_time, poll_out = timed([*cli, "county", "poll"], 1, env)
@@ -349,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.terminate()
         if stop is not None:
             subprocess.run(stop, capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 

@@ -60,7 +60,10 @@ def _office_option() -> Any:
                 metavar="ID",
                 expose_value=False,
                 callback=_remember_office,
-                help="单位 id（县级实例中 config/offices/<单位id>.toml 的文件名；实例有多个单位时必填）",
+                help=(
+                    "单位 id（县级实例中 config/offices/<单位id>.toml 的文件名；"
+                    "实例有多个单位时，针对一个单位的命令必填）"
+                ),
             ),
         ] = None,
     ) -> None:

@@ -79,18 +79,14 @@ def _local(moment: datetime | None, zone: str) -> str:
     return to_office(aware, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    from channelwatch.daemon.jobs import load_jobs, next_fire
+def _rows_of(opened: Any, jobs: list[Any], now: datetime) -> list[dict[str, Any]]:
+    """One row per job of one store (an office, or the county itself for its own jobs)."""
+    from channelwatch.daemon.jobs import next_fire
     from channelwatch.daemon.locks import _job_lock_name, try_lock
-    from channelwatch.delivery.send import undelivered
     from channelwatch.store.jobstate import job_states
 
-    instance = instance_of(ctx)
-    jobs = load_jobs(instance)
-    opened = store_of(ctx)
-    zone = instance.timezone
+    zone = opened.instance.timezone
     states = job_states(opened.engine, opened.office_id)
-    now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for job in jobs:
         state = states.get(job.id)
@@ -117,7 +113,14 @@ def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, 
                 "next_run": _local(upcoming, zone),
             }
         )
-    pending = [
+    return rows
+
+
+def _pending_of(opened: Any) -> list[dict[str, Any]]:
+    from channelwatch.delivery.send import undelivered
+
+    zone = opened.instance.timezone
+    return [
         {
             "report": row.report,
             "period": row.period,
@@ -129,6 +132,47 @@ def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, 
         }
         for row in undelivered(opened)
     ]
+
+
+def _job_rows(ctx: typer.Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from channelwatch.daemon.jobs import load_jobs
+
+    opened = store_of(ctx)
+    return _rows_of(opened, load_jobs(instance_of(ctx)), datetime.now(UTC)), _pending_of(opened)
+
+
+_COUNTY_LABEL = "全县"
+
+
+def _county_job_rows(ctx: typer.Context, county: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every (job, office) pair the daemon runs, as it runs them: one row each, with an ``office`` key.
+
+    A job runs for each office it applies to, with its own state, lock and next run; the county's own
+    jobs (``county-quarterly``) run for the county itself (``office`` null, shown as 全县).
+    """
+    from channelwatch.daemon.jobs import job_offices, load_jobs
+    from channelwatch.store import open_offices
+
+    jobs = load_jobs(county)
+    own, stores = open_offices(county)
+    ctx.call_on_close(own.dispose)
+    now = datetime.now(UTC)
+    pairs: list[tuple[str | None, Any, Any]] = []
+    for job in jobs:
+        pairs.extend((key, stores[key], job) for key in job_offices(job, county))
+        if not job_offices(job, county):
+            pairs.append((None, own, job))
+    rows: list[dict[str, Any]] = []
+    # Grouped by office (the county first, then offices in their files' order), jobs in file order.
+    order = [None, *stores]
+    for key in order:
+        opened = own if key is None else stores[key]
+        mine = [job for office, _opened, job in pairs if office == key]
+        if mine:
+            rows.extend({"office": key, **row} for row in _rows_of(opened, mine, now))
+    pending = [{"office": None, **item} for item in _pending_of(own)]
+    for key, opened in stores.items():
+        pending.extend({"office": key, **item} for item in _pending_of(opened))
     return rows, pending
 
 
@@ -137,18 +181,27 @@ def jobs_command(
     ctx: typer.Context,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="输出格式")] = OutputFormat.text,
 ) -> None:
-    """列出任务：计划、上次运行结果、下次运行时间，以及尚未发送成功的报告。"""
+    """列出任务：计划、上次运行结果、下次运行时间，以及尚未发送成功的报告。
+
+    县级实例不加 --office 时列出每个单位的每个任务（“单位”一列，全县汇总任务记为“全县”）；加 --office 只列该单位的任务。
+    """
     from channelwatch.render import pad
 
-    rows, pending = _job_rows(ctx)
+    root = root_instance_of(ctx)
+    county = root.is_county and _state(ctx).office is None
+    rows, pending = _county_job_rows(ctx, root) if county else _job_rows(ctx)
     if format is OutputFormat.json:
         echo_data(json.dumps({"jobs": rows, "undelivered": pending}, ensure_ascii=False, indent=2) + "\n")
         return
     if not rows:
-        echo(f"{instance_of(ctx).jobs_dir} 下没有任务文件。")
+        echo(f"{(root if county else instance_of(ctx)).jobs_dir} 下没有任务文件。")
     header = ["任务", "动作", "计划", "上次结果", "上次开始", "下次运行"]
     widths = [16, 18, 26, 10, 21, 20]
-    echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)))
+    if county:
+        header.insert(1, "单位")
+        widths[0] = max(16, *(len(row["id"]) + 2 for row in rows))
+        widths.insert(1, max(10, *(len(row["office"] or "") + 2 for row in rows)))
+    echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)).rstrip())
     for row in rows:
         cells = [
             row["id"],
@@ -158,7 +211,9 @@ def jobs_command(
             row["last_started"],
             row["next_run"],
         ]
-        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
+        if county:
+            cells.insert(1, row["office"] or _COUNTY_LABEL)
+        echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip())
         # An inspect job's message is its verdict: shown even when all is well.
         if row["last_message"] and (row["last_status"] not in {None, "ok"} or row["action"] == "inspect"):
             echo(f"    {row['last_message'][:300]}")
@@ -168,8 +223,10 @@ def jobs_command(
         for item in pending:
             state = _DELIVERY_STATUS.get(item["status"], item["status"])
             reason = f"：{item['message']}" if item["message"] else ""
+            where = f"[{item['office'] or _COUNTY_LABEL}] " if county else ""
             echo(
-                f"  {item['report']} {item['period']} → {item['target']}  {state}，已尝试 {item['attempts']} 次{reason}"
+                f"  {where}{item['report']} {item['period']} → {item['target']}  {state}，"
+                f"已尝试 {item['attempts']} 次{reason}"
             )
 
 

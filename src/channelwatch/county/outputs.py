@@ -34,12 +34,15 @@ safe_cell = neutralise
 xlsx_cell = xlsx_value
 
 
-def _figures(row: OfficeRow | GroupRow) -> list[int]:
+UNKNOWN = "—"  # a figure the office's sheet does not state (JSON: null)
+
+
+def _figures(row: OfficeRow | GroupRow) -> list[int | str]:
     return [
         *[row.by_kind[kind] for kind, _label in KIND_COLUMNS],
         row.total,
         row.reposts,
-        row.unique_items,
+        UNKNOWN if row.unique_items is None else row.unique_items,
         row.year_to_date,
     ]
 
@@ -64,12 +67,17 @@ def rollup_table(rollup: CountyRollup) -> list[tuple[str, list[Any]]]:
 
 
 def _notes(rollup: CountyRollup) -> list[str]:
+    unknown = [o.name for o in rollup.offices if o.unique_items is None]
+    missing = (
+        f"“{UNKNOWN}”表示报表未给出该数（{'、'.join(unknown)}），所在小计和全县合计因此也无法得出。" if unknown else ""
+    )
     return [
         f"统计期间：{rollup.period.start.isoformat()} 至 {rollup.period.end.isoformat()}；"
         f"本年累计：{rollup.period.year}-01-01 至 {rollup.period.end.isoformat()}",
         "说明：发布数量含转发；同一条信息在不同渠道发布的，各渠道分别计数；"
-        "“不同渠道相同信息计1条”为各单位跨渠道按标题去重后的条数（报表未填写的按合计计）。"
-        "来源“数据库”为本库统计，“报表”为单位报送的季度统计表。",
+        "“不同渠道相同信息计1条”为各单位跨渠道按标题去重后的条数"
+        "（报表单位取其季度统计表中的这一行；按月汇总时报表不给出该数）。"
+        f"{missing}来源“数据库”为本库统计，“报表”为单位报送的季度统计表。",
     ]
 
 

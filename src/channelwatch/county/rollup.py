@@ -3,12 +3,15 @@
 Offices on the county's database (``source = "store"``) are counted from their publications with the
 office's counting rules (docs/counting-rules.md): per channel, reposts apart, and the office's items
 deduplicated across its channels by normalised title (不同渠道相同信息计1条). All offices are counted with
-two grouped queries over the period index, not one query per office: the roll-up of a hundred offices
-costs about what one office's summary does.
+two statements over the counts kept beside the publications (store/counts.py), not one query per office
+and not over the publications: the roll-up of a hundred offices over ten years costs about what one
+office's summary does.
 
 Offices that keep their own server send their quarterly sheet (``county import-stats``); their rows come
-from the reported figures (``source = "report"``). A sheet states no cross-channel deduplication unless it
-has the template's 不同渠道相同信息计1条 line: without it the office's total stands in for it.
+from the reported figures (``source = "report"``). 不同渠道相同信息计1条 comes from the sheet's line of that
+name; a sheet without it (written before channelwatch wrote that line, or a template left blank there)
+leaves the figure unknown: ``None``, shown as — and null in JSON, and so are the subtotal and total
+it belongs to, since a sum that leaves an office out would pass for the county's figure.
 
 Flags: 未报送 (a reporting office with no sheet for the period; 未报送第N季度 for an ended quarter
 missing from a longer period), 无发布 (no publication in the period), and 超期未更新 for channels past
@@ -22,16 +25,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, select
 
 from channelwatch.dates import to_office
 from channelwatch.instance.config import CHANNEL_KINDS, KIND_LABELS, Instance
-from channelwatch.stats.figures import Period, publication_tables
-from channelwatch.stats.freshness import _newest
+from channelwatch.stats.figures import Period, _distinct_titles
 from channelwatch.store import Store
+from channelwatch.store.counts import TITLE, period_code
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
 
-__all__ = ["KIND_COLUMNS", "NO_GROUP", "CountyRollup", "GroupRow", "OfficeRow", "build_rollup"]
+__all__ = ["KIND_COLUMNS", "NO_GROUP", "CountyRollup", "GroupRow", "OfficeRow", "build_rollup", "rollup_queries"]
 
 NO_GROUP = "未分组"
 KIND_COLUMNS = [(kind, KIND_LABELS[kind]) for kind in CHANNEL_KINDS]
@@ -45,7 +48,9 @@ class OfficeRow:
     source: str  # store | report
     by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHANNEL_KINDS, 0))
     reposts: int = 0
-    unique_items: int = 0
+    # None when unknown: a sheet that does not state it (an older sheet, a template left blank there), or
+    # a month of a sheet office. Shown as —, never as zero or as the total.
+    unique_items: int | None = 0
     year_to_date: int = 0
     flags: list[str] = field(default_factory=list)
 
@@ -84,8 +89,10 @@ class GroupRow:
         return sum(o.reposts for o in self.offices)
 
     @property
-    def unique_items(self) -> int:
-        return sum(o.unique_items for o in self.offices)
+    def unique_items(self) -> int | None:
+        """None when any office's figure is unknown: a sum that leaves an office out is no subtotal."""
+        found = [o.unique_items for o in self.offices]
+        return None if None in found else sum(n for n in found if n is not None)
 
     @property
     def year_to_date(self) -> int:
@@ -142,13 +149,38 @@ def _ended_quarters(period: Period, today: date) -> list[int]:
     return ended
 
 
+def rollup_queries(office_ids: list[int], period: Period) -> tuple[str, str]:
+    """The roll-up's two statements over the counts table (``store/counts.py``), for every office at once.
+
+    The first gives publications and untitled ones per channel, repost mark and in-period or earlier in
+    the year (本年累计); the second the distinct titles of each office in the period (不同渠道相同信息计1条).
+    Both read a few rows per channel and month, whatever the size of the store. Public so that
+    ``scripts/bench_county.py`` times ``psql`` running exactly these statements.
+    """
+    offices = ", ".join(str(int(i)) for i in office_ids)
+    first, last = period.months[0], period.months[-1]
+    counts = (
+        f"SELECT pc.channel_id, c.office_id, CASE WHEN pc.local_month >= {first} THEN 1 ELSE 0 END AS in_period, "
+        "pc.is_repost, sum(pc.publications), sum(pc.untitled) "
+        "FROM publication_count pc JOIN channel c ON c.id = pc.channel_id "
+        f"WHERE c.office_id IN ({offices}) AND pc.local_year = {int(period.year)} AND pc.local_month <= {last} "
+        "AND pc.publications > 0 "
+        f"GROUP BY pc.channel_id, c.office_id, CASE WHEN pc.local_month >= {first} THEN 1 ELSE 0 END, pc.is_repost"
+    )
+    code = period_code(period.year, period.quarter, period.month)
+    distinct = (
+        "SELECT owner_id, distinct_values FROM figure_distinct "
+        f"WHERE kind = '{TITLE}' AND period = {code} AND owner_id IN ({offices})"
+    )
+    return counts, distinct
+
+
 def _store_rows(conn: Connection, stores: dict[str, Store], period: Period) -> dict[str, OfficeRow]:
-    """Every store office's figures in two grouped queries (counts, then distinct titles)."""
-    pub, channel, _office = publication_tables()
-    kind_of: dict[int, tuple[str, str]] = {}  # channel row id → (office key, kind)
-    for key, opened in stores.items():
+    """Every store office's figures from the counts table, in two statements (``rollup_queries``)."""
+    kind_of: dict[int, str] = {}  # configured channel row id → kind
+    for opened in stores.values():
         for channel_config in opened.instance.config.channels:
-            kind_of[opened.channel_ids[channel_config.id]] = (key, channel_config.kind)
+            kind_of[opened.channel_ids[channel_config.id]] = channel_config.kind
     rows = {
         key: OfficeRow(
             id=key,
@@ -158,68 +190,111 @@ def _store_rows(conn: Connection, stores: dict[str, Store], period: Period) -> d
         )
         for key, opened in stores.items()
     }
-    if not kind_of:
+    if not stores:
         return rows
-    first, last = period.months[0], period.months[-1]
-    year_to_end = and_(
-        pub.c.local_year == period.year,
-        pub.c.local_month <= last,
-        pub.c.channel_id.in_(list(kind_of)),
-    )
-    counts = conn.execute(
-        select(pub.c.channel_id, pub.c.local_month, pub.c.is_repost, func.count(), func.count(pub.c.title_key))
-        .where(year_to_end)
-        .group_by(pub.c.channel_id, pub.c.local_month, pub.c.is_repost)
-    )
-    untitled: dict[str, int] = defaultdict(int)
-    for channel_id, month, is_repost, count, titled in counts:
-        key, kind = kind_of[channel_id]
-        row = rows[key]
-        row.year_to_date += count
-        if month >= first:
-            row.by_kind[kind] += count
-            untitled[key] += count - titled
-            if is_repost:
-                row.reposts += count
-    # 不同渠道相同信息计1条: an office's distinct titles across its channels (items without a title
-    # cannot be matched and count one each), for every office at once.
-    in_period = and_(
-        pub.c.local_year == period.year,
-        pub.c.local_month.between(first, last),
-        pub.c.channel_id.in_(list(kind_of)),
-        pub.c.title_key.is_not(None),
-    )
-    distinct = (
-        select(channel.c.office_id, pub.c.title_key)
-        .join(channel, channel.c.id == pub.c.channel_id)
-        .where(in_period)
-        .group_by(channel.c.office_id, pub.c.title_key)
-        .subquery()
-    )
     by_office_id = {opened.office_id: key for key, opened in stores.items()}
-    for office_id, titled in conn.execute(select(distinct.c.office_id, func.count()).group_by(distinct.c.office_id)):
-        rows[by_office_id[office_id]].unique_items = int(titled)
-    for key, count in untitled.items():
-        rows[key].unique_items += count
+    counts, distinct = rollup_queries(list(by_office_id), period)
+    untitled: dict[str, int] = defaultdict(int)
+    left_out: set[str] = set()  # offices with publications in the period on a channel no longer configured
+    for channel_id, office_id, in_period, is_repost, count, no_title in conn.exec_driver_sql(counts):
+        key = by_office_id[office_id]
+        kind = kind_of.get(channel_id)
+        if kind is None:
+            if in_period:
+                left_out.add(key)
+            continue
+        row = rows[key]
+        row.year_to_date += int(count)
+        if in_period:
+            row.by_kind[kind] += int(count)
+            untitled[key] += int(no_title)
+            if is_repost:
+                row.reposts += int(count)
+    titled = {by_office_id[owner]: int(n) for owner, n in conn.exec_driver_sql(distinct)}
+    for key, row in rows.items():
+        if key in left_out:
+            # The office's distinct titles in the counts include a channel left out of its configuration:
+            # counted from its configured channels' publications instead (as ``summarise`` does).
+            ids = [stores[key].channel_ids[c.id] for c in stores[key].instance.config.channels]
+            row.unique_items = _distinct_titles(conn, period, ids) + untitled[key]
+        else:
+            row.unique_items = titled.get(key, 0) + untitled[key]
     return rows
 
 
-def _overdue(conn: Connection, opened: Store, limit_days: int, now: datetime) -> list[str]:
+def _newest_times(conn: Connection, channel_ids: list[int]) -> dict[int, datetime]:
+    """Every channel's newest publication time in two statements, whatever the size of the store.
+
+    The newest office-time month of each channel comes from the counts table; only the rows of that
+    month are read for the exact time (the period index leads with channel, year and month).
+    """
+    if not channel_ids:
+        return {}
+    ids = ", ".join(str(int(i)) for i in channel_ids)
+    newest = list(
+        conn.exec_driver_sql(
+            "SELECT channel_id, max(local_year * 100 + local_month) FROM publication_count "
+            f"WHERE channel_id IN ({ids}) AND publications > 0 GROUP BY channel_id"
+        )
+    )
+    if not newest:
+        return {}
+    months = ", ".join(f"({int(c)}, {int(m) // 100}, {int(m) % 100})" for c, m in newest)
+    # A correlated subquery per channel rather than a join: SQLite would scan the publications to join
+    # them to a VALUES list (24 s over ten million rows), while each subquery is one index range.
+    found = conn.exec_driver_sql(
+        f"WITH newest (channel_id, local_year, local_month) AS (VALUES {months}) "
+        "SELECT n.channel_id, (SELECT max(p.published_at) FROM publication p WHERE p.channel_id = n.channel_id "
+        "AND p.local_year = n.local_year AND p.local_month = n.local_month) FROM newest n"
+    )
+    result: dict[int, datetime] = {}
+    for channel_id, moment in found:
+        if moment is None:
+            continue
+        if isinstance(moment, str):  # SQLite through a raw statement: the stored text, not a datetime
+            moment = datetime.fromisoformat(moment)
+        result[int(channel_id)] = moment
+    return result
+
+
+def _overdue(opened: Store, newest: dict[int, datetime], limit_days: int, now: datetime) -> list[str]:
     """The office's channels past the two-week rule today (or never published): one flag each."""
-    pub, _channel, _office = publication_tables()
     zone = opened.instance.timezone
     today = to_office(now, zone).date()
     late = []
     for channel_config in opened.instance.config.channels:
-        newest = _newest(conn, pub, opened.channel_ids[channel_config.id])
-        if newest is None:
+        moment = newest.get(opened.channel_ids[channel_config.id])
+        if moment is None:
             late.append(f"{channel_config.name}无发布记录")
             continue
-        moment = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
         days = (today - to_office(moment, zone).date()).days
         if days >= limit_days:
             late.append(f"{channel_config.name}已{days}天未更新")
     return [f"超期未更新：{'、'.join(late)}"] if late else []
+
+
+def _reported_unique(period: Period, sheets: dict[int, Any]) -> int | None:
+    """不同渠道相同信息计1条 of a sheet office for ``period``, from what its sheets state; None if they cannot say.
+
+    A quarter is its sheet's figure. A year is the January-to-quarter-end figure of its latest sheet when
+    every quarter before it has a sheet (the months counted are exactly those); quarters' figures are not
+    added up, since an item published in two quarters counts once in the year. A month is never stated.
+    """
+    if period.month is not None:
+        return None
+    if period.quarter is not None:
+        sheet = sheets.get(period.quarter)
+        return None if sheet is None else sheet.unique_items
+    if not sheets:
+        return None
+    latest = max(sheets)
+    if any(q not in sheets for q in range(1, latest)):
+        return None
+    sheet = sheets[latest]
+    if sheet.unique_year_to_date is not None:
+        return int(sheet.unique_year_to_date)
+    return sheet.unique_items if latest == 1 else None
 
 
 def _report_row(conn: Connection, opened: Store, period: Period, today: date) -> OfficeRow:
@@ -265,12 +340,9 @@ def _report_row(conn: Connection, opened: Store, period: Period, today: date) ->
             row.year_to_date = sum(f.total for f in figures if f.month == 0 and f.sheet_id == sheet_id)
         else:
             row.year_to_date = months_summed
-        uniques = [sheets[q].unique_items for q in quarters if q in sheets]
-        whole_quarters = period.month is None
-        if whole_quarters and uniques and all(u is not None for u in uniques):
-            row.unique_items = sum(int(u) for u in uniques)
-        else:
-            row.unique_items = row.total
+        row.unique_items = _reported_unique(period, sheets)
+    else:
+        row.unique_items = 0  # nothing reported: every figure of the row is 0, and the row says 未报送
     if not any(q in sheets for q in quarters):
         row.flags.append("未报送")  # nothing reported for the period (yet): never shown as 无发布
     elif missing:
@@ -298,12 +370,13 @@ def build_rollup(
     limit_days = county.config.freshness.limit_days
     with read(own.engine) as conn:
         rows = _store_rows(conn, on_store, period)
+        newest = _newest_times(conn, [i for opened in on_store.values() for i in opened.channel_ids.values()])
         for key, opened in stores.items():
             if key in on_store:
                 row = rows[key]
                 if row.total == 0:
                     row.flags.append("无发布")
-                row.flags.extend(_overdue(conn, opened, limit_days, moment))
+                row.flags.extend(_overdue(opened, newest, limit_days, moment))
             else:
                 rows[key] = _report_row(conn, opened, period, today)
     groups: dict[str, list[OfficeRow]] = {}

@@ -8,7 +8,10 @@ sheet needs no retyping:
 - a header row starting ``渠道``: three month groups (``10月`` …), ``本季度合计``, ``本年累计…``;
   under it ``合计 / 原创 / 转发`` for each group;
 - one row per channel (its name says its kind: 网站, 微博, 微信/公众号, else 其他), then ``合计``;
-- optionally a row ``不同渠道相同信息计1条`` with the quarter's deduplicated count in the quarter column.
+- a row ``不同渠道相同信息计1条`` (the office's items deduplicated across its channels by normalised title):
+  the quarter's count in the 本季度合计 合计 cell, January to the quarter's end in the 本年累计 合计 cell.
+  Sheets written before channelwatch wrote this row (and templates left blank there) still import: the
+  figure is then unknown (NULL, shown as —), never taken as zero.
 
 Everything is checked before anything is stored; each refusal names the cell. Empty number cells
 count as 0 (a clerk leaves a channel's empty month blank).
@@ -27,6 +30,7 @@ from sqlalchemy import select
 
 from channelwatch.errors import InputError
 from channelwatch.instance.config import KIND_LABELS, Instance
+from channelwatch.reports.quarterly import UNIQUE_LABEL
 from channelwatch.stats.figures import Period
 from channelwatch.store import Store, utc_now, write
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
@@ -35,7 +39,7 @@ __all__ = ["ImportedSheet", "SheetFigures", "import_sheet", "read_sheet", "write
 
 _UNIT = "填报单位"
 _PERIOD = "统计期间"
-_UNIQUE = "不同渠道相同信息计1条"
+_UNIQUE = UNIQUE_LABEL
 _DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
 _PERIOD_RE = re.compile(_DATE + r"\s*(?:至|到|-|—|~)\s*" + _DATE)
 
@@ -58,6 +62,7 @@ class SheetFigures:
     quarter: int
     rows: list[SheetRow]
     unique_items: int | None = None
+    unique_year_to_date: int | None = None
     office_key: str = ""
     office_name: str = ""
 
@@ -74,12 +79,15 @@ class SheetFigures:
         return sum(p for r in self.rows for _, p in r.months)
 
     def fingerprint(self) -> str:
-        data = {
+        data: dict[str, Any] = {
             "year": self.year,
             "quarter": self.quarter,
             "unique": self.unique_items,
             "rows": [[r.name, r.kind, r.months, r.year_to_date] for r in self.rows],
         }
+        if self.unique_year_to_date is not None:
+            # Only when stated: a sheet imported before this figure was read keeps its fingerprint.
+            data["unique_year_to_date"] = self.unique_year_to_date
         return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -276,10 +284,11 @@ def read_sheet(path: Path) -> SheetFigures:
                     ref(total_row, 2 + 3 * group + k),
                     f"合计行应等于各渠道之和 {summed}（表中为 {totals[group][k]}）",
                 )
-    unique_items = None
+    unique_items = unique_to_date = None
     after = total_row + 1
     if _text(value(after, 1)) == _UNIQUE:
         quarter_cell = 2 + 3 * len(months)
+        year_cell = quarter_cell + 3
         if value(after, quarter_cell) not in (None, ""):
             unique_items = number(after, quarter_cell)
             if unique_items > totals[len(months)][0]:
@@ -287,6 +296,20 @@ def read_sheet(path: Path) -> SheetFigures:
                     path,
                     ref(after, quarter_cell),
                     f"去重后的条数不能大于本季度合计 {totals[len(months)][0]}（表中为 {unique_items}）",
+                )
+        if value(after, year_cell) not in (None, ""):
+            unique_to_date = number(after, year_cell)
+            if unique_to_date > totals[len(months) + 1][0]:
+                raise _refuse(
+                    path,
+                    ref(after, year_cell),
+                    f"去重后的本年累计不能大于本年累计合计 {totals[len(months) + 1][0]}（表中为 {unique_to_date}）",
+                )
+            if unique_items is not None and unique_to_date < unique_items:
+                raise _refuse(
+                    path,
+                    ref(after, year_cell),
+                    f"去重后的本年累计不能小于本季度去重后的条数 {unique_items}（表中为 {unique_to_date}）",
                 )
     return SheetFigures(
         path=path,
@@ -296,6 +319,7 @@ def read_sheet(path: Path) -> SheetFigures:
         quarter=quarter,
         rows=rows,
         unique_items=unique_items,
+        unique_year_to_date=unique_to_date,
     )
 
 
@@ -367,6 +391,7 @@ def import_sheet(
                 fingerprint=fingerprint,
                 file_name=path.name,
                 unique_items=figures.unique_items,
+                unique_year_to_date=figures.unique_year_to_date,
                 imported_at=utc_now(),
             )
         ).inserted_primary_key[0]  # type: ignore[index]
@@ -459,7 +484,9 @@ def write_template(
         "3. 每个渠道一行，渠道名称中写明类型：政府网站、微博、微信公众号；其他渠道照实填写名称。",
         "4. 只填整数；空格按 0 计。合计 = 原创 + 转发；本季度合计 = 三个月之和；本年累计为 1 月至本季度末；",
         "   “合计”行为各渠道之和。数字对不上的表会被退回，并指明单元格。",
-        f"5. “{_UNIQUE}”一行可选：在“本季度合计”的“合计”列填写跨渠道按标题去重后的条数。",
+        f"5. “{_UNIQUE}”：同一条信息（标题相同）在本单位多个渠道发布的只计1条，无标题的每条计1条；"
+        "在“本季度合计”的“合计”列填本季度的条数，在“本年累计”的“合计”列填1月至本季度末的条数。"
+        "不填的，县里汇总时该数显示为“—”（未知）。",
         "6. 请保持本表的行列位置，不要插入或删除行列。",
     ]
     for offset, note in enumerate(notes, 2):

@@ -3,7 +3,11 @@
 Per channel and per month of the quarter: total, original, reposts; then the quarter and the year
 to date (January to the quarter's last month). The sheet is laid out like the statistics sheets
 county disclosure offices collect: title, office and period, two header rows, one row per channel,
-a totals row, notes. Cells hold values, not formulas, so any reader (and the tests) sees the figures.
+a totals row, the row 不同渠道相同信息计1条 (the office's items deduplicated across its channels by
+normalised title, docs/counting-rules.md: the quarter's in the 本季度合计 合计 cell, January to the
+quarter's end in the 本年累计 合计 cell), notes. ``county import-stats`` reads this layout back
+(county/sheets.py, which also writes the fill-by-hand template in the same layout). Cells hold values,
+not formulas, so any reader (and the tests) sees the figures.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from channelwatch.render import render
 from channelwatch.spreadsheet import save_workbook, xlsx_value
-from channelwatch.stats.figures import Period, Summary, summarise
+from channelwatch.stats.figures import Period, Summary, publication_tables, summarise
 
-__all__ = ["Figures", "QuarterlyReport", "QuarterlyRow", "build_quarterly", "previous_quarter"]
+__all__ = ["UNIQUE_LABEL", "Figures", "QuarterlyReport", "QuarterlyRow", "build_quarterly", "previous_quarter"]
+
+# The row (and the county roll-up's column) of items counted once across an office's channels.
+UNIQUE_LABEL = "不同渠道相同信息计1条"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class QuarterlyReport:
     rows: list[QuarterlyRow]
     total: QuarterlyRow
     generated_on: date
+    unique_items: int = 0  # 不同渠道相同信息计1条 in the quarter
+    unique_year_to_date: int = 0  # the same, January to the quarter's last month
     subject: str = ""
     text: str = ""
     html: str = ""
@@ -95,6 +104,7 @@ class QuarterlyReport:
             "months": [f"{self.period.year}-{m:02d}" for m in self.period.months],
             "channels": [r.as_json() for r in self.rows],
             "total": self.total.as_json(),
+            "unique_items": {"quarter": self.unique_items, "year_to_date": self.unique_year_to_date},
         }
 
     def xlsx_bytes(self) -> bytes:
@@ -151,6 +161,12 @@ def build_quarterly(
         quarter=sum((r.quarter for r in rows), Figures()),
         year_to_date=sum((r.year_to_date for r in rows), Figures()),
     )
+    if quarter == 1:
+        unique_to_date = in_quarter.unique_items
+    elif quarter == 4:
+        unique_to_date = whole_year.unique_items
+    else:
+        unique_to_date = _unique_items_to(conn, office_id, year, last_month, channel_keys)
     report = QuarterlyReport(
         office=in_quarter.office,
         short_name=in_quarter.short_name,
@@ -158,12 +174,33 @@ def build_quarterly(
         rows=rows,
         total=total,
         generated_on=today or date.today(),
+        unique_items=in_quarter.unique_items,
+        unique_year_to_date=unique_to_date,
         summary=in_quarter,
     )
     report.subject = render(templates_dir, "quarterly_subject.txt.j2", report=report).strip()
     report.text = render(templates_dir, "quarterly.txt.j2", report=report)
     report.html = render(templates_dir, "quarterly.html.j2", report=report)
     return report
+
+
+def _unique_items_to(
+    conn: Connection, office_id: int, year: int, last_month: int, channel_keys: list[str] | None
+) -> int:
+    """不同渠道相同信息计1条 from January to ``last_month``: distinct titles, plus one per untitled item.
+
+    The counts table keeps this figure per year, quarter and month only; January to June or
+    September is read from the publications of the office's channels (one office, one year).
+    """
+    pub, channel, _office = publication_tables()
+    ids = select(channel.c.id).where(channel.c.office_id == office_id)
+    if channel_keys is not None:
+        ids = ids.where(channel.c.key.in_(channel_keys))
+    in_range = (pub.c.channel_id.in_(ids), pub.c.local_year == year, pub.c.local_month <= last_month)
+    titles = select(pub.c.title_key).where(*in_range, pub.c.title_key.is_not(None)).group_by(pub.c.title_key)
+    titled = conn.execute(select(func.count()).select_from(titles.subquery())).scalar_one()
+    untitled = conn.execute(select(func.count()).where(*in_range, pub.c.title_key.is_(None))).scalar_one()
+    return int(titled) + int(untitled)
 
 
 def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
@@ -213,20 +250,29 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
         sheet.cell(row=line, column=1, value=xlsx_value(row.name))
         for offset, value in enumerate(figures_of(row)):
             sheet.cell(row=line, column=2 + offset, value=value)
+    totals_line = line
+    # 不同渠道相同信息计1条: only the 合计 cells of the quarter and of the year to date hold a figure.
+    line += 1
+    quarter_column = 2 + 3 * len(report.month_labels)
+    sheet.cell(row=line, column=1, value=UNIQUE_LABEL)
+    sheet.cell(row=line, column=quarter_column, value=report.unique_items)
+    sheet.cell(row=line, column=quarter_column + 3, value=report.unique_year_to_date)
     for cells in sheet.iter_rows(min_row=header, max_row=line, max_col=width):
         for cell in cells:
             cell.border = border
             cell.alignment = centre
-            if cell.row in (header, sub, line) or cell.column == 1:
+            if cell.row in (header, sub, totals_line) or cell.column == 1:
                 cell.font = Font(bold=True)
     notes = [
         "说明：发布数量含转发；原创 = 合计 − 转发；同一条信息在不同渠道发布的，各渠道分别计数。",
+        f"“{UNIQUE_LABEL}”：同一条信息（标题相同）在本单位多个渠道发布的只计1条，无标题的每条计1条；"
+        "填在“本季度合计”和“本年累计”的“合计”列。",
         f"填报日期：{report.generated_on.isoformat()}",
     ]
     for note in notes:
         line += 1
         sheet.cell(row=line + 1, column=1, value=note)
-    sheet.column_dimensions["A"].width = 16
+    sheet.column_dimensions["A"].width = 24
     for column in range(2, width + 1):
         sheet.column_dimensions[get_column_letter(column)].width = 8
     sheet.row_dimensions[1].height = 28

@@ -2,7 +2,9 @@
 
 Offices that keep their own server (or none) send the county their quarterly XLSX; the county imports
 it (``county import-stats``). One ``ReportedSheet`` per office and quarter holds what the sheet said; a
-corrected sheet replaces the earlier one. ``ReportedFigure`` rows are the sheet's channel rows: one row
+corrected sheet replaces the earlier one; its 不同渠道相同信息计1条 figures (the quarter's and January to the
+quarter's end) stay NULL for a sheet that does not state them (an older sheet): unknown, never zero.
+``ReportedFigure`` rows are the sheet's channel rows: one row
 per channel and month of the quarter, and ``month = 0`` for the sheet's own year-to-date figure.
 """
 
@@ -27,6 +29,7 @@ class ReportedSheet(SQLModel, table=True):
     fingerprint: str  # sha256 of the figures as read: the same sheet again changes nothing
     file_name: str
     unique_items: int | None = None  # 不同渠道相同信息计1条, when the sheet states it
+    unique_year_to_date: int | None = None  # the same for January to the quarter's end, when the sheet states it
     imported_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 

@@ -68,6 +68,13 @@ def _add_counts_v5(conn: Connection) -> None:
     install_counts(conn)
 
 
+def _reported_unique_to_date_v6(conn: Connection) -> None:
+    """A reported sheet's 不同渠道相同信息计1条 for January to the quarter's end (store/reported.py)."""
+    if "unique_year_to_date" in {column["name"] for column in inspect(conn).get_columns("reported_sheet")}:
+        return
+    conn.execute(text("ALTER TABLE reported_sheet ADD COLUMN unique_year_to_date INTEGER"))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -77,6 +84,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _reported_figures_v3,
     _inspection_tables_v4,
     _add_counts_v5,
+    _reported_unique_to_date_v6,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
