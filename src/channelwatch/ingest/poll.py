@@ -311,11 +311,17 @@ async def _poll_one(
         if stopping is not None and stopping.is_set():
             return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
         started = time.monotonic()
-        run_id = await database.write(
-            partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id)
+        # The run is recorded while the first page is on its way (it is committed long before anything
+        # is stored under it): waiting for the store thread before each channel's first request held
+        # the channel's place among the ``concurrency`` doing nothing (scripts/bench_poll.py).
+        run_insert = asyncio.ensure_future(
+            database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
         )
+        run_insert.add_done_callback(_retrieve)
         walk = _Walk()
         status = "failed"
+        message: str | None = None
+        read: tuple[int, list[PageRecord], str | None] | None = None  # what the walk read, when it succeeded
         work = asyncio.ensure_future(
             _walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good)
         )
@@ -350,6 +356,21 @@ async def _poll_one(
                 # Spacers and pagers among a list's entries: counted, so a change in them shows.
                 note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
+            read = (listed, pages_read, warning)
+        except _Stopped:
+            status, message = INTERRUPTED, STOPPED_MESSAGE
+        except _Overdue:
+            message = (
+                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
+                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
+            )
+        except Exception as exc:
+            message = _failure(channel, exc)
+    # Stored after the channel's place is given back: the network waits of other channels go on meanwhile.
+    run_id = await run_insert
+    if read is not None:
+        listed, pages_read, warning = read
+        try:
             counts = await database.write(
                 partial(
                     _store_run,
@@ -364,41 +385,48 @@ async def _poll_one(
                     listed,
                 )
             )
+        except Exception as exc:
+            message = _failure(channel, exc)
+        else:
             seconds = time.monotonic() - started
-            log.info(
-                "poll %s: pages=%d seen=%d new=%d in %.2fs",
-                channel.id,
-                walk.pages,
-                len(walk.collected),
-                counts.new,
-                seconds,
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "poll %s: pages=%d seen=%d new=%d in %.2fs",
+                    channel.id,
+                    walk.pages,
+                    len(walk.collected),
+                    counts.new,
+                    seconds,
+                )
             return PollResult(channel.id, run_id, "ok", walk.pages, len(walk.collected), counts.new, warning, seconds)
-        except _Stopped:
-            status, message = INTERRUPTED, STOPPED_MESSAGE
-        except _Overdue:
-            message = (
-                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
-                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
-            )
-        except ChannelwatchError as exc:
-            message = upstream(str(exc), 2000)
-        except Exception as exc:  # a bug or an unforeseen answer must not stop the other channels
-            TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=True)
-            message = upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
-        await database.write(
-            partial(
-                _close_run,
-                run_id=run_id,
-                status=status,
-                message=message,
-                rows_read=len(walk.collected),
-                pages_fetched=walk.pages,
-            )
+    await database.write(
+        partial(
+            _close_run,
+            run_id=run_id,
+            status=status,
+            message=message,
+            rows_read=len(walk.collected),
+            pages_fetched=walk.pages,
         )
-        seconds = time.monotonic() - started
-        log.info("poll %s %s: %s", channel.id, status, message)
-        return PollResult(channel.id, run_id, status, walk.pages, len(walk.collected), 0, message, seconds)
+    )
+    seconds = time.monotonic() - started
+    log.info("poll %s %s: %s", channel.id, status, message)
+    return PollResult(channel.id, run_id, status, walk.pages, len(walk.collected), 0, message, seconds)
+
+
+def _failure(channel: ChannelConfig, exc: Exception) -> str:
+    """The run's message for a poll that failed: the source's Chinese reason, or the unforeseen error."""
+    if isinstance(exc, ChannelwatchError):
+        return upstream(str(exc), 2000)
+    # A bug or an unforeseen answer must not stop the other channels.
+    TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=exc)
+    return upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background write's failure as seen (it is raised where the write is awaited, if it still is)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Stopped(Exception):
