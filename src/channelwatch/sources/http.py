@@ -447,7 +447,8 @@ class HttpClient:
         """Send and read the body, stopping at ``max_bytes``."""
         response = await self._wire().handle_async_request(request)
         response.request = request
-        host.cookies.extract_cookies(response)
+        if "set-cookie" in response.headers:  # the cookie jar's parsing costs a poll more than the request
+            host.cookies.extract_cookies(response)
         try:
             limit = self.settings.max_bytes
             declared = response.headers.get("content-length")
