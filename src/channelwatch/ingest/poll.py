@@ -238,7 +238,9 @@ async def poll_channels_async(
     shared = database is not None
     database = database or _Database(opened.engine)
     positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
-    stopping = asyncio.Event()
+    # One future for every channel to wait on beside its walk (a waiting task per channel costs a
+    # thousand-channel poll more than its stop check is worth).
+    stopping: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watcher = asyncio.ensure_future(_watch(stop, stopping)) if stop is not None else None
     try:
         # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
@@ -248,7 +250,8 @@ async def poll_channels_async(
         def one(channel: ChannelConfig, http: HttpClient) -> Any:
             where = _where(opened, channel.id, positions)
             seen = last_good.get(opened.channel_id(channel.id), (0, 0))
-            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, stopping)
+            watched = stopping if watcher is not None else None
+            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, watched)
 
         if client is not None:
             return list(await asyncio.gather(*(one(c, client) for c in channels)))
@@ -262,11 +265,12 @@ async def poll_channels_async(
             database.close()
 
 
-async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:
+async def _watch(stop: threading.Event, stopping: asyncio.Future[None]) -> None:
     """Carry the daemon's stop request (set from its signal handler's thread) into this event loop."""
     while not stop.is_set():
         await asyncio.sleep(0.1)
-    stopping.set()
+    if not stopping.done():
+        stopping.set_result(None)
 
 
 def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> str:
@@ -284,7 +288,7 @@ async def _poll_one(
     job_id: str | None,
     last_good_run: tuple[int, int],
     where: str,
-    stopping: asyncio.Event | None = None,
+    stopping: asyncio.Future[None] | None = None,
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
     from channelwatch.sources.hosts import HostPolicy
@@ -308,7 +312,7 @@ async def _poll_one(
     context.last_good, context.last_good_pages = last_good, last_good_pages
     source: PollSource = cls(options, context)
     async with limit:
-        if stopping is not None and stopping.is_set():
+        if stopping is not None and stopping.done():
             return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
         started = time.monotonic()
         # The run is recorded while the first page is on its way (it is committed long before anything
@@ -325,15 +329,10 @@ async def _poll_one(
         work = asyncio.ensure_future(
             _walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good)
         )
-        waiters: set[asyncio.Future[Any]] = {work}
-        stop_waiter = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
-        if stop_waiter is not None:
-            waiters.add(stop_waiter)
+        waiters: set[asyncio.Future[Any]] = {work} if stopping is None else {work, stopping}
         try:
             await asyncio.wait(waiters, timeout=options.timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if stop_waiter is not None:
-                stop_waiter.cancel()
             if not work.done():
                 # Cancelling ends the request being read and kills a parsing child (sources/isolated.py).
                 work.cancel()
@@ -341,7 +340,7 @@ async def _poll_one(
         try:
             if not work.cancelled():
                 work.result()  # the source's own failure, if any
-            elif stopping is not None and stopping.is_set():
+            elif stopping is not None and stopping.done():
                 raise _Stopped
             else:
                 raise _Overdue

@@ -170,7 +170,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         timeout = _timeout(request, "connect")
         # A name may have an unreachable IPv6 address beside a good IPv4 one: its addresses are tried
         # 250 ms apart, in a race (RFC 8305). An address needs no race, and the race costs tasks.
-        stagger = None if address_of(host) is not None else 0.25
+        race: dict[str, Any] = {} if address_of(host) is not None else {"happy_eyeballs_delay": 0.25}
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
@@ -179,7 +179,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
                     ssl=context,
                     server_hostname=host if context is not None else None,
                     limit=READ_SIZE,
-                    happy_eyeballs_delay=stagger,
+                    **race,
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout("连接超时", request=request) from None
