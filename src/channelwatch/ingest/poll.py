@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "PollResult",
     "StoreThread",
+    "last_good_seen",
     "poll_channels",
     "poll_channels_async",
     "pollable_channels",
@@ -229,9 +230,11 @@ async def poll_channels_async(
     client: HttpClient | None = None,
     stop: threading.Event | None = None,
     database: _Database | None = None,
+    last_good: dict[int, tuple[int, int]] | None = None,
 ) -> list[PollResult]:
     """``database``: a store thread shared with other calls (a county's offices, polled at once, write
-    through one thread and one connection instead of one each); the caller closes it."""
+    through one thread and one connection instead of one each); the caller closes it. ``last_good``:
+    ``last_good_seen()`` of these channels, when the caller read it already (for every office at once)."""
     from channelwatch.sources.http import ConditionalCache, HttpClient
 
     limit = asyncio.Semaphore(max(1, concurrency))
@@ -245,11 +248,14 @@ async def poll_channels_async(
     try:
         # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
         # a read per channel would queue a thousand small transactions on the store thread.
-        last_good = await database.call(_last_good_seen, opened.engine, [opened.channel_id(c.id) for c in channels])
+        if last_good is None:
+            ids = [opened.channel_id(c.id) for c in channels]
+            last_good = await database.call(last_good_seen, opened.engine, ids)
+        seen_before = last_good
 
         def one(channel: ChannelConfig, http: HttpClient) -> Any:
             where = _where(opened, channel.id, positions)
-            seen = last_good.get(opened.channel_id(channel.id), (0, 0))
+            seen = seen_before.get(opened.channel_id(channel.id), (0, 0))
             watched = stopping if watcher is not None else None
             return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, watched)
 
@@ -580,7 +586,7 @@ def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str,
     return found
 
 
-def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
+def last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Items seen and pages read by each channel's last successful poll (channels without one are absent)."""
     run = Run.__table__  # type: ignore[attr-defined]
     last_runs = (
