@@ -243,3 +243,38 @@ def test_cookies_stay_with_the_host_that_set_them() -> None:
     first, other = asyncio.run(run())
     assert b"visitor=abc" not in first[0].lower() and b"cookie: visitor=abc" in first[1].lower()
     assert b"visitor" not in other[0].lower()
+
+
+def test_https_checks_the_certificate() -> None:
+    """TLS to a loopback server: answered with a certificate the client trusts, refused with one it does not."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def run() -> tuple[bytes, type[BaseException] | None]:
+        server = await asyncio.start_server(Server(keep_alive)._handle, "127.0.0.1", 0, ssl=served)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/page.html"
+        trusted, default = PooledTransport(ssl_context=trusting), PooledTransport()
+        refused: type[BaseException] | None = None
+        try:
+            answer = await trusted.handle_async_request(httpx.Request("GET", url))
+            body = await answer.aread()
+            try:  # the system's trust store does not know the test's authority
+                await default.handle_async_request(httpx.Request("GET", url))
+            except httpx.ConnectError as exc:
+                refused = type(exc)
+        finally:
+            await trusted.aclose()
+            await default.aclose()
+            server.close()
+        return body, refused
+
+    body, refused = asyncio.run(run())
+    assert body.decode() == "第1页"
+    assert refused is httpx.ConnectError

@@ -203,8 +203,6 @@ class HttpClient:
     def _wire(self) -> httpx.AsyncBaseTransport:
         """The transport, built on first use: one for every host, so that nothing is built per host."""
         if self._transport is None:
-            import ssl
-
             import httpx
             from httpx._decoders import SUPPORTED_DECODERS  # what httpx.AsyncClient offers to decode
 
@@ -220,10 +218,8 @@ class HttpClient:
                 }
             )
             self._timeouts = httpx.Timeout(s.read_timeout, connect=s.connect_timeout).as_dict()
-            # Built once: loading the CA certificates takes milliseconds.
-            self._transport = self._given_transport or PooledTransport(
-                ssl_context=ssl.create_default_context(), keep=s.per_host
-            )
+            # One for every host; it loads the CA certificates on its first https connection only.
+            self._transport = self._given_transport or PooledTransport(keep=s.per_host)
         return self._transport
 
     def _build(

@@ -166,7 +166,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         scheme, host, port = key
         context = None
         if scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # made on first use (loading the CA certificates takes 50 ms), then kept
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
         timeout = _timeout(request, "connect")
         # A name may have an unreachable IPv6 address beside a good IPv4 one: its addresses are tried
         # 250 ms apart, in a race (RFC 8305). An address needs no race, and the race costs tasks.
