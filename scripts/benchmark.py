@@ -3,7 +3,8 @@
     python scripts/benchmark.py import  [--rows 1000000]      import speed and memory vs sqlite3 .import
     python scripts/benchmark.py summary [--rows 10000000] [--database sqlite|postgresql|both]
                                                               summary --year over N publications vs the grouped query
-    python scripts/benchmark.py poll    [--channels 1000]     1,000 website channels against loopback
+    python scripts/benchmark.py poll    [--channels 1000]     1,000 website channels against loopback, then
+                                                              a county's 300 channels of 100 offices
     python scripts/benchmark.py help                          `channelwatch --help` start-up time
     python scripts/benchmark.py all                           everything, with the default sizes
 
@@ -304,6 +305,8 @@ def main() -> None:
         import bench_poll  # type: ignore[import-not-found]
 
         bench_poll.main(["--channels", str(args.channels)])
+        print()
+        bench_poll.main(["--channels", "300", "--offices", "100"])  # a county: 100 offices, 3 channels each
     if args.which in {"help", "all"}:
         bench_help()
 

@@ -17,6 +17,7 @@ from channelwatch.ingest.poll import (
     DEFAULT_CONCURRENCY,
     PollResult,
     StoreThread,
+    last_good_seen,
     poll_channels_async,
     pollable_channels,
 )
@@ -40,6 +41,10 @@ def poll_offices(
         engine = next(iter(stores.values())).engine
         database = StoreThread(engine)
         try:
+            # What every channel's last good poll saw, in one query for the whole county: a query per
+            # office would hold each office's first request until the store thread got to it.
+            ids = [stores[key].channel_id(c.id) for key, channels in chosen.items() for c in channels]
+            seen = await database.call(last_good_seen, engine, ids)
             async with HttpClient() as client:
                 outcomes = await asyncio.gather(
                     *(
@@ -50,6 +55,7 @@ def poll_offices(
                             concurrency=concurrency,
                             client=client,
                             database=database,
+                            last_good=seen,
                         )
                         for key, channels in chosen.items()
                     ),

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, Engine, func, select
 from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
-from channelwatch.ingest.runs import _finish_run, record_of, store_observed
+from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "PollResult",
     "StoreThread",
+    "last_good_seen",
     "poll_channels",
     "poll_channels_async",
     "pollable_channels",
@@ -192,12 +193,23 @@ class _Database:
     def _write_batch(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         with store.write(self.engine) as conn:
-            for work in works:
-                try:
-                    with conn.begin_nested():
-                        outcomes.append((True, work(conn)))
-                except Exception as exc:
-                    outcomes.append((False, exc))
+            # Savepoints said to the driver itself: SQLAlchemy's begin_nested() costs more per channel
+            # than the channel's few statements (profile of scripts/bench_poll.py).
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for work in works:
+                    cursor.execute("SAVEPOINT channelwatch_poll")
+                    try:
+                        value = work(conn)
+                    except Exception as exc:
+                        cursor.execute("ROLLBACK TO SAVEPOINT channelwatch_poll")
+                        cursor.execute("RELEASE SAVEPOINT channelwatch_poll")
+                        outcomes.append((False, exc))
+                    else:
+                        cursor.execute("RELEASE SAVEPOINT channelwatch_poll")
+                        outcomes.append((True, value))
+            finally:
+                cursor.close()
         return outcomes
 
     def close(self) -> None:
@@ -218,26 +230,34 @@ async def poll_channels_async(
     client: HttpClient | None = None,
     stop: threading.Event | None = None,
     database: _Database | None = None,
+    last_good: dict[int, tuple[int, int]] | None = None,
 ) -> list[PollResult]:
     """``database``: a store thread shared with other calls (a county's offices, polled at once, write
-    through one thread and one connection instead of one each); the caller closes it."""
+    through one thread and one connection instead of one each); the caller closes it. ``last_good``:
+    ``last_good_seen()`` of these channels, when the caller read it already (for every office at once)."""
     from channelwatch.sources.http import ConditionalCache, HttpClient
 
     limit = asyncio.Semaphore(max(1, concurrency))
     shared = database is not None
     database = database or _Database(opened.engine)
     positions = {c.id: i for i, c in enumerate(opened.instance.config.channels, 1)}
-    stopping = asyncio.Event()
+    # One future for every channel to wait on beside its walk (a waiting task per channel costs a
+    # thousand-channel poll more than its stop check is worth).
+    stopping: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     watcher = asyncio.ensure_future(_watch(stop, stopping)) if stop is not None else None
     try:
         # What each channel's last good poll saw (for the layout alarm), for all channels in one query:
         # a read per channel would queue a thousand small transactions on the store thread.
-        last_good = await database.call(_last_good_seen, opened.engine, [opened.channel_id(c.id) for c in channels])
+        if last_good is None:
+            ids = [opened.channel_id(c.id) for c in channels]
+            last_good = await database.call(last_good_seen, opened.engine, ids)
+        seen_before = last_good
 
         def one(channel: ChannelConfig, http: HttpClient) -> Any:
             where = _where(opened, channel.id, positions)
-            seen = last_good.get(opened.channel_id(channel.id), (0, 0))
-            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, stopping)
+            seen = seen_before.get(opened.channel_id(channel.id), (0, 0))
+            watched = stopping if watcher is not None else None
+            return _poll_one(opened, channel, http, database, limit, full, job_id, seen, where, watched)
 
         if client is not None:
             return list(await asyncio.gather(*(one(c, client) for c in channels)))
@@ -251,11 +271,12 @@ async def poll_channels_async(
             database.close()
 
 
-async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:
+async def _watch(stop: threading.Event, stopping: asyncio.Future[None]) -> None:
     """Carry the daemon's stop request (set from its signal handler's thread) into this event loop."""
     while not stop.is_set():
         await asyncio.sleep(0.1)
-    stopping.set()
+    if not stopping.done():
+        stopping.set_result(None)
 
 
 def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> str:
@@ -273,7 +294,7 @@ async def _poll_one(
     job_id: str | None,
     last_good_run: tuple[int, int],
     where: str,
-    stopping: asyncio.Event | None = None,
+    stopping: asyncio.Future[None] | None = None,
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
     from channelwatch.sources.hosts import HostPolicy
@@ -297,26 +318,27 @@ async def _poll_one(
     context.last_good, context.last_good_pages = last_good, last_good_pages
     source: PollSource = cls(options, context)
     async with limit:
-        if stopping is not None and stopping.is_set():
+        if stopping is not None and stopping.done():
             return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
         started = time.monotonic()
-        run_id = await database.write(
-            partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id)
+        # The run is recorded while the first page is on its way (it is committed long before anything
+        # is stored under it): waiting for the store thread before each channel's first request held
+        # the channel's place among the ``concurrency`` doing nothing (scripts/bench_poll.py).
+        run_insert = asyncio.ensure_future(
+            database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
         )
+        run_insert.add_done_callback(_retrieve)
         walk = _Walk()
         status = "failed"
+        message: str | None = None
+        read: tuple[int, list[PageRecord], str | None] | None = None  # what the walk read, when it succeeded
         work = asyncio.ensure_future(
             _walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good)
         )
-        waiters: set[asyncio.Future[Any]] = {work}
-        stop_waiter = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
-        if stop_waiter is not None:
-            waiters.add(stop_waiter)
+        waiters: set[asyncio.Future[Any]] = {work} if stopping is None else {work, stopping}
         try:
             await asyncio.wait(waiters, timeout=options.timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if stop_waiter is not None:
-                stop_waiter.cancel()
             if not work.done():
                 # Cancelling ends the request being read and kills a parsing child (sources/isolated.py).
                 work.cancel()
@@ -324,7 +346,7 @@ async def _poll_one(
         try:
             if not work.cancelled():
                 work.result()  # the source's own failure, if any
-            elif stopping is not None and stopping.is_set():
+            elif stopping is not None and stopping.done():
                 raise _Stopped
             else:
                 raise _Overdue
@@ -339,6 +361,21 @@ async def _poll_one(
                 # Spacers and pagers among a list's entries: counted, so a change in them shows.
                 note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
                 warning = f"{warning}；{note}" if warning else note
+            read = (listed, pages_read, warning)
+        except _Stopped:
+            status, message = INTERRUPTED, STOPPED_MESSAGE
+        except _Overdue:
+            message = (
+                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
+                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
+            )
+        except Exception as exc:
+            message = _failure(channel, exc)
+    # Stored after the channel's place is given back: the network waits of other channels go on meanwhile.
+    run_id = await run_insert
+    if read is not None:
+        listed, pages_read, warning = read
+        try:
             counts = await database.write(
                 partial(
                     _store_run,
@@ -353,41 +390,48 @@ async def _poll_one(
                     listed,
                 )
             )
+        except Exception as exc:
+            message = _failure(channel, exc)
+        else:
             seconds = time.monotonic() - started
-            log.info(
-                "poll %s: pages=%d seen=%d new=%d in %.2fs",
-                channel.id,
-                walk.pages,
-                len(walk.collected),
-                counts.new,
-                seconds,
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "poll %s: pages=%d seen=%d new=%d in %.2fs",
+                    channel.id,
+                    walk.pages,
+                    len(walk.collected),
+                    counts.new,
+                    seconds,
+                )
             return PollResult(channel.id, run_id, "ok", walk.pages, len(walk.collected), counts.new, warning, seconds)
-        except _Stopped:
-            status, message = INTERRUPTED, STOPPED_MESSAGE
-        except _Overdue:
-            message = (
-                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
-                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
-            )
-        except ChannelwatchError as exc:
-            message = upstream(str(exc), 2000)
-        except Exception as exc:  # a bug or an unforeseen answer must not stop the other channels
-            TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=True)
-            message = upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
-        await database.write(
-            partial(
-                _finish_run,
-                run_id=run_id,
-                status=status,
-                message=message,
-                rows_read=len(walk.collected),
-                pages_fetched=walk.pages,
-            )
+    await database.write(
+        partial(
+            _close_run,
+            run_id=run_id,
+            status=status,
+            message=message,
+            rows_read=len(walk.collected),
+            pages_fetched=walk.pages,
         )
-        seconds = time.monotonic() - started
-        log.info("poll %s %s: %s", channel.id, status, message)
-        return PollResult(channel.id, run_id, status, walk.pages, len(walk.collected), 0, message, seconds)
+    )
+    seconds = time.monotonic() - started
+    log.info("poll %s %s: %s", channel.id, status, message)
+    return PollResult(channel.id, run_id, status, walk.pages, len(walk.collected), 0, message, seconds)
+
+
+def _failure(channel: ChannelConfig, exc: Exception) -> str:
+    """The run's message for a poll that failed: the source's Chinese reason, or the unforeseen error."""
+    if isinstance(exc, ChannelwatchError):
+        return upstream(str(exc), 2000)
+    # A bug or an unforeseen answer must not stop the other channels.
+    TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=exc)
+    return upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a background write's failure as seen (it is raised where the write is awaited, if it still is)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Stopped(Exception):
@@ -542,7 +586,7 @@ def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str,
     return found
 
 
-def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
+def last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Items seen and pages read by each channel's last successful poll (channels without one are absent)."""
     run = Run.__table__  # type: ignore[attr-defined]
     last_runs = (
@@ -557,19 +601,55 @@ def _last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[i
         return {int(channel_id): (int(seen or 0), int(pages or 0)) for channel_id, seen, pages in rows}
 
 
+def _driver_sql(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    """Run one statement on the driver's own cursor: SQLAlchemy's compile and cache-key work per
+    statement cost a poll more than the statement itself (a run's start and end, per channel).
+    ``sql`` uses ``?``; PostgreSQL's driver wants ``%s``. Returns the cursor's first row, if any."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if cursor.description else None
+    finally:
+        cursor.close()
+
+
+def _moment(conn: Connection, moment: datetime) -> Any:
+    """A time as SQLAlchemy's ``DateTime`` column stores it: SQLite's text form, PostgreSQL's own type."""
+    return store.sqlite_time(moment) if conn.dialect.name == "sqlite" else moment
+
+
+_INSERT_RUN = (
+    "INSERT INTO run (channel_id, kind, source, job_id, started_at, status, rows_read, rows_new, rows_known,"
+    " rows_rejected, pages_fetched) VALUES (?, 'poll', ?, ?, ?, 'running', 0, 0, 0, 0, 0) RETURNING id"
+)
+_FINISH_RUN = (
+    "UPDATE run SET status = ?, message = ?, finished_at = ?, rows_read = ?, rows_new = ?, rows_known = ?,"
+    " pages_fetched = ? WHERE id = ?"
+)
+
+
 def _insert_run(conn: Connection, *, channel_id: int, source: str, job_id: str | None) -> int:
     """A ``running`` poll run, as ``ingest.start_run`` records one, inside the caller's transaction."""
-    result = conn.execute(
-        Run.__table__.insert().values(  # type: ignore[attr-defined]
-            channel_id=channel_id,
-            kind="poll",
-            source=source[:250],
-            job_id=job_id,
-            started_at=store.utc_now(),
-            status="running",
-        )
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    row = _driver_sql(conn, _INSERT_RUN, (channel_id, source[:250], job_id, _moment(conn, store.utc_now())))
+    return int(row[0])
+
+
+def _close_run(
+    conn: Connection,
+    run_id: int,
+    status: str,
+    message: str | None,
+    *,
+    rows_read: int,
+    pages_fetched: int,
+    rows_new: int = 0,
+    rows_known: int = 0,
+) -> None:
+    """``ingest.finish_run`` of a poll run, inside the caller's transaction."""
+    moment = _moment(conn, store.utc_now())
+    _driver_sql(conn, _FINISH_RUN, (status, message, moment, rows_read, rows_new, rows_known, pages_fetched, run_id))
 
 
 def _store_run(
@@ -587,7 +667,7 @@ def _store_run(
     """Store what the poll saw and close its run (inside the group's transaction, in a savepoint)."""
     counts = store_observed(conn, channel_id, observed, zone=zone, kind=kind, run_id=run_id)
     record_pages(conn, channel_id, pages_read)
-    _finish_run(
+    _close_run(
         conn,
         run_id,
         "ok",

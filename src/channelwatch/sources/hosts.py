@@ -22,6 +22,7 @@ IPv4 addresses are read the way the C library reads them when connecting (``2130
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 import socket
@@ -65,6 +66,8 @@ def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return address
 
 
+# Asked before every request and redirect: each host's answer is kept (a few hundred hosts per poll).
+@functools.lru_cache(maxsize=4096)
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -72,6 +75,7 @@ def _is_loopback(host: str) -> bool:
     return address is not None and (address.is_loopback or address.is_unspecified)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_link_local(host: str) -> bool:
     address = address_of(host)
     if address is None:

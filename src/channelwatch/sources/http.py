@@ -1,6 +1,8 @@
 """The one HTTP layer every poll source goes through.
 
-``HttpClient`` wraps one ``httpx.AsyncClient`` and adds what polite, robust polling needs:
+``HttpClient`` sends ``httpx`` requests through one transport (``sources/wire.py``: kept-alive HTTP/1.1
+connections per host; a test may pass another, such as ``httpx.MockTransport``) and adds what polite,
+robust polling needs:
 
 * one user agent, connect and read timeouts;
 * retries with exponential backoff and jitter, for idempotent requests only, and only on transport
@@ -170,10 +172,11 @@ class ConditionalCache:
 
 @dataclass
 class _Host:
-    """Per-host state: a concurrency limit and the earliest time of the next request."""
+    """Per-host state: a concurrency limit, the earliest time of the next request, the host's cookies
+    (a cookie one site sets is never sent to another, whatever ``Domain`` it names)."""
 
     semaphore: asyncio.Semaphore
-    client: httpx.AsyncClient | None = None
+    cookies: httpx.Cookies
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     next_at: float = 0.0
 
@@ -191,29 +194,64 @@ class HttpClient:
         self.settings = settings or HttpSettings()
         self.cache = cache if cache is not None else ConditionalCache(self.settings.cache_bytes)
         self._hosts: dict[str, _Host] = {}
-        self._transport = transport
-        self._ssl: Any = None
+        self._given_transport = transport
+        self._transport: httpx.AsyncBaseTransport | None = None
+        self._headers: httpx.Headers | None = None
+        self._timeouts: dict[str, float | None] = {}
         self.requests_sent = 0
 
-    def _new_client(self) -> httpx.AsyncClient:
-        """One ``httpx`` client per host: httpcore scans its whole pool on every request, so one pool
-        holding a thousand hosts' connections costs more than the requests (measured: 40× the ideal)."""
-        import ssl
+    def _wire(self) -> httpx.AsyncBaseTransport:
+        """The transport, built on first use: one for every host, so that nothing is built per host."""
+        if self._transport is None:
+            import httpx
+            from httpx._decoders import SUPPORTED_DECODERS  # what httpx.AsyncClient offers to decode
 
+            from channelwatch.sources.wire import PooledTransport
+
+            s = self.settings
+            self._headers = httpx.Headers(
+                {
+                    "Accept": "*/*",
+                    "Accept-Encoding": ", ".join(k for k in SUPPORTED_DECODERS if k != "identity"),
+                    "Connection": "keep-alive",
+                    "User-Agent": s.user_agent,
+                }
+            )
+            self._timeouts = httpx.Timeout(s.read_timeout, connect=s.connect_timeout).as_dict()
+            # One for every host; it loads the CA certificates on its first https connection only.
+            self._transport = self._given_transport or PooledTransport(keep=s.per_host)
+        return self._transport
+
+    def _build(
+        self,
+        host: _Host,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: Any = None,
+        json: Any = None,
+        content: bytes | None = None,
+    ) -> httpx.Request:
+        """A request as ``httpx.AsyncClient.build_request`` makes one: default headers, the host's cookies."""
         import httpx
 
-        s = self.settings
-        if self._ssl is None:
-            self._ssl = ssl.create_default_context()  # built once: loading CA certificates is slow
-        return httpx.AsyncClient(
-            headers={"User-Agent": s.user_agent},
-            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
-            limits=httpx.Limits(max_connections=s.per_host, max_keepalive_connections=s.per_host),
-            follow_redirects=False,  # followed in request(), each target checked by hosts.refusal()
-            transport=self._transport,
-            verify=self._ssl,
-            trust_env=False,
+        self._wire()
+        merged = httpx.Headers(self._headers)
+        if headers:
+            merged.update(headers)
+        request = httpx.Request(
+            method,
+            url,
+            params=params,
+            headers=merged,
+            json=json,
+            content=content,
+            extensions={"timeout": self._timeouts},
         )
+        if host.cookies:
+            host.cookies.set_cookie_header(request)
+        return request
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -222,17 +260,19 @@ class HttpClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        hosts, self._hosts = self._hosts, {}
-        for host in hosts.values():
-            if host.client is not None:
-                await host.client.aclose()
+        self._hosts = {}
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     def _host(self, url: str) -> _Host:
         parts = urlsplit(url)
         key = f"{parts.scheme}://{parts.netloc.lower()}"
         host = self._hosts.get(key)
         if host is None:
-            host = self._hosts[key] = _Host(asyncio.Semaphore(self.settings.per_host), client=self._new_client())
+            import httpx
+
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self.settings.per_host), httpx.Cookies())
         return host
 
     async def _pace(self, host: _Host, interval: float) -> None:
@@ -270,14 +310,21 @@ class HttpClient:
         s = self.settings
         method = method.upper()
         may_retry = idempotent if idempotent is not None else method in IDEMPOTENT
+        checked = policy is None
         if policy is None:
             policy = HostPolicy.of([url])
-        elif (reason := refusal(url, policy) or self._second_opinion(url, policy)) is not None:
-            hint = "；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机" if "allow_hosts" in reason else ""
-            raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{hint}")
+        elif (reason := refusal(url, policy)) is not None:
+            raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{_allow_hint(reason)}")
         host = self._host(url)
-        assert host.client is not None
-        request = host.client.build_request(method, url, params=params, headers=headers, json=json)
+        try:
+            request = self._build(host, method, url, params=params, headers=headers, json=json)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            if checked:
+                raise
+            raise FetchError(f"不访问 {redact(url)[:300]}：地址无法解析") from None
+        # The request's URL is httpx's reading of ``url``: the second opinion needs no parse of its own.
+        if not checked and (reason := self._second_opinion(url, policy, request.url)) is not None:
+            raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{_allow_hint(reason)}")
         full_url = str(request.url)
         shown = redact(full_url)
         redirects = 0
@@ -294,7 +341,7 @@ class HttpClient:
                 await self._pace(host, min_interval)
                 self.requests_sent += 1
                 try:
-                    status, response_headers, content = await self._send(host.client, request)
+                    status, response_headers, content = await self._send(host, request)
                 except FetchError:
                     raise
                 except httpx.TimeoutException as exc:
@@ -370,30 +417,34 @@ class HttpClient:
             dropped |= {"cookie", "authorization"}  # credentials stay with the host they were given for
         headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         host = self._host(target)
-        assert host.client is not None
         try:
-            return host.client.build_request(method, target, headers=headers, content=content or None), host
+            return self._build(host, method, target, headers=headers, content=content or None), host
         except (httpx.InvalidURL, ValueError):
             raise FetchError(f"{shown} 重定向（HTTP {status}）到无效的地址 {redact(target)[:300]}，未跟随") from None
 
     @staticmethod
-    def _second_opinion(url: str, policy: HostPolicy) -> str | None:
+    def _second_opinion(url: str, policy: HostPolicy, parsed: httpx.URL | None = None) -> str | None:
         """``refusal`` of the URL as httpx, which connects, reads it: two URL parsers that disagree about
-        the host (``http://a\\@b/``) are the classic way around a check like this."""
+        the host (``http://a\\@b/``) are the classic way around a check like this. ``parsed``: httpx's
+        reading of ``url`` when the caller has it already."""
         import httpx
 
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, ValueError, TypeError):
-            return "地址无法解析"
+        if parsed is None:
+            try:
+                parsed = httpx.URL(url)
+            except (httpx.InvalidURL, ValueError, TypeError):
+                return "地址无法解析"
         host = parsed.raw_host.decode("ascii", "replace").strip("[]").rstrip(".").lower()
         if host != host_of(url):
             return f"地址中的主机有歧义（{host} 或 {host_of(url)}）"
         return refusal(str(parsed), policy)
 
-    async def _send(self, client: httpx.AsyncClient, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
+    async def _send(self, host: _Host, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
         """Send and read the body, stopping at ``max_bytes``."""
-        response = await client.send(request, stream=True)
+        response = await self._wire().handle_async_request(request)
+        response.request = request
+        if "set-cookie" in response.headers:  # the cookie jar's parsing costs a poll more than the request
+            host.cookies.extract_cookies(response)
         try:
             limit = self.settings.max_bytes
             declared = response.headers.get("content-length")
@@ -409,6 +460,10 @@ class HttpClient:
             return response.status_code, {k.lower(): v for k, v in response.headers.items()}, b"".join(chunks)
         finally:
             await response.aclose()
+
+
+def _allow_hint(reason: str) -> str:
+    return "；如确需访问，请在 [channels.poll] 的 allow_hosts 中列出该主机" if "allow_hosts" in reason else ""
 
 
 _CHALLENGE_MARKS = (b"__jsl_clearance", b"_jsluid", b"document.cookie", b"$_ts", b"eval(")

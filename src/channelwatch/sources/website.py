@@ -21,6 +21,7 @@ read per page.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class HtmlListOptions(PollOptions):
         return value
 
 
+@functools.lru_cache(maxsize=256)  # a handful of selectors, asked for every field of every entry
 def _split(selector: str) -> tuple[str, str | None]:
     """``"a@href"`` → ``("a", "href")``; ``"@title"`` → ``("", "title")``; ``"span"`` → ``("span", None)``."""
     css, sep, attr = selector.rpartition("@")

@@ -1,0 +1,280 @@
+"""The polls' HTTP/1.1 transport against real loopback servers: kept connections, bodies, failures, cookies."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from channelwatch.errors import FetchError
+from channelwatch.sources.http import HttpClient, HttpSettings
+from channelwatch.sources.wire import PooledTransport
+
+FAST = HttpSettings(read_timeout=1.0, connect_timeout=1.0, retries=0, backoff=0.01)
+
+Reply = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]  # (request number, head, writer) → keep open
+
+
+class Server:
+    """A loopback HTTP/1.1 server whose every answer the test writes by hand; it counts connections."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Server:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/page.html"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                if not await self.reply(len(self.requests), head, writer):
+                    break
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def answer(body: bytes, *extra: str) -> bytes:
+    headers = "".join(f"{h}\r\n" for h in extra)
+    return f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+
+
+async def keep_alive(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+    writer.write(answer(f"第{number}页".encode()))
+    return True
+
+
+def test_one_connection_serves_a_hosts_requests_in_turn() -> None:
+    async def run() -> tuple[list[str], int]:
+        async with Server(keep_alive) as server, HttpClient(FAST) as client:
+            bodies = [(await client.request("GET", server.url)).content.decode() for _ in range(3)]
+            return bodies, server.connections
+
+    bodies, connections = asyncio.run(run())
+    assert bodies == ["第1页", "第2页", "第3页"]
+    assert connections == 1
+
+
+def test_a_kept_connection_the_server_closed_is_replaced() -> None:
+    async def close_after_answer(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(b"ok"))  # keep-alive implied, but the server closes anyway
+        return False
+
+    async def run() -> tuple[list[int], int]:
+        async with Server(close_after_answer) as server, HttpClient(FAST) as client:
+            statuses = []
+            for _ in range(3):
+                statuses.append((await client.request("GET", server.url)).status)
+                await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
+            return statuses, server.connections
+
+    statuses, connections = asyncio.run(run())
+    assert statuses == [200, 200, 200]
+    assert connections == 3
+
+
+def test_a_get_on_a_connection_dropped_under_it_is_sent_again_once() -> None:
+    async def drop_second(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if number == 2:
+            return False  # read the request, close without a word: a keep-alive timeout racing the request
+        writer.write(answer(b"ok"))
+        return True
+
+    async def run() -> tuple[list[int], int, int]:
+        async with Server(drop_second) as server, HttpClient(FAST) as client:
+            statuses = [(await client.request("GET", server.url)).status for _ in range(2)]
+            return statuses, server.connections, len(server.requests)
+
+    statuses, connections, requests = asyncio.run(run())
+    assert statuses == [200, 200]
+    assert (connections, requests) == (2, 3)
+
+
+def test_a_new_connection_closed_without_answer_fails() -> None:
+    async def never(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        return False
+
+    async def run() -> None:
+        async with Server(never) as server:
+            transport = PooledTransport()
+            try:
+                response = await transport.handle_async_request(httpx.Request("GET", server.url))
+                await response.aread()
+            finally:
+                await transport.aclose()
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        asyncio.run(run())
+
+
+def test_an_answer_read_in_part_closes_its_connection() -> None:
+    big = b"x" * 200_000
+
+    async def large(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(big))
+        return True
+
+    async def run() -> tuple[int, bytes, bytes, int, int]:
+        transport = PooledTransport()
+        try:
+            async with Server(large) as server:
+                cut = await transport.handle_async_request(httpx.Request("GET", server.url))
+                async for _ in cut.aiter_raw():
+                    break  # the size cap stops reading like this
+                await cut.aclose()
+                whole = await transport.handle_async_request(httpx.Request("GET", server.url))
+                first = await whole.aread()
+                again = await transport.handle_async_request(httpx.Request("GET", server.url))
+                second = await again.aread()
+                return server.connections, first, second, len(server.requests), len(big)
+        finally:
+            await transport.aclose()
+
+    connections, first, second, requests, size = asyncio.run(run())
+    assert len(first) == len(second) == size
+    # The cut-short answer's connection was closed (its rest would read as the next answer); the whole
+    # answer's connection served the third request.
+    assert (connections, requests) == (2, 3)
+
+
+def test_the_size_cap_ends_the_request() -> None:
+    async def large(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"4000\r\n" + b"y" * 0x4000 + b"\r\n")
+        return True  # more would follow: the client must stop at its cap, not wait for the end
+
+    async def run() -> None:
+        async with Server(large) as server, HttpClient(HttpSettings(max_bytes=1000, retries=0)) as client:
+            await client.request("GET", server.url)
+
+    with pytest.raises(FetchError, match="上限"):
+        asyncio.run(run())
+
+
+def test_chunked_gzip_and_close_delimited_bodies() -> None:
+    page = "<html><body>政务公开</body></html>".encode()
+
+    async def varied(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if number == 1:
+            packed = gzip.compress(page)
+            chunks = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (packed[:10], packed[10:]))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n"
+                + chunks
+                + b"0\r\n\r\n"
+            )
+            return True
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + page)  # ends when the server closes
+        return False
+
+    async def run() -> tuple[bytes, bytes, str]:
+        async with Server(varied) as server, HttpClient(FAST) as client:
+            first = await client.request("GET", server.url)
+            second = await client.request("GET", server.url)
+            return first.content, second.content, server.requests[0].decode().lower()
+
+    first, second, head = asyncio.run(run())
+    assert first == second == page
+    assert "accept-encoding: gzip" in head
+
+
+def test_slow_answer_and_refused_connection_fail_with_httpx_errors() -> None:
+    async def silent(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(2)
+        return False
+
+    async def run() -> tuple[type[BaseException], type[BaseException]]:
+        transport = PooledTransport()
+        timeouts = httpx.Timeout(0.2).as_dict()
+        caught = []
+        try:
+            async with Server(silent) as server:
+                url = server.url
+                try:
+                    await transport.handle_async_request(httpx.Request("GET", url, extensions={"timeout": timeouts}))
+                except httpx.HTTPError as exc:
+                    caught.append(type(exc))
+            await asyncio.sleep(0.05)
+            try:  # the server is gone: nothing listens on its port any more
+                await transport.handle_async_request(httpx.Request("GET", url, extensions={"timeout": timeouts}))
+            except httpx.HTTPError as exc:
+                caught.append(type(exc))
+        finally:
+            await transport.aclose()
+        return caught[0], caught[1]
+
+    slow, refused = asyncio.run(run())
+    assert slow is httpx.ReadTimeout
+    assert refused is httpx.ConnectError
+
+
+def test_cookies_stay_with_the_host_that_set_them() -> None:
+    async def sets_cookie(number: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(b"ok", "Set-Cookie: visitor=abc; Path=/"))
+        return True
+
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        async with Server(sets_cookie) as first, Server(keep_alive) as other, HttpClient(FAST) as client:
+            await client.request("GET", first.url)
+            await client.request("GET", first.url)
+            await client.request("GET", other.url)  # the same address on another port: another site
+            return first.requests, other.requests
+
+    first, other = asyncio.run(run())
+    assert b"visitor=abc" not in first[0].lower() and b"cookie: visitor=abc" in first[1].lower()
+    assert b"visitor" not in other[0].lower()
+
+
+def test_https_checks_the_certificate() -> None:
+    """TLS to a loopback server: answered with a certificate the client trusts, refused with one it does not."""
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+
+    async def run() -> tuple[bytes, type[BaseException] | None]:
+        server = await asyncio.start_server(Server(keep_alive)._handle, "127.0.0.1", 0, ssl=served)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/page.html"
+        trusted, default = PooledTransport(ssl_context=trusting), PooledTransport()
+        refused: type[BaseException] | None = None
+        try:
+            answer = await trusted.handle_async_request(httpx.Request("GET", url))
+            body = await answer.aread()
+            try:  # the system's trust store does not know the test's authority
+                await default.handle_async_request(httpx.Request("GET", url))
+            except httpx.ConnectError as exc:
+                refused = type(exc)
+        finally:
+            await trusted.aclose()
+            await default.aclose()
+            server.close()
+        return body, refused
+
+    body, refused = asyncio.run(run())
+    assert body.decode() == "第1页"
+    assert refused is httpx.ConnectError
