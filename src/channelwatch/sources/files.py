@@ -72,6 +72,8 @@ class ExportFile:
     size: int = 0
     close: Callable[[], None] = field(default=lambda: None)
     warning: str | None = None  # said to the user and kept on the run, the import still succeeds
+    # The columnar reader of the same rows (sources/fastcsv.py), where the file is one it can read.
+    columnar: Callable[[], Iterator[Any]] | None = None
 
 
 # --- encodings -----------------------------------------------------------------------------------
@@ -411,6 +413,14 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
                 "可用 --encoding 指定编码"
             ) from None
 
+    columnar: Callable[[], Iterator[Any]] | None = None
+    if chosen.lower().replace("_", "-") in {"utf-8", "utf8", "utf-8-sig"} and dialect is csv.excel:
+
+        def columnar() -> Iterator[Any]:
+            from channelwatch.sources.fastcsv import csv_columns
+
+            return csv_columns(path, converter, chosen, zone, with_bom=chosen == "utf-8-sig")
+
     return ExportFile(
         path=path,
         format="csv",
@@ -420,6 +430,7 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
         position=raw.tell,
         size=path.stat().st_size,
         close=raw.close,
+        columnar=columnar,
     )
 
 

@@ -148,8 +148,12 @@ def upsert_publications(
     *,
     run_id: int | None,
     seen_at: datetime | None = None,
+    checked: bool = False,
 ) -> UpsertCounts:
     """Store ``records`` (streamed, in batches) inside the caller's transaction; count new vs known.
+
+    ``checked`` records went through ``storable`` already and, on SQLite, hold their time as the
+    store's text (the import's reading process prepares them): they are bound as they are.
 
     ``new`` is measured, not guessed: on SQLite, rowids of new rows are allocated as max + 1 inside
     our exclusive write transaction, so the growth of max(id) is the number of inserted rows; on
@@ -170,6 +174,11 @@ def upsert_publications(
     sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
     seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
     tail = (channel_id, seen_value, seen_value, run_id)
+    as_is = checked and dialect == "sqlite"
+    if as_is:
+        # One statement per import, its constants written into it: the rows go to the driver untouched.
+        constants = f"{int(channel_id)}, '{seen_value}', '{seen_value}', {'NULL' if run_id is None else int(run_id)}"
+        sql = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)}, {constants}) {_ON_CONFLICT}"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     deferred: int | None = None
@@ -184,7 +193,12 @@ def upsert_publications(
                 if deferred is not None:
                     bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
             total += len(batch)
-            rows = [(*storable(record), *tail) for record in batch]
+            if as_is:
+                rows = batch
+            elif checked:
+                rows = [(*record, *tail) for record in batch]
+            else:
+                rows = [(*storable(record), *tail) for record in batch]
             if bulk is not None:
                 rows = bulk.sort(rows)
             if rows:
