@@ -96,9 +96,13 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
         if spec.get("fast") and sqlite and kind != "wechat" and export.columnar is not None:
             try:
                 for number, batch in enumerate(export.columnar(), 1):
-                    read += batch.rows
+                    ready = records_of_columns(batch, kind)
                     position = min(export.size, number * BLOCK_BYTES)
-                    send(("batch", records_of_columns(batch, kind), [], read, position, export.size))
+                    # In messages of the usual size: the parent holds one at a time, and starts on it sooner.
+                    for start in range(0, len(ready), _BATCH):
+                        chunk = ready[start : start + _BATCH]
+                        read += batch.rows if start + _BATCH >= len(ready) else 0
+                        send(("batch", chunk, [], read, position, export.size))
             except Undecided as exc:
                 send(("undecided", str(exc)))
                 return

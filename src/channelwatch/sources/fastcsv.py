@@ -33,7 +33,7 @@ _PY_SPACE = (  # tests/sources/test_fastcsv.py checks it
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _PLAIN_DATE = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?$"
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 _EARLIEST_UTC = 946684800  # 2000-01-01T00:00:00Z, dates.EARLIEST as the inline check compares it
 
 

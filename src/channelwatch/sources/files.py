@@ -475,6 +475,7 @@ def _xlsx_broken(path: Path, exc: BaseException) -> InputError:
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _ROW, _CELL, _VALUE, _FORMULA_TAG = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}f"
 _INLINE, _TEXT, _RUN, _STRING_ITEM = f"{_MAIN}is", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}si"
+_DIMENSION, _SHEET_DATA = f"{_MAIN}dimension", f"{_MAIN}sheetData"
 
 
 @lru_cache(maxsize=1024)
@@ -508,6 +509,8 @@ def _inline_text(cell: Any) -> str | None:
     inline = cell.find(_INLINE)
     if inline is None:
         return None
+    if len(inline) == 1 and inline[0].tag == _TEXT:  # plain text, by far the most common
+        return inline[0].text or ""
     # Plain text and rich-text runs; phonetic guides (<rPh>) are not part of the value.
     text = inline.findtext(_TEXT) or ""
     return text + "".join(run.findtext(_TEXT) or "" for run in inline.iterfind(_RUN))
@@ -624,14 +627,28 @@ def _ignore_bad_dimension() -> None:
     """
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-    original = ReadOnlyWorksheet._get_size
-    if getattr(original, "tolerant", False):
+    if getattr(ReadOnlyWorksheet._get_size, "tolerant", False):
         return
 
     def _get_size(self: Any) -> None:
+        # openpyxl looks for <dimension> with "end" events, so a sheet without one (openpyxl's own write-only
+        # files, other tools) is parsed whole before the first row is read: stop at <sheetData>'s start.
+        from lxml import etree
+        from openpyxl.utils.cell import range_boundaries
+
+        self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
         try:
-            original(self)
-        except (ValueError, TypeError, KeyError):
+            with self._get_source() as source:
+                for _event, element in etree.iterparse(
+                    source, events=("start",), resolve_entities=False, no_network=True, huge_tree=False
+                ):
+                    if element.tag == _DIMENSION:
+                        bounds = range_boundaries(element.get("ref") or "")
+                        self._min_column, self._min_row, self._max_column, self._max_row = bounds
+                        break
+                    if element.tag == _SHEET_DATA:
+                        break
+        except (ValueError, TypeError, KeyError, etree.XMLSyntaxError):
             self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
 
     _get_size.tolerant = True  # type: ignore[attr-defined]
