@@ -17,13 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from channelwatch.dates import _zone
 from channelwatch.sources.base import Observed
-
-if TYPE_CHECKING:
-    from channelwatch.sources.files import _RowConverter
 
 __all__ = ["BLOCK_BYTES", "ColumnBatch", "Undecided", "csv_columns"]
 
@@ -70,10 +67,11 @@ def _days_from_civil(y: Any, m: Any, d: Any) -> Any:
     return era * 146097 + doe - 719468
 
 
-def csv_columns(
-    path: Path, converter: _RowConverter, encoding: str, zone: str, *, with_bom: bool
-) -> Iterator[ColumnBatch]:
-    """The publications of a comma-separated UTF-8 export, batch by batch; raises ``Undecided``."""
+def csv_columns(path: Path, converter: Any, encoding: str, zone: str, *, with_bom: bool) -> Iterator[ColumnBatch]:
+    """The publications of a comma-separated UTF-8 export, batch by batch; raises ``Undecided``.
+
+    ``converter`` is the row-by-row reader's ``files._RowConverter`` for the file's header.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -414,7 +414,9 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
             ) from None
 
     columnar: Callable[[], Iterator[Any]] | None = None
-    if chosen.lower().replace("_", "-") in {"utf-8", "utf8", "utf-8-sig"} and dialect is csv.excel:
+    # The columnar reader skips the header as one line: a header cell holding a line break keeps it away.
+    one_line = not any("\n" in cell or "\r" in cell for cell in header)
+    if chosen.lower().replace("_", "-") in {"utf-8", "utf8", "utf-8-sig"} and dialect is csv.excel and one_line:
 
         def columnar() -> Iterator[Any]:
             from channelwatch.sources.fastcsv import csv_columns
