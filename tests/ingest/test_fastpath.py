@@ -20,7 +20,7 @@ from channelwatch.errors import InputError
 from channelwatch.ingest import imports as ingest_imports
 from channelwatch.ingest.imports import import_file
 from channelwatch.instance.config import load_instance
-from channelwatch.store import open_store
+from channelwatch.store import open_store, upsert
 from tests.conftest import write_instance
 from tests.sources.test_fastcsv import cells, valid_cells, write_csv
 
@@ -65,6 +65,8 @@ def _stored(root: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ..
 def test_columnar_import_stores_what_the_row_by_row_import_stores(  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch, first, second, channel: str, skip_invalid: bool
 ) -> None:
+    # Batches of three: the bulk upsert's ways (known rows found first, held rows, indexes built at the end).
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 3)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         outcomes = []
