@@ -55,7 +55,7 @@ def _stored(root: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ..
     return [tuple(p) for p in publications], [tuple(c) for c in counts], [tuple(d) for d in distinct]
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     first=st.lists(st.one_of(valid_cells, valid_cells, valid_cells, cells), min_size=1, max_size=10),
     second=st.lists(valid_cells, min_size=0, max_size=6),
