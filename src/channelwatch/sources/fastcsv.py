@@ -89,7 +89,7 @@ def csv_columns(path: Path, converter: Any, encoding: str, zone: str, *, with_bo
         return pcsv.open_csv(
             str(path),
             read_options=pcsv.ReadOptions(
-                skip_rows=1, column_names=names, block_size=BLOCK_BYTES, encoding="utf8", use_threads=True
+                skip_rows=1, column_names=names, block_size=BLOCK_BYTES, encoding="utf8", use_threads=False
             ),
             parse_options=pcsv.ParseOptions(
                 delimiter=",",
