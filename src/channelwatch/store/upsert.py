@@ -242,9 +242,12 @@ _HELD_MAX = 20000
 _FILLED = (1, 2, 3, 4, 5, 11)
 _FIRST_COUNTED = 5
 _KNOWN = (
-    "SELECT identity, id, platform_id IS NULL, title IS NULL, url IS NULL, column_name IS NULL, push_id IS NULL, "
-    "title_key IS NULL, is_repost FROM publication WHERE channel_id = ? AND identity IN ({marks})"
+    "SELECT identity, id, (platform_id IS NULL) + 2 * (title IS NULL) + 4 * (url IS NULL) + 8 * (column_name IS NULL) "
+    "+ 16 * (push_id IS NULL) + 32 * (title_key IS NULL), is_repost "
+    "FROM publication WHERE channel_id = ? AND identity IN ({marks})"
 )
+# The record places of the empty columns, by the bit mask _KNOWN gives.
+_EMPTY = [tuple(i for bit, i in enumerate(_FILLED) if mask >> bit & 1) for mask in range(64)]
 
 
 class _KnownRows:
@@ -280,31 +283,40 @@ class _KnownRows:
         for start in range(0, len(identities), 10000):
             chunk = identities[start : start + 10000]
             query = _KNOWN.format(marks=", ".join("?" * len(chunk)))
-            for identity, row_id, *empty, repost in self.cursor.execute(query, (self.channel_id, *chunk)):
-                # Which of the filled columns are empty in the store: usually none, or the few a kind never has.
-                found[identity] = (row_id, tuple(i for n, i in enumerate(_FILLED) if empty[n]), repost)
+            # Which of the filled columns are empty in the store: usually none, or the few a kind never has.
+            found.update(
+                (identity, (row_id, _EMPTY[mask], repost))
+                for identity, row_id, mask, repost in self.cursor.execute(query, (self.channel_id, *chunk))
+            )
         if not found and not self._held_identities:
             return rows
         now: list[tuple[Any, ...]] = []
-        held, touched = self._held_identities, self._touched
+        held, touched, after, seen = self._held_identities, self._touched, self.after, self.seen
         for row in rows:
             identity = row[0]
-            if identity in held:
-                self.held.append(row)
-                continue
             stored = found.get(identity)
-            if stored is None or stored[0] > self.after:
-                now.append(row)  # new, or first stored by this batch: counted at its end either way
+            if stored is None or stored[0] > after:
+                if held and identity in held:
+                    self.held.append(row)
+                else:
+                    now.append(row)  # new, or first stored by this batch: counted at its end either way
                 continue
             row_id, empty, repost = stored
-            fills = [i for i in empty if row[i] is not None]
-            if (row[6] and not repost) or (fills and fills[-1] >= _FIRST_COUNTED):
+            if held and identity in held:
+                self.held.append(row)
+                continue
+            fills = [i for i in empty if row[i] is not None] if empty else None
+            if not fills:
+                if row[6] and not repost:
+                    held.add(identity)
+                    self.held.append(row)
+                else:
+                    touched.append((seen, row_id))
+            elif (row[6] and not repost) or fills[-1] >= _FIRST_COUNTED:
                 held.add(identity)
                 self.held.append(row)
-            elif fills:
-                now.append(row)  # fills a column no figure depends on
             else:
-                touched.append((self.seen, row_id))
+                now.append(row)  # fills a column no figure depends on
         if len(touched) >= 50000:
             self.touch()
         return now
