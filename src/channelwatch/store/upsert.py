@@ -324,9 +324,9 @@ class _KnownRows:
     def drop_indexes(self) -> None:
         """The first rows of an empty store: its secondary indexes are built once at the end, by sorting.
 
-        Building an index over a million rows from the table costs about a third of keeping it row by row;
-        in a store that already holds rows it would cost a sort of all of them, so only an empty one does
-        this. The unique key stays: it decides new and known. Schema changes are transactional in SQLite.
+        Building an index from the table once costs less than keeping it row by row (about a tenth of the
+        writing, scripts/benchmark.py import); in a store that already holds rows it would cost a sort of all
+        of them, so only an empty one does this. The unique key stays: it decides new and known. Schema changes are transactional in SQLite.
         """
         self._dropped = [
             sql
