@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from channelwatch.errors import InputError
 from channelwatch.ingest.runs import record_of, records_of_columns
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import _PY_SPACE, Undecided
@@ -204,3 +205,16 @@ def test_a_plain_export_is_decided_by_columns_alone(tmp_path: Path, monkeypatch:
     found = column_records(path, "Asia/Shanghai", "weibo")
     assert found is not None and found[1] == 500
     assert found[0][0][:2] == ("id:0", "0") and found[0][0][7] == "2020-05-01 00:00:00.000000"
+
+
+def test_a_cell_beyond_the_csv_field_limit_is_left_to_the_row_by_row_reader(tmp_path: Path) -> None:
+    """Python's csv rejects such a file (one clear message): the columnar reader must not store it."""
+    path = tmp_path / "export.csv"
+    huge = "长" * (csv.field_size_limit() + 10)
+    write_csv(path, [("1", huge, "", "2020-06-01 08:00", "原创")], ["微博ID", "标题", "链接", "发布时间", "是否转发"],
+              bom=False, blank_lines=False)  # fmt: skip
+    assert column_records(path, "Asia/Shanghai", "weibo") is None
+    export = open_export(path, zone="Asia/Shanghai", kind="weibo", latest=LATEST)
+    with pytest.raises(InputError, match="不是有效的 CSV"):
+        list(export.rows())
+    export.close()
