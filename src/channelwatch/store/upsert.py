@@ -326,7 +326,8 @@ class _KnownRows:
 
         Building an index from the table once costs less than keeping it row by row (about a tenth of the
         writing, scripts/benchmark.py import); in a store that already holds rows it would cost a sort of all
-        of them, so only an empty one does this. The unique key stays: it decides new and known. Schema changes are transactional in SQLite.
+        of them, so only an empty one does this. The unique key stays: it decides new and known. Schema
+        changes are transactional in SQLite.
         """
         self._dropped = [
             sql
