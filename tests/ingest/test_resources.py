@@ -150,6 +150,7 @@ def test_json_with_100000_keys_per_object_is_read_in_linear_time(tmp_path: Path)
         assert len(entries) == 4 and not any(getattr(e, "problems", None) for e in entries)
         return time.monotonic() - started
 
-    small, large = seconds(20_000), seconds(100_000)
+    # The best of three runs: on a shared machine one run can lose a few tenths of a second to other work.
+    small, large = min(seconds(20_000) for _ in range(3)), min(seconds(100_000) for _ in range(3))
     assert large < 5  # quadratic header building took 34 s here
     assert large < 5 * small * 3  # five times the keys, well under 25 times the time

@@ -18,6 +18,7 @@ from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, RejectedRows, par
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, start_run
 from channelwatch.instance.config import KIND_LABELS, ChannelConfig
 from channelwatch.sources.base import Observed
+from channelwatch.sources.fastcsv import Undecided
 from channelwatch.sources.files import ExportFile, open_export, shown, write_rejected
 from channelwatch.store import Store
 
@@ -164,62 +165,81 @@ def import_file(
             path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime, latest=latest
         )
         result.format, result.encoding = export.format, export.encoding
-        with store.write(opened.engine) as conn:
-            records: Iterable[Any]
-            if export.format in {"csv", "xlsx"} and path.stat().st_size >= READAHEAD_MIN_BYTES:
-                export.close()
+        # A large CSV is first read by columns (sources/fastcsv.py); a row that reader cannot decide sends
+        # the whole file, from scratch and in a new transaction, through the row-by-row reader.
+        for fast in (True, False):
+            try:
+                with store.write(opened.engine) as conn:
+                    records: Iterable[Any]
+                    # An XLSX file is compressed about tenfold and slower to parse per byte: a smaller one
+                    # already pays for the reading process.
+                    least = READAHEAD_MIN_BYTES // 8 if export.format == "xlsx" else READAHEAD_MIN_BYTES
+                    in_child = export.format in {"csv", "xlsx"} and path.stat().st_size >= least
+                    if in_child:
+                        export.close()
 
-                def on_read(count: int) -> None:
-                    result.rows_read = count
+                        def on_read(count: int) -> None:
+                            result.rows_read = count
 
-                records = parsed_in_child(
-                    path,
-                    zone=zone,
-                    kind=channel.kind,
-                    format=export.format,
-                    encoding=export.encoding,
-                    now=mtime,
-                    latest=latest,
-                    sqlite=conn.dialect.name == "sqlite",
-                    rejected=rejected,
-                    on_read=on_read,
-                    progress=progress,
-                )
-            else:
-                records = _valid_records(export, zone, channel.kind, rejected, result, progress)
-            links = None if force else LinkKinds(channel.kind)
-            if links is not None:
-                records = links.watch(records)
-            counts = store.upsert_publications(conn, channel_id, records, run_id=run_id)
-            result.rows_new, result.rows_known = counts.new, counts.known
-            result.rows_rejected = len(rejected)
-            _check_kind(path, channel, links)
-            if rejected and not skip_invalid:
-                problems = [p for row in rejected for p in row.problems]
-                raise InputError(
-                    f"{shown(path)}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
-                    "或加 --skip-invalid 只导入有效行）：",
-                    problems,
-                )
-            if unchanged is not None and not unchanged():
-                raise FileChanged(f"{shown(path)}：导入期间文件被改动，本次未导入任何内容，文件写完后会重新导入")
-            if rejected:
-                result.rejected_file = rejected_path(path)
-                write_rejected(export, list(rejected), result.rejected_file)
-            result.warning = export.warning
-            notes = [export.warning] if export.warning else []
-            if result.rejected_file:
-                notes.append(f"拒收 {len(rejected)} 行，见 {shown(result.rejected_file.name)}")
-            _finish_run(
-                conn,
-                run_id,
-                "ok",
-                "；".join(notes) or None,
-                rows_read=result.rows_read,
-                rows_new=result.rows_new,
-                rows_known=result.rows_known,
-                rows_rejected=result.rows_rejected,
-            )
+                        records = parsed_in_child(
+                            path,
+                            zone=zone,
+                            kind=channel.kind,
+                            format=export.format,
+                            encoding=export.encoding,
+                            now=mtime,
+                            latest=latest,
+                            sqlite=conn.dialect.name == "sqlite",
+                            fast=fast,
+                            rejected=rejected,
+                            on_read=on_read,
+                            progress=progress,
+                        )
+                    else:
+                        records = _valid_records(export, zone, channel.kind, rejected, result, progress)
+                    links = None if force else LinkKinds(channel.kind)
+                    if links is not None:
+                        records = links.watch(records)
+                    counts = store.upsert_publications(conn, channel_id, records, run_id=run_id, checked=in_child)
+                    result.rows_new, result.rows_known = counts.new, counts.known
+                    result.rows_rejected = len(rejected)
+                    _check_kind(path, channel, links)
+                    if rejected and not skip_invalid:
+                        problems = [p for row in rejected for p in row.problems]
+                        raise InputError(
+                            f"{shown(path)}：有 {len(rejected)} 行无效，整个文件未导入（可修正后重新导入，"
+                            "或加 --skip-invalid 只导入有效行）：",
+                            problems,
+                        )
+                    if unchanged is not None and not unchanged():
+                        raise FileChanged(
+                            f"{shown(path)}：导入期间文件被改动，本次未导入任何内容，文件写完后会重新导入"
+                        )
+                    if rejected:
+                        result.rejected_file = rejected_path(path)
+                        write_rejected(export, list(rejected), result.rejected_file)
+                    result.warning = export.warning
+                    notes = [export.warning] if export.warning else []
+                    if result.rejected_file:
+                        notes.append(f"拒收 {len(rejected)} 行，见 {shown(result.rejected_file.name)}")
+                    _finish_run(
+                        conn,
+                        run_id,
+                        "ok",
+                        "；".join(notes) or None,
+                        rows_read=result.rows_read,
+                        rows_new=result.rows_new,
+                        rows_known=result.rows_known,
+                        rows_rejected=result.rows_rejected,
+                    )
+            except Undecided:
+                if not fast:
+                    raise
+                log.info("import %s: read again row by row", shown(path.name))
+                rejected = RejectedRows(keep_all=skip_invalid)
+                result.rows_read = result.rows_new = result.rows_known = 0
+                continue
+            break
     except InputError as exc:
         finish_run(
             opened.engine,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import UTC, date
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -18,7 +19,9 @@ from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.identity import identity_key, title_key, wechat_push_estimate, wechat_push_id, wechat_push_key
 from channelwatch.sources.base import Observed
+from channelwatch.sources.fastcsv import ColumnBatch
 from channelwatch.store.models import Run
+from channelwatch.store.upsert import storable
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,45 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
             title_key(title) if title else None,
         ),
     )
+
+
+def records_of_columns(batch: ColumnBatch, kind: str) -> list[tuple[Any, ...]]:
+    """``record_of`` for a batch of the columnar reader, as store-ready SQLite tuples (``storable`` applied).
+
+    Not for WeChat channels, whose push rules read every row (the row-by-row path reads their files).
+    """
+    if kind == "wechat":
+        raise ValueError("WeChat exports are read row by row")
+    identities: list[str] = []
+    for platform_id, url, title, day in zip(batch.platform_id, batch.url, batch.title, batch.local_date, strict=True):
+        if platform_id:
+            identity = "id:" + platform_id
+        else:
+            identity = identity_key(
+                platform_id=None, url=url, title=title, local_day=date.fromisoformat(day), kind=kind
+            )
+        if len(identity) > store.IDENTITY_MAX:
+            identity = store.long_identity(identity)  # before storable, as record_of does
+        identities.append(identity)
+    keys = [title_key(title) if title else None for title in batch.title]
+    records = zip(
+        identities,
+        batch.platform_id,
+        batch.title,
+        batch.url,
+        batch.column_name,
+        repeat(None),
+        batch.is_repost,
+        batch.published_utc,
+        batch.local_year,
+        batch.local_month,
+        batch.local_date,
+        keys,
+        strict=False,
+    )
+    if batch.plain_text:
+        return list(records)  # what storable would hand back untouched (identities are short already)
+    return [storable(record) for record in records]
 
 
 # --- runs ------------------------------------------------------------------------------------------------

@@ -72,6 +72,8 @@ class ExportFile:
     size: int = 0
     close: Callable[[], None] = field(default=lambda: None)
     warning: str | None = None  # said to the user and kept on the run, the import still succeeds
+    # The columnar reader of the same rows (sources/fastcsv.py), where the file is one it can read.
+    columnar: Callable[[], Iterator[Any]] | None = None
 
 
 # --- encodings -----------------------------------------------------------------------------------
@@ -411,6 +413,16 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
                 "可用 --encoding 指定编码"
             ) from None
 
+    columnar: Callable[[], Iterator[Any]] | None = None
+    # The columnar reader skips the header as one line: a header cell holding a line break keeps it away.
+    one_line = not any("\n" in cell or "\r" in cell for cell in header)
+    if chosen.lower().replace("_", "-") in {"utf-8", "utf8", "utf-8-sig"} and dialect is csv.excel and one_line:
+
+        def columnar() -> Iterator[Any]:
+            from channelwatch.sources.fastcsv import csv_columns
+
+            return csv_columns(path, converter, chosen, zone, with_bom=chosen == "utf-8-sig")
+
     return ExportFile(
         path=path,
         format="csv",
@@ -420,6 +432,7 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
         position=raw.tell,
         size=path.stat().st_size,
         close=raw.close,
+        columnar=columnar,
     )
 
 
@@ -464,6 +477,7 @@ def _xlsx_broken(path: Path, exc: BaseException) -> InputError:
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _ROW, _CELL, _VALUE, _FORMULA_TAG = f"{_MAIN}row", f"{_MAIN}c", f"{_MAIN}v", f"{_MAIN}f"
 _INLINE, _TEXT, _RUN, _STRING_ITEM = f"{_MAIN}is", f"{_MAIN}t", f"{_MAIN}r", f"{_MAIN}si"
+_DIMENSION, _SHEET_DATA = f"{_MAIN}dimension", f"{_MAIN}sheetData"
 
 
 @lru_cache(maxsize=1024)
@@ -497,6 +511,8 @@ def _inline_text(cell: Any) -> str | None:
     inline = cell.find(_INLINE)
     if inline is None:
         return None
+    if len(inline) == 1 and inline[0].tag == _TEXT:  # plain text, by far the most common
+        return inline[0].text or ""
     # Plain text and rich-text runs; phonetic guides (<rPh>) are not part of the value.
     text = inline.findtext(_TEXT) or ""
     return text + "".join(run.findtext(_TEXT) or "" for run in inline.iterfind(_RUN))
@@ -613,14 +629,28 @@ def _ignore_bad_dimension() -> None:
     """
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-    original = ReadOnlyWorksheet._get_size
-    if getattr(original, "tolerant", False):
+    if getattr(ReadOnlyWorksheet._get_size, "tolerant", False):
         return
 
     def _get_size(self: Any) -> None:
+        # openpyxl looks for <dimension> with "end" events, so a sheet without one (openpyxl's own write-only
+        # files, other tools) is parsed whole before the first row is read: stop at <sheetData>'s start.
+        from lxml import etree
+        from openpyxl.utils.cell import range_boundaries
+
+        self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
         try:
-            original(self)
-        except (ValueError, TypeError, KeyError):
+            with self._get_source() as source:
+                for _event, element in etree.iterparse(
+                    source, events=("start",), resolve_entities=False, no_network=True, huge_tree=False
+                ):
+                    if element.tag == _DIMENSION:
+                        bounds = range_boundaries(element.get("ref") or "")
+                        self._min_column, self._min_row, self._max_column, self._max_row = bounds
+                        break
+                    if element.tag == _SHEET_DATA:
+                        break
+        except (ValueError, TypeError, KeyError, etree.XMLSyntaxError):
             self._min_column, self._min_row, self._max_column, self._max_row = 1, 1, None, None
 
     _get_size.tolerant = True  # type: ignore[attr-defined]

@@ -158,19 +158,28 @@ def _sqlite_insert_trigger() -> str:
     )
 
 
-def _sqlite_triggers() -> list[str]:
+_COUNTED_OLD = "NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE OLD.id > d.after_id)"
+
+
+def _trigger_body(statements: list[str]) -> str:
+    return "BEGIN\n" + ";\n".join(statements) + ";\nEND"
+
+
+def _sqlite_update_trigger() -> str:
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _COUNTED)
-    counted_old = "NOT EXISTS (SELECT 1 FROM counts_deferred d WHERE OLD.id > d.after_id)"
+    return (
+        f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
+        f"WHEN ({changed}) AND {_COUNTED_OLD} "
+        f"{_trigger_body(_sqlite_change('OLD', -1) + _sqlite_change('NEW', 1))}"
+    )
 
-    def body(statements: list[str]) -> str:
-        return "BEGIN\n" + ";\n".join(statements) + ";\nEND"
 
+def _sqlite_triggers() -> list[str]:
     return [
         _sqlite_insert_trigger(),
         "CREATE TRIGGER publication_counted_delete AFTER DELETE ON publication "
-        f"WHEN {counted_old} {body(_sqlite_change('OLD', -1))}",
-        f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
-        f"WHEN ({changed}) AND {counted_old} {body(_sqlite_change('OLD', -1) + _sqlite_change('NEW', 1))}",
+        f"WHEN {_COUNTED_OLD} {_trigger_body(_sqlite_change('OLD', -1))}",
+        _sqlite_update_trigger(),
     ]
 
 
@@ -289,9 +298,13 @@ def defer_counts(conn: Connection) -> int | None:
     after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
     conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
     # A table with an INSERT trigger costs SQLite about 7 µs more per inserted row even when the trigger's
-    # WHEN says no: the trigger is dropped for the batch and created again at its end, in the same
-    # transaction (SQLite's schema changes are transactional; a killed import leaves it as it was).
+    # WHEN says no, and the UPDATE trigger's mere presence makes every INSERT … ON CONFLICT DO UPDATE
+    # compile and run its trigger program: both are dropped for the batch and created again at its end,
+    # in the same transaction (SQLite's schema changes are transactional; a killed import leaves it as it
+    # was). Without the UPDATE trigger, the caller must not change a counted column of a row at or below
+    # ``after`` until ``count_deferred`` has put it back (``upsert_publications`` holds such rows back).
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS publication_counted_insert")
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS publication_counted_update")
     return after
 
 
@@ -302,6 +315,7 @@ def count_deferred(conn: Connection, after: int | None) -> None:
     after = int(after)
     conn.exec_driver_sql("DELETE FROM counts_deferred")
     conn.exec_driver_sql(_sqlite_insert_trigger())
+    conn.exec_driver_sql(_sqlite_update_trigger())
     conn.exec_driver_sql(
         "INSERT INTO publication_count "
         "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "

@@ -148,8 +148,12 @@ def upsert_publications(
     *,
     run_id: int | None,
     seen_at: datetime | None = None,
+    checked: bool = False,
 ) -> UpsertCounts:
     """Store ``records`` (streamed, in batches) inside the caller's transaction; count new vs known.
+
+    ``checked`` records went through ``storable`` already and, on SQLite, hold their time as the
+    store's text (the import's reading process prepares them): they are bound as they are.
 
     ``new`` is measured, not guessed: on SQLite, rowids of new rows are allocated as max + 1 inside
     our exclusive write transaction, so the growth of max(id) is the number of inserted rows; on
@@ -170,9 +174,15 @@ def upsert_publications(
     sql = _SQLITE_UPSERT if dialect == "sqlite" else _PG_UPSERT
     seen_value: str | datetime = sqlite_time(seen) if dialect == "sqlite" else seen
     tail = (channel_id, seen_value, seen_value, run_id)
+    as_is = checked and dialect == "sqlite"
+    if as_is:
+        # One statement per import, its constants written into it: the rows go to the driver untouched.
+        constants = f"{int(channel_id)}, '{seen_value}', '{seen_value}', {'NULL' if run_id is None else int(run_id)}"
+        sql = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)}, {constants}) {_ON_CONFLICT}"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     deferred: int | None = None
+    bulk: _KnownRows | None = None
     try:
         for number, batch in enumerate(_batches(records, BATCH_SIZE)):
             if number == 1:
@@ -180,11 +190,33 @@ def upsert_publications(
                 # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
                 # which cost less than the grouped statements for a handful of rows.
                 deferred = defer_counts(conn)
+                if deferred is not None:
+                    bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
+                    if int(before) == 0:
+                        bulk.drop_indexes()
             total += len(batch)
-            cursor.executemany(sql, [(*storable(record), *tail) for record in batch])
+            if as_is:
+                rows = batch
+            elif checked:
+                rows = [(*record, *tail) for record in batch]
+            else:
+                rows = [(*storable(record), *tail) for record in batch]
+            if bulk is not None:
+                rows = bulk.sort(rows)
+            if rows:
+                cursor.executemany(sql, rows)
+            if bulk is not None and len(bulk.held) >= _HELD_MAX:
+                # Many known rows change a counted column (a file that now says which posts are reposts):
+                # count what is deferred, store them with the triggers, and go on deferring.
+                _end_bulk(conn, cursor, sql, bulk, deferred)
+                deferred = defer_counts(conn)
+                bulk = _KnownRows(cursor, channel_id, deferred or 0, seen_value)
+        if bulk is not None:
+            _end_bulk(conn, cursor, sql, bulk, deferred)
+        else:
+            count_deferred(conn, deferred)
     finally:
         cursor.close()
-    count_deferred(conn, deferred)
 
     if dialect == "sqlite":
         after = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
@@ -192,3 +224,128 @@ def upsert_publications(
         after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
     new = int(after) - int(before)
     return UpsertCounts(new=new, known=total - new)
+
+
+def _end_bulk(conn: Connection, cursor: Any, sql: str, bulk: _KnownRows, deferred: int | None) -> None:
+    bulk.touch()
+    bulk.create_indexes()  # before the counting, which probes the title index
+    count_deferred(conn, deferred)
+    if bulk.held:
+        # Counted by the UPDATE trigger, which is back: the rows it changes were counted before.
+        cursor.executemany(sql, bulk.held)
+        bulk.held = []
+
+
+_HELD_MAX = 20000
+# Stored columns an upsert fills when they are empty, by their place in a record: platform_id, title,
+# url, column_name, push_id, title_key. The last two (and is_repost) are counted.
+_FILLED = (1, 2, 3, 4, 5, 11)
+_FIRST_COUNTED = 5
+_KNOWN = (
+    "SELECT identity, id, (platform_id IS NULL) + 2 * (title IS NULL) + 4 * (url IS NULL) + 8 * (column_name IS NULL) "
+    "+ 16 * (push_id IS NULL) + 32 * (title_key IS NULL), is_repost "
+    "FROM publication WHERE channel_id = ? AND identity IN ({marks})"
+)
+# The record places of the empty columns, by the bit mask _KNOWN gives.
+_EMPTY = [tuple(i for bit, i in enumerate(_FILLED) if mask >> bit & 1) for mask in range(64)]
+
+
+class _KnownRows:
+    """The rows of a bulk upsert on SQLite that are already stored, found by identity before they are written.
+
+    While the counting triggers are dropped (``defer_counts``), a row stored before the batch began must not
+    change a counted column uncounted: such rows (a repost mark or a title or push filled in) are held back
+    and upserted once the triggers are back, together with every later row of the same identity, so that
+    the file's order still decides what is filled in. A known row that would change nothing but its
+    last_seen (every row of a re-import) only has last_seen set, by id, which touches no index.
+    """
+
+    def __init__(self, cursor: Any, channel_id: int, after: int, seen: Any) -> None:
+        self.cursor = cursor
+        self.channel_id = channel_id
+        self.after = after
+        self.seen = seen
+        self.held: list[tuple[Any, ...]] = []
+        self._dropped: list[str] = []
+        self._held_identities: set[str] = set()
+        self._touched: list[tuple[Any, int]] = []
+        # A channel without publications before the batch has nothing to find.
+        self._empty = cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM publication WHERE channel_id = ? AND id <= ?)", (channel_id, after)
+        ).fetchone()[0]
+
+    def sort(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows to upsert now; known rows that only move last_seen are kept for ``touch``, others held."""
+        if self._empty:
+            return rows
+        identities = list({row[0] for row in rows})
+        found: dict[str, tuple[int, tuple[int, ...], Any]] = {}
+        for start in range(0, len(identities), 10000):
+            chunk = identities[start : start + 10000]
+            query = _KNOWN.format(marks=", ".join("?" * len(chunk)))
+            # Which of the filled columns are empty in the store: usually none, or the few a kind never has.
+            found.update(
+                (identity, (row_id, _EMPTY[mask], repost))
+                for identity, row_id, mask, repost in self.cursor.execute(query, (self.channel_id, *chunk))
+            )
+        if not found and not self._held_identities:
+            return rows
+        now: list[tuple[Any, ...]] = []
+        held, touched, after, seen = self._held_identities, self._touched, self.after, self.seen
+        for row in rows:
+            identity = row[0]
+            stored = found.get(identity)
+            if stored is None or stored[0] > after:
+                if held and identity in held:
+                    self.held.append(row)
+                else:
+                    now.append(row)  # new, or first stored by this batch: counted at its end either way
+                continue
+            row_id, empty, repost = stored
+            if held and identity in held:
+                self.held.append(row)
+                continue
+            fills = [i for i in empty if row[i] is not None] if empty else None
+            if not fills:
+                if row[6] and not repost:
+                    held.add(identity)
+                    self.held.append(row)
+                else:
+                    touched.append((seen, row_id))
+            elif (row[6] and not repost) or fills[-1] >= _FIRST_COUNTED:
+                held.add(identity)
+                self.held.append(row)
+            else:
+                now.append(row)  # fills a column no figure depends on
+        if len(touched) >= 50000:
+            self.touch()
+        return now
+
+    def drop_indexes(self) -> None:
+        """The first rows of an empty store: its secondary indexes are built once at the end, by sorting.
+
+        Building an index from the table once costs less than keeping it row by row (about a tenth of the
+        writing, scripts/benchmark.py import); in a store that already holds rows it would cost a sort of all
+        of them, so only an empty one does this. The unique key stays: it decides new and known. Schema
+        changes are transactional in SQLite.
+        """
+        self._dropped = [
+            sql
+            for (sql,) in self.cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'publication' AND sql IS NOT NULL"
+            ).fetchall()
+        ]
+        for (name,) in self.cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'publication' AND sql IS NOT NULL"
+        ).fetchall():
+            self.cursor.execute(f'DROP INDEX "{name}"')
+
+    def create_indexes(self) -> None:
+        for sql in self._dropped:
+            self.cursor.execute(sql)
+        self._dropped = []
+
+    def touch(self) -> None:
+        if self._touched:
+            self.cursor.executemany("UPDATE publication SET last_seen = ? WHERE id = ?", self._touched)
+            self._touched = []
