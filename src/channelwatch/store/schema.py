@@ -75,6 +75,13 @@ def _reported_unique_to_date_v6(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE reported_sheet ADD COLUMN unique_year_to_date INTEGER"))
 
 
+def _inspection_verdicts_v8(conn: Connection) -> None:
+    """v8: each channel's latest inspection verdict, for the web view (store/checkstate.py)."""
+    from channelwatch.store.checkstate import InspectionVerdict
+
+    SQLModel.metadata.create_all(conn, tables=[InspectionVerdict.__table__])  # type: ignore[attr-defined]
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -85,6 +92,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _inspection_tables_v4,
     _add_counts_v5,
     _reported_unique_to_date_v6,
+    _inspection_verdicts_v8,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
