@@ -245,6 +245,7 @@ class WebView:
             newest=newest,
             scope=scope,
             orphans=orphans,
+            inspected_on=max((v.as_of for v in judged.values()), default=None),
         )
 
     def county_overview(self, request: Request) -> Response:
