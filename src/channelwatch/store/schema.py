@@ -82,6 +82,16 @@ def _inspection_verdicts_v8(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[InspectionVerdict.__table__])  # type: ignore[attr-defined]
 
 
+def _listing_index_v9(conn: Connection) -> None:
+    """v9: the index the web view pages a channel's publications by (models.py, ``ix_publication_listing``)."""
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_publication_listing "
+            "ON publication (channel_id, local_year, local_month, published_at, is_repost)"
+        )
+    )
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -93,6 +103,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _add_counts_v5,
     _reported_unique_to_date_v6,
     _inspection_verdicts_v8,
+    _listing_index_v9,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
