@@ -68,7 +68,7 @@ def _office_file(name: str) -> str:
     return f'[office]\nname = "{name}"\nshort_name = "我单位"\n' + CHANNELS
 
 
-def fill(root: Path, publications: int, years: int, offices: int, heavy: float) -> None:
+def fill(root: Path, publications: int, years: int, offices: int, heavy: float, url: str | None = None) -> None:
     """A county instance of ``offices`` offices in one store, and ``single/``: the first office alone.
 
     The first office holds half of the publications (all of them with one office), the others share the
@@ -78,10 +78,11 @@ def fill(root: Path, publications: int, years: int, offices: int, heavy: float) 
     from channelwatch import store
     from channelwatch.instance.config import load_instance
     from channelwatch.store import open_offices
-    from channelwatch.store.counts import count_deferred, defer_counts
+    from channelwatch.store.counts import count_deferred, defer_counts, rebuild_counts
 
     (root / "config" / "offices").mkdir(parents=True, exist_ok=True)
-    (root / "config" / "channelwatch.toml").write_text(COUNTY, encoding="utf-8")
+    county_config = COUNTY if url is None else COUNTY.replace("sqlite:///data/channelwatch.db", url)
+    (root / "config" / "channelwatch.toml").write_text(county_config, encoding="utf-8")
     names = [HEAVY_OFFICE] + [f"基准测试第{n}单位" for n in range(1, offices)]
     for n, name in enumerate(names):
         (root / "config" / "offices" / f"o{n:03d}.toml").write_text(_office_file(name), encoding="utf-8")
@@ -90,7 +91,7 @@ def fill(root: Path, publications: int, years: int, offices: int, heavy: float) 
     database = root / "data" / "channelwatch.db"
     (single / "channelwatch.toml").write_text(
         f'[office]\nname = "{HEAVY_OFFICE}"\nshort_name = "我单位"\ntimezone = "Asia/Shanghai"\n\n'
-        f'[database]\nurl = "sqlite:///{database}"\n' + CHANNELS,
+        f'[database]\nurl = "{url or f"sqlite:///{database}"}"\n' + CHANNELS,
         encoding="utf-8",
     )
     own, stores = open_offices(load_instance(root))  # schema, offices and channels, as the CLI makes them
@@ -142,41 +143,66 @@ def fill(root: Path, publications: int, years: int, offices: int, heavy: float) 
 
     started = time.perf_counter()
     done = 0
+    postgres = own.engine.dialect.name == "postgresql"
+    columns = sql.split("(", 1)[1].split(")", 1)[0]
     with store.write(own.engine) as conn:
-        conn.exec_driver_sql("PRAGMA cache_size=-1048576")
-        after = defer_counts(conn)  # counted set-based at the end, as a bulk import is
         raw = conn.connection.driver_connection
         assert raw is not None
+        if postgres:
+            # COPY without the counting triggers, then the counts rebuilt once from the rows (store/counts.py).
+            conn.exec_driver_sql("ALTER TABLE publication DISABLE TRIGGER USER")
+            cursor = raw.cursor()
+
+            def insert(batch: Iterator[tuple[object, ...]]) -> None:
+                copy_sql = f"COPY publication ({columns.replace(', first_run_id', '')}) FROM STDIN"
+                with cursor.copy(copy_sql) as copy:
+                    for row in batch:
+                        copy.write_row([f"{v}+00" if i in (8, 13, 14) else v for i, v in enumerate(row)])
+
+        else:
+            conn.exec_driver_sql("PRAGMA cache_size=-1048576")
+            after = defer_counts(conn)  # counted set-based at the end, as a bulk import is
+
+            def insert(batch: Iterator[tuple[object, ...]]) -> None:
+                raw.executemany(sql, batch)
+
         for number, ids in enumerate(channel_ids):
             office_total = publications // 2 if offices > 1 else publications
             if number:
                 office_total = (publications - publications // 2) // (offices - 1)
             for key, share in SHARES.items():
-                raw.executemany(sql, rows(ids[key], key, int(office_total * share)))
+                insert(rows(ids[key], key, int(office_total * share)))
             done += office_total
             if number == 0 or number % 10 == 0 or number == offices - 1:
                 print(f"  第 {number + 1} 个单位：累计 {done:,} 条，{time.perf_counter() - started:.0f} 秒", flush=True)
         print(f"  计数表（触发器维护的 publication_count）……{time.perf_counter() - started:.0f} 秒", flush=True)
-        count_deferred(conn, after)
+        if postgres:
+            rebuild_counts(conn)
+            conn.exec_driver_sql("ALTER TABLE publication ENABLE TRIGGER USER")
+        else:
+            count_deferred(conn, after)
+        marker = "%s" if postgres else "?"
         run_sql = (
             "INSERT INTO run (channel_id, kind, source, started_at, finished_at, status, rows_read, rows_new,"
-            " rows_known, rows_rejected, pages_fetched, message) VALUES (?, ?, ?, ?, ?, ?, 20, 2, 18, 0, 1, ?)"
+            f" rows_known, rows_rejected, pages_fetched, message) VALUES ({', '.join([marker] * 6)}, 20, 2, 18, 0, 1,"
+            f" {marker})"
         )
         channel_list = [cid for ids in channel_ids for cid in ids.values()]
-        raw.executemany(
+        stamp = seen + ("+00" if postgres else "")
+        (raw.cursor() if postgres else raw).executemany(
             run_sql,
-            (
+            [
                 (
                     channel_list[n % len(channel_list)],
                     "poll",
                     "weibo",
-                    seen,
-                    seen,
+                    stamp,
+                    stamp,
                     "failed" if n % 20 == 0 else "ok",
                     "HTTP 432：微博拒绝了没有 Cookie 的请求" if n % 20 == 0 else None,
                 )
                 for n in range(20_000)
-            ),
+            ],
         )
     with store.write(own.engine) as conn:
         conn.exec_driver_sql("ANALYZE")
@@ -275,6 +301,7 @@ def main() -> None:
     parser.add_argument("--years", type=int, default=10, help="分布在截至今年的多少年中")
     parser.add_argument("--offices", type=int, default=20, help="县级实例的单位数（第一个单位占一半发布记录）")
     parser.add_argument("--heavy", type=float, default=0.5, help="每个渠道的发布记录落在去年的比例")
+    parser.add_argument("--database-url", help="写入这个空的 PostgreSQL 库（postgresql+psycopg://…），默认 SQLite")
     parser.add_argument("--fill-only", action="store_true", help="只写入（配合 --keep），不测量")
     parser.add_argument("--repeat", type=int, default=5, help="每个页面测几次")
     parser.add_argument("--keep", type=Path, help="把实例留在这个目录（以后可用 --reuse 再测）")
@@ -286,7 +313,7 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="cw-bench-web-"))
     try:
         print(f"写入 {args.publications:,} 条发布记录到 {root} …", flush=True)
-        fill(root, args.publications, args.years, args.offices, args.heavy)
+        fill(root, args.publications, args.years, args.offices, args.heavy, args.database_url)
         if not args.fill_only:
             measure(root, args.repeat)
     finally:
