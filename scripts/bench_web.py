@@ -267,6 +267,7 @@ def measure(root: Path, repeat: int) -> None:
                 f"{prefix or '/'}?year={year - 1}",
                 f"{prefix}/channels/weibo?year={year - 1}",
                 f"{prefix}/channels/weibo?year={year - 1}&month=6&type=repost",
+                f"{prefix}/channels/weibo?year={year - 1}&page={last // 24}",  # the middle of December
                 f"{prefix}/channels/weibo?year={year - 1}&page={last // 2}",
                 f"{prefix}/channels/weibo?year={year - 1}&page={last}",
                 f"{prefix}/channels/wechat?year={year - 1}&month=12",
