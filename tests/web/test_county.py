@@ -237,3 +237,14 @@ def test_county_paths_answer_with_chinese_errors(county_server: Server) -> None:
     assert county_server.get("/offices/wangwa/channels/nope").status_code == 404
     assert county_server.get("/channels/weibo").status_code == 404  # a county's channels live under its offices
     assert county_server.get("/runs?office=nope").status_code == 404
+
+
+def test_one_office_of_a_county_is_served_like_a_single_office(county_instance: Path) -> None:
+    """``serve --office wangwa``: the office's pages at the single-office paths."""
+    running = start_server(county_instance, args=("--office", "wangwa"))
+    try:
+        assert '<th class="num total">1279</th>' in running.get("/?year=2020").text
+        assert running.get("/channels/weibo?year=2020").status_code == 200
+        assert running.get("/offices/wangwa").status_code == 404
+    finally:
+        stop_server(running)
