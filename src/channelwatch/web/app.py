@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
-from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
-from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS, Publication
+from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
@@ -166,17 +165,10 @@ class WebView:
 
     def years(self, conn: Any, channel_ids: list[int], selected: int) -> tuple[list[int], int | None]:
         """Years to choose from (the oldest stored to this year, newest first) and the newest year with data."""
-        pub = Publication.__table__  # type: ignore[attr-defined]
         this_year = data.office_today(self.zone).year
-        low, high = this_year, this_year
-        newest: int | None = None
-        for channel_id in channel_ids:
-            # min and max of an index column under an equality prefix: two index probes per channel.
-            first = conn.execute(select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
-            last = conn.execute(select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
-            if first is not None:
-                low, high = min(low, int(first)), max(high, int(last))
-                newest = int(last) if newest is None else max(newest, int(last))
+        first, newest = data.year_range(conn, channel_ids)
+        low = this_year if first is None else min(this_year, first)
+        high = this_year if newest is None else max(this_year, newest)
         return sorted(set(range(low, high + 1)) | {selected}, reverse=True), newest
 
     # --- pages --------------------------------------------------------------------------------------
@@ -252,7 +244,6 @@ class WebView:
         """A county's ``/``: its offices, worst two-week state first."""
         from channelwatch.county.rollup import build_rollup
         from channelwatch.stats.figures import Period
-        from channelwatch.stats.freshness import freshness
 
         year = self.year_of(request)
         settings = self.instance.config.freshness
@@ -272,21 +263,22 @@ class WebView:
             ]
             counts = data.channel_counts(conn, counted, year)
             judged = data.verdicts(conn, list(stored.values()))
-            fresh: dict[str, dict[str, Any]] = {}
-            orphans: list[tuple[str, str, int]] = []
-            for key, ids in configured.items():
-                if not ids:
-                    continue
-                found = freshness(
-                    conn,
-                    stored[key],
-                    self.zone,
-                    warn_days=settings.warn_days,
-                    limit_days=settings.limit_days,
-                    count_totals=False,
+            newest_times = data.newest_publications(conn, counted)
+            fresh = {
+                key: data.channel_freshness(
+                    offices[key], channels[stored[key]], newest_times, settings.warn_days, settings.limit_days
                 )
-                fresh[key] = {f.key: f for f in found if f.key in ids}
-                orphans.extend((key, k, n) for k, n in data.orphan_channels(conn, stored[key], ids))
+                for key in configured
+            }
+            # Publications under channel ids an office's config no longer has, for all offices at once.
+            unconfigured = {
+                channel_id: (key, channel)
+                for key, ids in configured.items()
+                for channel, channel_id in channels[stored[key]].items()
+                if channel not in ids
+            }
+            stranded = data.publications_of(conn, list(unconfigured))
+            orphans = sorted((*unconfigured[cid], n) for cid, n in stranded.items() if n)
             years, newest = self.years(conn, counted, year)
         # Offices that report by sheet have no channels here: their figures are the sheets' (the roll-up's).
         reporting = {key for key, office in offices.items() if key in stored and not office.config.channels}

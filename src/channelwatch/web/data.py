@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from channelwatch import store
@@ -27,6 +27,7 @@ from channelwatch.dates import to_office
 from channelwatch.errors import ConfigError, UserError
 from channelwatch.instance.config import Instance
 from channelwatch.stats.figures import ChannelFigures, Period, Summary
+from channelwatch.stats.freshness import Freshness
 from channelwatch.store.checkstate import latest_verdicts
 from channelwatch.store.models import Channel, Office, Publication, Run
 from channelwatch.store.opened import Store
@@ -281,16 +282,19 @@ def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> 
         .order_by(channel.c.key)
     )
     stored = {int(cid): str(key) for cid, key in rows}
-    if not stored:
-        return []
-    ids = ", ".join(str(i) for i in stored)
-    totals: dict[int, int] = dict(
-        conn.exec_driver_sql(
-            f"SELECT channel_id, sum(publications) FROM publication_count WHERE channel_id IN ({ids}) "
-            "GROUP BY channel_id"
-        ).all()
+    totals = publications_of(conn, list(stored))
+    return [(key, totals[cid]) for cid, key in stored.items() if totals.get(cid)]
+
+
+def publications_of(conn: Connection, channel_ids: list[int]) -> dict[int, int]:
+    """How many publications each channel holds (any year), from the counts table."""
+    if not channel_ids:
+        return {}
+    ids = ", ".join(str(int(i)) for i in channel_ids)
+    rows = conn.exec_driver_sql(
+        f"SELECT channel_id, sum(publications) FROM publication_count WHERE channel_id IN ({ids}) GROUP BY channel_id"
     )
-    return [(key, int(totals[cid])) for cid, key in stored.items() if totals.get(cid)]
+    return {int(cid): int(total) for cid, total in rows}
 
 
 # --- inspection verdicts -----------------------------------------------------------------------------------
@@ -574,3 +578,71 @@ def county_office_row(
     if row.total == 0:
         row.flags.append("无发布")
     return row
+
+
+# --- many channels at once (a county's) ----------------------------------------------------------------------
+
+
+def year_range(conn: Connection, channel_ids: list[int]) -> tuple[int | None, int | None]:
+    """The oldest and newest office-time year with a publication on any of the channels, in one statement.
+
+    Two index probes per channel (min and max under the channel's prefix of the period index), done by
+    the database as correlated subqueries rather than two round trips per channel.
+    """
+    if not channel_ids:
+        return None, None
+    pub, channel, _office, _run = _tables()
+    low = select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    high = select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    per_channel = select(low.label("low"), high.label("high")).where(channel.c.id.in_(channel_ids)).subquery()
+    first, last = conn.execute(select(func.min(per_channel.c.low), func.max(per_channel.c.high))).one()
+    return (None if first is None else int(first)), (None if last is None else int(last))
+
+
+def newest_publications(conn: Connection, channel_ids: list[int]) -> dict[int, datetime]:
+    """Each channel's newest publication time (UTC), as ``stats.freshness`` finds it, for all channels in one statement.
+
+    Newest year, then newest month in it, then the newest time in that month: three index probes per
+    channel (the period index, then ``ix_publication_listing``), whatever the size of the store.
+    """
+    if not channel_ids:
+        return {}
+    pub, channel, _office, _run = _tables()
+    year = select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    years = select(channel.c.id.label("cid"), year.label("yr")).where(channel.c.id.in_(channel_ids)).cte("newest_year")
+    in_year = pub.alias("in_year")
+    month = (
+        select(func.max(in_year.c.local_month))
+        .where(in_year.c.channel_id == years.c.cid, in_year.c.local_year == years.c.yr)
+        .scalar_subquery()
+    )
+    months = select(years.c.cid, years.c.yr, month.label("mo")).where(years.c.yr.is_not(None)).cte("newest_month")
+    in_month = pub.alias("in_month")
+    moment = (
+        select(func.max(in_month.c.published_at))
+        .where(
+            in_month.c.channel_id == months.c.cid,
+            in_month.c.local_year == months.c.yr,
+            in_month.c.local_month == months.c.mo,
+        )
+        .scalar_subquery()
+    )
+    return {
+        int(cid): store.as_utc(found)
+        for cid, found in conn.execute(select(months.c.cid, moment.label("newest")))
+        if found is not None
+    }
+
+
+def channel_freshness(
+    office: Instance, channel_ids: dict[str, int], newest: dict[int, datetime], warn_days: int, limit_days: int
+) -> dict[str, Freshness]:
+    """``stats.freshness.Freshness`` of an office's configured channels from ``newest_publications``."""
+    today = office_today(office.timezone).date()
+    found = {}
+    for channel in office.config.channels:
+        moment = newest.get(channel_ids.get(channel.id, -1))
+        local = to_office(moment, office.timezone) if moment is not None else None
+        days = (today - local.date()).days if local is not None else None
+        found[channel.id] = Freshness(channel.id, channel.name, channel.kind, None, local, days, warn_days, limit_days)
+    return found
