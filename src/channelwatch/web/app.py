@@ -284,8 +284,8 @@ class WebView:
         reporting = {key for key, office in offices.items() if key in stored and not office.config.channels}
         sheets: dict[str, Any] = {}
         if reporting:
-            own = Store(engine=self.readonly.engine, instance=self.instance, office_id=-1)
             with self.readonly.reader() as conn:
+                own = self._county_store(conn)
                 report_stores = {key: self._office_store(conn, key) for key in reporting}
             rollup = build_rollup(self.instance, own, report_stores, Period(year))
             sheets = {row.id: row for row in rollup.offices}
@@ -319,6 +319,13 @@ class WebView:
             month_total=sum(r.month_total or 0 for r in rows) if current_month else None,
             reposts=sum(r.reposts for r in rows),
         )
+
+    def _county_store(self, conn: Any) -> Store:
+        """The county's own store (its row holds the county's delivery log), as ``build_rollup`` takes it."""
+        opened = self.readonly.as_store(conn, self.instance)
+        if opened is None:
+            raise NotFound("统计库中还没有本县的记录：请先运行 channelwatch county summary 或导入")
+        return opened
 
     def _office_store(self, conn: Any, key: str) -> Store:
         office = self.instance.offices[key]
@@ -536,7 +543,7 @@ class WebView:
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
         quarter = _int_param(request, "quarter", 1, 4, default=None)
         with self.readonly.reader() as conn:
-            own = Store(engine=self.readonly.engine, instance=self.instance, office_id=-1)
+            own = self._county_store(conn)
             stores = {key: self._office_store(conn, key) for key in self.instance.offices}
         rollup = build_rollup(self.instance, own, stores, Period(year, quarter))
         label = f"{year}Q{quarter}" if quarter else str(year)
