@@ -248,3 +248,13 @@ def test_one_office_of_a_county_is_served_like_a_single_office(county_instance: 
         assert running.get("/offices/wangwa").status_code == 404
     finally:
         stop_server(running)
+
+
+def test_a_sheet_office_page_shows_its_reported_figures(county_server: Server, page: Any) -> None:
+    expected = {o["id"]: o for o in county_summary(county_server.instance, "--year", "2020")["offices"]}["jiaotong"]
+    assert expected["source"] == "report" and expected["total"] > 0
+    page.goto(county_server.base + "/offices/jiaotong?year=2020")
+    assert page.inner_text("tfoot th.total") == str(expected["total"])
+    for kind, count in expected["by_kind"].items():
+        assert page.inner_text(f"tr[data-kind={kind}] td.num") == str(count), kind
+    assert "；".join(expected["flags"]) in page.inner_text("p.notice")

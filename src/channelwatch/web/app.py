@@ -181,6 +181,8 @@ class WebView:
         scope = self.scope_of(request)
         year = self.year_of(request)
         keys = [c.id for c in scope.instance.config.channels]
+        if self.county and not keys:
+            return self.sheet_office(request, scope, year)
         settings = self.instance.config.freshness
         today = data.office_today(self.zone)
         with self.readonly.reader() as conn:
@@ -238,6 +240,23 @@ class WebView:
             scope=scope,
             orphans=orphans,
             inspected_on=max((v.as_of for v in judged.values()), default=None),
+        )
+
+    def sheet_office(self, request: Request, scope: OfficeScope, year: int) -> Response:
+        """A county office without channels: it reports by quarterly sheet, its figures are the sheets' (roll-up's)."""
+        from channelwatch.county.rollup import build_rollup
+        from channelwatch.stats.figures import Period
+
+        assert scope.key is not None
+        with self.readonly.reader() as conn:
+            own = self._county_store(conn)
+            opened = self._office_store(conn, scope.key)
+            stored = self.readonly.county_offices(conn)
+            channels = self.readonly.office_channels(conn, list(stored.values()))
+            years, _newest = self.years(conn, [c for ids in channels.values() for c in ids.values()], year)
+        row = build_rollup(self.instance, own, {scope.key: opened}, Period(year)).offices[0]
+        return self.page(
+            request, "sheet_office.html.j2", year=year, years=years, scope=scope, row=row, kind_labels=KIND_LABELS
         )
 
     def county_overview(self, request: Request) -> Response:
