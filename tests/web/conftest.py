@@ -78,10 +78,10 @@ class Server:
         return httpx.get(self.base + path, timeout=30, **kwargs)
 
 
-def start_server(instance: Path, env: dict[str, str] | None = None) -> Server:
+def start_server(instance: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Server:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "channelwatch", "--instance", str(instance), "serve", "--port", str(port)],
+        [sys.executable, "-m", "channelwatch", "--instance", str(instance), "serve", "--port", str(port), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

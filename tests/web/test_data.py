@@ -66,3 +66,38 @@ def test_pages_put_together_are_the_whole_list(
     # Within one minute the two orders may differ (list_publications shows minutes): compare as sets per minute.
     assert sorted(shown) == sorted(expected)
     assert [when for when, _ in shown] == sorted((when for when, _ in shown), reverse=True)
+
+
+def test_many_channel_reads_agree_with_the_library(readonly: ReadOnlyStore) -> None:
+    """The county page's one-statement reads give what the per-channel library functions give."""
+    from sqlalchemy import func, select
+
+    from channelwatch.stats.freshness import freshness
+    from channelwatch.store.models import Publication
+    from channelwatch.store.schema import orphan_channels
+    from channelwatch.web.data import channel_freshness, newest_publications, publications_of, year_range
+    from channelwatch.web.data import orphan_channels as web_orphans
+
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    zone = readonly.instance.timezone
+    with store.read(readonly.engine) as conn:
+        office_id = readonly.office_id(conn)
+        assert office_id is not None
+        ids = readonly.channel_ids(conn, office_id)
+        expected = {f.key: f for f in freshness(conn, office_id, zone, warn_days=10, limit_days=14)}
+        newest = newest_publications(conn, list(ids.values()))
+        shown = channel_freshness(readonly.instance, ids, newest, 10, 14)
+        first, last = year_range(conn, list(ids.values()))
+        low, high = conn.execute(select(func.min(pub.c.local_year), func.max(pub.c.local_year))).one()
+        stored = publications_of(conn, list(ids.values()))
+        configured = [c.id for c in readonly.instance.config.channels]
+        assert web_orphans(conn, office_id, configured[:1]) == orphan_channels(conn, office_id, configured[:1])
+    assert len(newest) == 3
+    for key, found in shown.items():
+        assert (found.last_published, found.days_since, found.status) == (
+            expected[key].last_published,
+            expected[key].days_since,
+            expected[key].status,
+        ), key
+    assert (first, last) == (low, high) and first is not None and first < last
+    assert stored == {ids[key]: expected[key].total for key in ids}

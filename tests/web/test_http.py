@@ -267,3 +267,45 @@ def test_one_login_attempt_at_a_time_per_address() -> None:
 def test_chart_marks_the_selected_month() -> None:
     assert 'class="highlight"' in str(monthly_chart("x", {3: 2}, {}, selected=3))
     assert 'class="highlight"' not in str(monthly_chart("x", {3: 2}, {}))
+
+
+def test_verdicts_are_read_as_inspect_stored_them_and_orphans_warned(tmp_path: Path) -> None:
+    import json
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    old_channel = '\n[[channels]]\nid = "old"\nkind = "weibo"\nname = "旧账号"\n'
+    root = write_instance(tmp_path / "instance", extra=old_channel)
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    for channel, days_ago in (("website", 3), ("weibo", 11), ("old", 400), ("old", 401)):
+        export = tmp_path / f"{channel}{days_ago}.csv"
+        day = today - timedelta(days=days_ago)
+        export.write_text(f"标题,发布时间\n{channel}的一条{days_ago},{day.isoformat()} 09:00\n", encoding="utf-8")
+        assert cw(root, "import", channel, str(export)).returncode == 0
+    write_instance(root)  # the channel "old" leaves the config; its two publications stay in the store
+    running = start_server(root)
+    try:
+        page = running.get("/").text
+        assert page.count('<span class="verdict none"') == 3  # never inspected: 未检查, never judged here
+        assert "未检查" in page
+        assert "渠道 id「old」有 2 条发布记录" in page and 'class="banner"' in page
+
+        inspected = cw(root, "inspect", "--format", "json")
+        assert inspected.returncode == 0, inspected.stderr
+        result = json.loads(inspected.stdout)
+        page = running.get("/").text
+        labels = {"veto": "否决风险", "warning": "预警", "ok": "正常"}
+        for channel in result["channels"]:
+            label = labels[channel["verdict"]] if channel["checked"] else "无检查项"
+            shown = page.split(f'<tr data-channel="{channel["channel"]}">')[1].split("</tr>")[0]
+            assert f">{label}</span>" in shown, channel
+        assert {c["channel"]: c["verdict"] for c in result["channels"]}["weibo"] == "warning"
+        assert f"按 {today.isoformat()} 检查" in page
+
+        # An inspection as of an earlier day does not pass for today's state.
+        earlier = (today - timedelta(days=30)).isoformat()
+        assert cw(root, "inspect", "--as-of", earlier).returncode == 0
+        assert running.get("/").text.count("verdict none") == 0
+        assert f"按 {today.isoformat()} 检查" in running.get("/").text
+    finally:
+        stop_server(running)

@@ -45,6 +45,7 @@ __all__ = [
     "Inspection",
     "inspect",
     "inspect_offices",
+    "store_verdicts",
     "worst",
 ]
 
@@ -589,3 +590,23 @@ def inspect_offices(stores: dict[str, Store], as_of: date | None = None) -> list
         return (-LEVEL_RANK[found.verdict], -vetoes, -(len(found.findings) - vetoes), key)
 
     return sorted(results, key=severity)
+
+
+def store_verdicts(opened: Store, result: Inspection) -> None:
+    """Keep each channel's verdict and its reasons, for the web view (which never judges by itself)."""
+    from channelwatch.store.checkstate import VerdictRecord, record_verdicts
+
+    records = [
+        VerdictRecord(
+            channel_key=channel.channel,
+            verdict=channel.verdict if channel.checked else "unchecked",
+            reasons="\n".join(
+                f"{RULE_LABELS[f.rule]}（{LEVEL_LABELS[f.level]}）：{f.detail}"
+                for f in result.findings
+                if f.channel == channel.channel
+            ),
+        )
+        for channel in result.channels
+    ]
+    with store.write(opened.engine) as conn:
+        record_verdicts(conn, opened.office_id, result.as_of.isoformat(), records)

@@ -235,13 +235,15 @@ def inspect_command(
     """全县各单位的检查结论（否决风险 / 预警 / 正常）和问题清单，最严重的单位在前。"""
     import json
 
-    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect_offices
+    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect_offices, store_verdicts
     from channelwatch.cli.inspect import _as_of
 
     county, _own, stores = _open(ctx)
     day = _as_of(as_of)
     polled = {key: opened for key, opened in stores.items() if opened.instance.config.channels}
     results = inspect_offices(polled, day)
+    for key, found in results:
+        store_verdicts(polled[key], found)  # the web view shows them (docs/web.md)
     if format is InspectFormat.json:
         offices = []
         for key, found in results:

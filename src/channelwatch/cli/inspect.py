@@ -52,7 +52,7 @@ def inspect_command(
     """检查预警：按政府网站与政务新媒体检查指标（首页、栏目更新，空白栏目，站点可访问性，链接，新媒体更新），
     给出每个渠道和单位的结论（否决风险 / 预警 / 正常）及需要处理的问题。阈值见配置的 [inspection]。"""
     from channelwatch.checks.outputs import as_html, as_json_text, as_text, as_xlsx
-    from channelwatch.checks.rules import check_office, inspect
+    from channelwatch.checks.rules import check_office, inspect, store_verdicts
 
     day = _as_of(as_of)
     if format is InspectFormat.xlsx and output is None:
@@ -63,6 +63,7 @@ def inspect_command(
     opened = store_of(ctx)
     check_office(opened, office)
     result = inspect(opened, day)
+    store_verdicts(opened, result)  # the web view shows them (docs/web.md)
     templates = opened.instance.templates_dir
     min_probes = opened.instance.config.inspection.min_probes
     if format is InspectFormat.xlsx:

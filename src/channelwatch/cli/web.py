@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, figures_store_of, instance_of
+if TYPE_CHECKING:
+    from channelwatch.instance.config import Instance
+
+from channelwatch.cli.common import app, echo, figures_store_of, instance_of, root_instance_of
 
 
 @app.command("serve")
@@ -23,11 +26,16 @@ def serve_command(
 
     from channelwatch.web import create_app, gate_for
 
-    instance = instance_of(ctx)
+    root = root_instance_of(ctx)
+    county = root.is_county and ctx.find_root().obj.office is None  # a county's pages, unless --office chose one
+    instance = root if county else instance_of(ctx)
     gate = gate_for(instance, host)  # refuses a non-loopback host without a password, before binding
-    # The pages show figures: the warnings a figure command owes its reader (a channel id the config
-    # lost, a database without a single publication of the office) go to stderr once, at start.
-    figures_store_of(ctx, check_empty=True)
+    if county:
+        _county_warnings(root)
+    else:
+        # The pages show figures: the warnings a figure command owes its reader (a channel id the config
+        # lost, a database without a single publication of the office) go to stderr once, at start.
+        figures_store_of(ctx, check_empty=True)
     application = create_app(instance, gate)
     shown = f"[{host}]" if ":" in host else host
     access = "需要登录" if gate.required else "无需登录，仅本机可访问"
@@ -41,3 +49,24 @@ def serve_command(
         server_header=False,
         proxy_headers=True,  # X-Forwarded-Proto from a proxy on this machine marks HTTPS (Secure cookie)
     )
+
+
+def _county_warnings(county: Instance) -> None:
+    """A county's store opened as its commands open it (schema, offices, channels), and its orphan warnings."""
+    from channelwatch import store
+    from channelwatch.store.schema import orphan_channels
+
+    own, stores = store.open_offices(county)
+    try:
+        with store.read(own.engine) as conn:
+            for key, opened in stores.items():
+                configured = [c.id for c in opened.instance.config.channels]
+                for channel, count in orphan_channels(conn, opened.office_id, configured):
+                    echo(
+                        f"警告：单位「{opened.instance.config.office.name}」（{key}）在数据库中渠道 id「{channel}」有 "
+                        f"{count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；如果是改了渠道 id，"
+                        f"请运行 channelwatch --office {key} channels rename {channel} <新渠道id>",
+                        err=True,
+                    )
+    finally:
+        own.dispose()

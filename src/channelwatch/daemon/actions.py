@@ -386,10 +386,11 @@ def _inspect(opened: Store, job: Job, scheduled_for: datetime, stop: threading.E
     """The checks as of today; findings that appeared or got worse are mailed to ``warn_to`` only."""
     from channelwatch.checks.alerts import due_findings, remember
     from channelwatch.checks.outputs import as_html, as_text
-    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect
+    from channelwatch.checks.rules import LEVEL_LABELS, RULE_LABELS, inspect, store_verdicts
 
     today = _office_now(opened, scheduled_for).date()
     result = inspect(opened, today)
+    store_verdicts(opened, result)  # the web view shows them (docs/web.md)
     counts = {level: sum(1 for f in result.findings if f.level == level) for level in ("veto", "warning")}
     message = f"结论：{result.verdict_label}（否决风险 {counts['veto']} 项，预警 {counts['warning']} 项）"
     if result.findings:

@@ -9,6 +9,8 @@
 - ``LinkCheck`` / ``LinkFinding``: one run of the ``link-check`` job and the links it found dead.
 - ``InspectionAlert``: the last finding of each (channel, rule) that was mailed, so that a finding
   is mailed when it appears or gets worse, at most once a day (docs/inspection.md).
+- ``InspectionVerdict``: each channel's verdict from the latest inspection (``inspect``, the ``inspect``
+  job, ``county inspect``), with its reasons, so that the web view shows it without judging anything.
 
 Each row is written in its own short transaction (or inside the poll's own), like ``jobstate``.
 """
@@ -27,12 +29,16 @@ from channelwatch.store import db
 
 __all__ = [
     "InspectionAlert",
+    "InspectionVerdict",
     "LinkCheck",
     "LinkFinding",
     "PageObservation",
     "PageRecord",
     "ProbeResult",
+    "VerdictRecord",
+    "latest_verdicts",
     "record_pages",
+    "record_verdicts",
 ]
 
 
@@ -112,6 +118,73 @@ class InspectionAlert(SQLModel, table=True):
     measure: int = 0  # what got worse: stale columns, dead links, days, ‰ of failed probes
     mailed_on: str  # office-time date of the last mail about it
     updated_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class InspectionVerdict(SQLModel, table=True):
+    """A channel's verdict from the latest inspection: one row per (office, channel), replaced by a newer one."""
+
+    __tablename__ = "inspection_verdict"
+    __table_args__ = (UniqueConstraint("office_id", "channel_key", name="uq_inspection_verdict"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    office_id: int = Field(foreign_key="office.id")
+    channel_key: str
+    verdict: str  # veto | warning | ok | unchecked (a website with neither homepage nor columns to check)
+    reasons: str = Field(default="", sa_type=Text)  # one finding a line: 规则（级别）：detail
+    as_of: str  # the office-time date the inspection judged (YYYY-MM-DD)
+    inspected_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+@dataclass
+class VerdictRecord:
+    channel_key: str
+    verdict: str
+    reasons: str
+
+
+def record_verdicts(
+    conn: Connection, office_id: int, as_of: str, verdicts: list[VerdictRecord], moment: datetime | None = None
+) -> None:
+    """Keep each channel's verdict, inside the caller's transaction.
+
+    A verdict replaces the stored one unless that one judged a later date: ``inspect --as-of`` a past day
+    must not pass for the office's state today.
+    """
+    table = _table(InspectionVerdict)
+    when = moment or db.utc_now()
+    stored = {
+        key: day
+        for key, day in conn.execute(select(table.c.channel_key, table.c.as_of).where(table.c.office_id == office_id))
+    }
+    for record in verdicts:
+        known = stored.get(record.channel_key)
+        if known is not None and known > as_of:
+            continue
+        if known is not None:
+            conn.execute(
+                table.delete().where(table.c.office_id == office_id, table.c.channel_key == record.channel_key)
+            )
+        conn.execute(
+            table.insert().values(
+                office_id=office_id,
+                channel_key=record.channel_key,
+                verdict=record.verdict,
+                reasons=record.reasons,
+                as_of=as_of,
+                inspected_at=when,
+            )
+        )
+
+
+def latest_verdicts(conn: Connection, office_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """office id → channel key → the stored verdict row (empty where no inspection ever ran)."""
+    found: dict[int, dict[str, Any]] = {}
+    if not office_ids or not conn.dialect.has_table(conn, "inspection_verdict"):
+        return found
+    table = _table(InspectionVerdict)
+    for row in conn.execute(select(table).where(table.c.office_id.in_(office_ids))):
+        found.setdefault(int(row.office_id), {})[row.channel_key] = row
+    return found
 
 
 def _table(model: Any) -> Any:

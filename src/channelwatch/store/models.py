@@ -62,6 +62,10 @@ class Publication(SQLModel, table=True):
         # titles of the unique-items figure, WeChat's pushes, and the newest month of a channel. A second
         # secondary index would cost import speed on every row for little gain (benchmark: -25 %).
         Index("ix_publication_period", "channel_id", "local_year", "local_month", "is_repost", "title_key", "push_id"),
+        # The web view's publication list, newest first, a page at any depth of a month without reading
+        # the month's rows: ordered by time inside (channel, month), the repost mark beside it so that the
+        # 原创/转发 filter is read from the index too (docs/web.md, scripts/bench_web.py).
+        Index("ix_publication_listing", "channel_id", "local_year", "local_month", "published_at", "is_repost"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

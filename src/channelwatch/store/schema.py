@@ -75,6 +75,23 @@ def _reported_unique_to_date_v6(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE reported_sheet ADD COLUMN unique_year_to_date INTEGER"))
 
 
+def _inspection_verdicts_v8(conn: Connection) -> None:
+    """v8: each channel's latest inspection verdict, for the web view (store/checkstate.py)."""
+    from channelwatch.store.checkstate import InspectionVerdict
+
+    SQLModel.metadata.create_all(conn, tables=[InspectionVerdict.__table__])  # type: ignore[attr-defined]
+
+
+def _listing_index_v9(conn: Connection) -> None:
+    """v9: the index the web view pages a channel's publications by (models.py, ``ix_publication_listing``)."""
+    conn.execute(
+        text(
+            "CREATE INDEX IF NOT EXISTS ix_publication_listing "
+            "ON publication (channel_id, local_year, local_month, published_at, is_repost)"
+        )
+    )
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -85,6 +102,8 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _inspection_tables_v4,
     _add_counts_v5,
     _reported_unique_to_date_v6,
+    _inspection_verdicts_v8,
+    _listing_index_v9,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

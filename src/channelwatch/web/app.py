@@ -10,15 +10,13 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
-from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -29,7 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
-from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS, Publication
+from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
+from channelwatch.store.opened import Store
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -108,12 +107,24 @@ class Guard:
 
 
 @dataclass
-class WebView:
+class OfficeScope:
+    """The office a page is about: the instance's own, or one of a county's (``/offices/<id>/…``)."""
+
     instance: Instance
+    prefix: str = ""  # what the office's page paths start with: "" or /offices/<id>
+    key: str | None = None  # the county office's id
+
+    @property
+    def home(self) -> str:
+        return self.prefix or "/"
+
+
+@dataclass
+class WebView:
+    instance: Instance  # the instance served: one office, or a county with its offices
     readonly: data.ReadOnlyStore
     gate: Gate
     env: Environment
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="web-read"))
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -121,9 +132,26 @@ class WebView:
     def zone(self) -> str:
         return self.instance.timezone
 
+    @property
+    def county(self) -> bool:
+        return self.instance.is_county
+
+    def scope_of(self, request: Request, office: str | None = None) -> OfficeScope:
+        """The office of this request: the path's ``<id>`` (or ``office``) in a county, the instance otherwise."""
+        if not self.county:
+            return OfficeScope(self.instance)
+        key = office if office is not None else request.path_params.get("office")
+        if not key:
+            raise BadRequest("县级实例中请选择单位（参数 office）")
+        if key not in self.instance.offices:
+            raise NotFound(f"没有单位「{key}」")
+        return OfficeScope(self.instance.offices[key], prefix=f"/offices/{quote(key)}", key=key)
+
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("year", None)
         context.setdefault("years", [])
+        context.setdefault("county", self.county)
+        context.setdefault("scope", None)
         html = self.env.get_template(f"web/{template}").render(
             office=self.instance.config.office.name,
             login_required=self.gate.required,
@@ -137,22 +165,11 @@ class WebView:
 
     def years(self, conn: Any, channel_ids: list[int], selected: int) -> tuple[list[int], int | None]:
         """Years to choose from (the oldest stored to this year, newest first) and the newest year with data."""
-        pub = Publication.__table__  # type: ignore[attr-defined]
         this_year = data.office_today(self.zone).year
-        low, high = this_year, this_year
-        newest: int | None = None
-        for channel_id in channel_ids:
-            # min and max of an index column under an equality prefix: two index probes per channel.
-            first = conn.execute(select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
-            last = conn.execute(select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel_id)).scalar()
-            if first is not None:
-                low, high = min(low, int(first)), max(high, int(last))
-                newest = int(last) if newest is None else max(newest, int(last))
+        first, newest = data.year_range(conn, channel_ids)
+        low = this_year if first is None else min(this_year, first)
+        high = this_year if newest is None else max(this_year, newest)
         return sorted(set(range(low, high + 1)) | {selected}, reverse=True), newest
-
-    def _year_figures(self, office_id: int, year: int, keys: list[str]) -> Any:
-        with self.readonly.reader() as conn:
-            return data.year_figures(conn, office_id, year, keys)
 
     # --- pages --------------------------------------------------------------------------------------
 
@@ -161,19 +178,20 @@ class WebView:
         from channelwatch.stats.figures import comparison_base
         from channelwatch.stats.freshness import freshness
 
+        scope = self.scope_of(request)
         year = self.year_of(request)
-        keys = [c.id for c in self.instance.config.channels]
+        keys = [c.id for c in scope.instance.config.channels]
+        if self.county and not keys:
+            return self.sheet_office(request, scope, year)
         settings = self.instance.config.freshness
         today = data.office_today(self.zone)
         with self.readonly.reader() as conn:
-            office_id = self.readonly.office_id(conn)
+            office_id = self.readonly.office_id(conn, scope.instance)
             if office_id is None:
-                return self.page(request, "empty.html.j2", year=year)
+                return self.page(request, "empty.html.j2", year=year, scope=scope)
             ids = self.readonly.channel_ids(conn, office_id)
-            # Last year's figures (for the year-on-year sentence) are read beside this year's on a second
-            # connection: each is a scan of a year's index entries, and the two need not wait for each other.
-            earlier = self.pool.submit(self._year_figures, office_id, year - 1, keys)
             summary = data.year_figures(conn, office_id, year, keys)
+            previous = data.year_figures(conn, office_id, year - 1, keys)
             found = freshness(
                 conn,
                 office_id,
@@ -184,7 +202,8 @@ class WebView:
             )
             fresh = {f.key: f for f in found}
             years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
-        previous = earlier.result()
+            judged = data.verdicts(conn, [office_id]).get(office_id, {})
+            orphans = data.orphan_channels(conn, office_id, keys)
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
@@ -195,6 +214,7 @@ class WebView:
                     "kind_label": KIND_LABELS.get(figures.kind, figures.kind),
                     "month_total": figures.by_month.get(current_month, 0) if current_month else None,
                     "fresh": fresh.get(figures.key),
+                    "verdict": judged.get(figures.key, data.Verdict()),
                     "chart": monthly_chart(
                         f"{figures.name}{year}年每月发布数量",
                         figures.by_month,
@@ -217,11 +237,127 @@ class WebView:
             month_total=month_total,
             settings=settings,
             newest=newest,
+            scope=scope,
+            orphans=orphans,
+            inspected_on=max((v.as_of for v in judged.values()), default=None),
         )
 
+    def sheet_office(self, request: Request, scope: OfficeScope, year: int) -> Response:
+        """A county office without channels: it reports by quarterly sheet, its figures are the sheets' (roll-up's)."""
+        from channelwatch.county.rollup import build_rollup
+        from channelwatch.stats.figures import Period
+
+        assert scope.key is not None
+        with self.readonly.reader() as conn:
+            own = self._county_store(conn)
+            opened = self._office_store(conn, scope.key)
+            stored = self.readonly.county_offices(conn)
+            channels = self.readonly.office_channels(conn, list(stored.values()))
+            years, _newest = self.years(conn, [c for ids in channels.values() for c in ids.values()], year)
+        row = build_rollup(self.instance, own, {scope.key: opened}, Period(year)).offices[0]
+        return self.page(
+            request, "sheet_office.html.j2", year=year, years=years, scope=scope, row=row, kind_labels=KIND_LABELS
+        )
+
+    def county_overview(self, request: Request) -> Response:
+        """A county's ``/``: its offices, worst two-week state first."""
+        from channelwatch.county.rollup import build_rollup
+        from channelwatch.stats.figures import Period
+
+        year = self.year_of(request)
+        settings = self.instance.config.freshness
+        today = data.office_today(self.zone)
+        current_month = today.month if year == today.year else None
+        offices = self.instance.offices
+        with self.readonly.reader() as conn:
+            stored = self.readonly.county_offices(conn)
+            if not stored:
+                return self.page(request, "empty.html.j2", year=year)
+            channels = self.readonly.office_channels(conn, list(stored.values()))
+            configured = {
+                key: [c.id for c in office.config.channels] for key, office in offices.items() if key in stored
+            }
+            counted = [
+                channels[stored[key]][c] for key, ids in configured.items() for c in ids if c in channels[stored[key]]
+            ]
+            counts = data.channel_counts(conn, counted, year)
+            judged = data.verdicts(conn, list(stored.values()))
+            newest_times = data.newest_publications(conn, counted)
+            fresh = {
+                key: data.channel_freshness(
+                    offices[key], channels[stored[key]], newest_times, settings.warn_days, settings.limit_days
+                )
+                for key in configured
+            }
+            # Publications under channel ids an office's config no longer has, for all offices at once.
+            unconfigured = {
+                channel_id: (key, channel)
+                for key, ids in configured.items()
+                for channel, channel_id in channels[stored[key]].items()
+                if channel not in ids
+            }
+            stranded = data.publications_of(conn, list(unconfigured))
+            orphans = sorted((*unconfigured[cid], n) for cid, n in stranded.items() if n)
+            years, newest = self.years(conn, counted, year)
+        # Offices that report by sheet have no channels here: their figures are the sheets' (the roll-up's).
+        reporting = {key for key, office in offices.items() if key in stored and not office.config.channels}
+        sheets: dict[str, Any] = {}
+        if reporting:
+            with self.readonly.reader() as conn:
+                own = self._county_store(conn)
+                report_stores = {key: self._office_store(conn, key) for key in reporting}
+            rollup = build_rollup(self.instance, own, report_stores, Period(year))
+            sheets = {row.id: row for row in rollup.offices}
+        rows = []
+        for key, office in offices.items():
+            row = data.county_office_row(
+                key,
+                office,
+                stored.get(key),
+                channels.get(stored.get(key, -1), {}),
+                counts,
+                fresh.get(key, {}),
+                judged.get(stored.get(key, -1), {}),
+                current_month,
+                sheets.get(key),
+            )
+            rows.append(row)
+        rows.sort(key=data.OfficeOverview.severity)
+        return self.page(
+            request,
+            "county.html.j2",
+            year=year,
+            years=years,
+            newest=newest,
+            rows=rows,
+            current_month=current_month,
+            settings=settings,
+            orphans=orphans,
+            names={key: office.config.office.name for key, office in offices.items()},
+            total=sum(r.total for r in rows),
+            month_total=sum(r.month_total or 0 for r in rows) if current_month else None,
+            reposts=sum(r.reposts for r in rows),
+        )
+
+    def _county_store(self, conn: Any) -> Store:
+        """The county's own store (its row holds the county's delivery log), as ``build_rollup`` takes it."""
+        opened = self.readonly.as_store(conn, self.instance)
+        if opened is None:
+            raise NotFound("统计库中还没有本县的记录：请先运行 channelwatch county summary 或导入")
+        return opened
+
+    def _office_store(self, conn: Any, key: str) -> Store:
+        office = self.instance.offices[key]
+        opened = self.readonly.as_store(conn, office)
+        if opened is None:
+            name = office.config.office.name
+            raise NotFound(f"统计库中还没有单位「{name}」（{key}）：请先导入、抓取或运行 county 命令")
+        return opened
+
     def channel(self, request: Request) -> Response:
+        scope = self.scope_of(request)
         key = request.path_params["key"]
-        configured = {c.id: c for c in self.instance.config.channels}
+        configured = {c.id: c for c in scope.instance.config.channels}
         if key not in configured:
             raise NotFound(f"没有渠道「{key}」")
         year = self.year_of(request)
@@ -232,10 +368,10 @@ class WebView:
         repost = None if kind == "" else kind == "repost"
         page_number = _int_param(request, "page", 1, 10**9, default=1)
         with self.readonly.reader() as conn:
-            office_id = self.readonly.office_id(conn)
+            office_id = self.readonly.office_id(conn, scope.instance)
             ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
             if office_id is None or key not in ids:
-                return self.page(request, "empty.html.j2", year=year)
+                return self.page(request, "empty.html.j2", year=year, scope=scope)
             channel_id = ids[key]
             counts = data.month_counts(conn, channel_id, year)
             listing = data.publication_page(
@@ -259,7 +395,7 @@ class WebView:
                 query["type"] = kind
             if page > 1:
                 query["page"] = page
-            return f"/channels/{quote(key)}?" + urlencode(query)
+            return f"{scope.prefix}/channels/{quote(key)}?" + urlencode(query)
 
         return self.page(
             request,
@@ -280,23 +416,32 @@ class WebView:
             runs=runs,
             status_labels=RUN_STATUS_LABELS,
             run_kinds=RUN_KIND_LABELS,
+            scope=scope,
         )
 
     def runs(self, request: Request) -> Response:
         before = _int_param(request, "before", 1, 2**62, default=None)
         failures = request.query_params.get("failed") == "1"
+        chosen = request.query_params.get("office") or None
+        if chosen is not None and self.county:
+            self.scope_of(request, chosen)  # 404 for an office the county does not have
         size = 100
         with self.readonly.reader() as conn:
-            office_id = self.readonly.office_id(conn)
-            if office_id is None:
+            office_ids: int | list[int] | None
+            if self.county:
+                stored = self.readonly.county_offices(conn)
+                office_ids = [stored[chosen]] if chosen in stored else [] if chosen else list(stored.values())
+            else:
+                office_ids = self.readonly.office_id(conn)
+            if not office_ids:
                 return self.page(request, "empty.html.j2")
-            rows = data.recent_runs(conn, office_id, self.zone, limit=size + 1, before=before, failures_only=failures)
+            rows = data.recent_runs(conn, office_ids, self.zone, limit=size + 1, before=before, failures_only=failures)
         more = len(rows) > size
         rows = rows[:size]
         older = None
+        filters = {**({"office": chosen} if chosen and self.county else {}), **({"failed": 1} if failures else {})}
         if more and rows:
-            query = {"before": rows[-1].id, **({"failed": 1} if failures else {})}
-            older = "/runs?" + urlencode(query)
+            older = "/runs?" + urlencode({"before": rows[-1].id, **filters})
         return self.page(
             request,
             "runs.html.j2",
@@ -305,14 +450,25 @@ class WebView:
             older_link=older,
             status_labels=RUN_STATUS_LABELS,
             run_kinds=RUN_KIND_LABELS,
+            chosen=chosen if self.county else None,
+            offices=self._office_names(),
+            filters=filters,
         )
+
+    def _office_names(self) -> dict[str, str]:
+        return {key: office.config.office.name for key, office in self.instance.offices.items()}
 
     def reports(self, request: Request) -> Response:
         year = self.year_of(request)
         with self.readonly.reader() as conn:
-            office_id = self.readonly.office_id(conn)
-            ids = self.readonly.channel_ids(conn, office_id) if office_id is not None else {}
-            years, _newest = self.years(conn, list(ids.values()), year)
+            if self.county:
+                stored = self.readonly.county_offices(conn)
+                office_channels = self.readonly.office_channels(conn, list(stored.values()))
+                channel_ids = [cid for ids in office_channels.values() for cid in ids.values()]
+            else:
+                office_id = self.readonly.office_id(conn)
+                channel_ids = list(self.readonly.channel_ids(conn, office_id).values()) if office_id is not None else []
+            years, _newest = self.years(conn, channel_ids, year)
         today = data.office_today(self.zone)
         from channelwatch.reports.quarterly import previous_quarter
 
@@ -325,24 +481,30 @@ class WebView:
             quarter_year=last_year,
             last_quarter=last_quarter,
             annual_year=today.year - 1 if year == today.year else year,
+            offices=self._office_names(),
+            chosen=request.query_params.get("office") or None,
         )
 
     # --- downloads ----------------------------------------------------------------------------------
 
-    def _opened(self, conn: Any) -> Any:
-        opened = self.readonly.as_store(conn)
+    def _opened(self, conn: Any, scope: OfficeScope) -> Any:
+        opened = self.readonly.as_store(conn, scope.instance)
         if opened is None:
             raise NotFound("统计库中还没有本单位的数据：请先导入或抓取")
         return opened
+
+    def _download_scope(self, request: Request) -> OfficeScope:
+        return self.scope_of(request, request.query_params.get("office", "")) if self.county else self.scope_of(request)
 
     def summary_xlsx(self, request: Request) -> Response:
         from channelwatch.reports.summary import summary_sentence, write_summary_xlsx
         from channelwatch.stats.figures import Period, comparison_base, summarise
 
+        scope = self._download_scope(request)
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
-        keys = [c.id for c in self.instance.config.channels]
+        keys = [c.id for c in scope.instance.config.channels]
         with self.readonly.reader() as conn:
-            opened = self._opened(conn)
+            opened = self._opened(conn, scope)
             summary = summarise(conn, opened.office_id, Period(year), keys)
             previous = summarise(conn, opened.office_id, Period(year - 1), keys)
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
@@ -357,16 +519,17 @@ class WebView:
 
         year = _int_param(request, "year", 1990, 2100, default=None, required=True)
         quarter = _int_param(request, "quarter", 1, 4, default=None, required=True)
-        keys = [c.id for c in self.instance.config.channels]
+        scope = self._download_scope(request)
+        keys = [c.id for c in scope.instance.config.channels]
         with self.readonly.reader() as conn:
-            opened = self._opened(conn)
+            opened = self._opened(conn, scope)
             report = build_quarterly(
                 conn,
                 opened.office_id,
                 year,
                 quarter,
                 channel_keys=keys,
-                templates_dir=self.instance.templates_dir,
+                templates_dir=scope.instance.templates_dir,
                 today=data.office_today(self.zone).date(),
             )
         return _download(report.xlsx_bytes(), XLSX, report.attachment_name, f"quarterly-{year}Q{quarter}.xlsx")
@@ -376,8 +539,9 @@ class WebView:
         from channelwatch.reports.docx_writer import write_docx
 
         year = _int_param(request, "year", 2019, 2100, default=None, required=True)
+        scope = self._download_scope(request)
         with self.readonly.reader() as conn:
-            opened = self._opened(conn)
+            opened = self._opened(conn, scope)
         # Failed checks do not stop the draft here: it comes with each problem marked ※, as
         # `report annual --force` writes it, so the clerk sees where to correct the inputs.
         report = build_annual_report(opened, year)
@@ -386,6 +550,23 @@ class WebView:
             write_docx(report, target)
             body = target.read_bytes()
         return _download(body, DOCX, default_output_name(report, "docx"), f"annual-{year}.docx")
+
+    def county_xlsx(self, request: Request) -> Response:
+        """The county roll-up of a year or quarter, as ``county summary --format xlsx`` writes it."""
+        from channelwatch.county.outputs import rollup_xlsx_bytes
+        from channelwatch.county.rollup import build_rollup
+        from channelwatch.stats.figures import Period
+
+        if not self.county:
+            raise NotFound("县级汇总表只在县级实例中提供")
+        year = _int_param(request, "year", 1990, 2100, default=None, required=True)
+        quarter = _int_param(request, "quarter", 1, 4, default=None)
+        with self.readonly.reader() as conn:
+            own = self._county_store(conn)
+            stores = {key: self._office_store(conn, key) for key in self.instance.offices}
+        rollup = build_rollup(self.instance, own, stores, Period(year, quarter))
+        label = f"{year}Q{quarter}" if quarter else str(year)
+        return _download(rollup_xlsx_bytes(rollup), XLSX, f"{rollup.title}表.xlsx", f"county-{label}.xlsx")
 
     # --- login --------------------------------------------------------------------------------------
 
@@ -485,9 +666,17 @@ def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | No
 
         return handle
 
+    if view.county:
+        pages = [
+            Route("/", guarded(view.county_overview)),
+            Route("/offices/{office}", guarded(view.overview)),
+            Route("/offices/{office}/channels/{key}", guarded(view.channel)),
+            Route("/reports/county.xlsx", guarded(view.county_xlsx)),
+        ]
+    else:
+        pages = [Route("/", guarded(view.overview)), Route("/channels/{key}", guarded(view.channel))]
     routes = [
-        Route("/", guarded(view.overview)),
-        Route("/channels/{key}", guarded(view.channel)),
+        *pages,
         Route("/runs", guarded(view.runs)),
         Route("/reports", guarded(view.reports)),
         Route("/reports/summary.xlsx", guarded(view.summary_xlsx)),
@@ -503,7 +692,6 @@ def create_app(instance: Instance, gate: Gate, readonly: data.ReadOnlyStore | No
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        view.pool.shutdown(wait=False)
         view.readonly.dispose()
 
     async def not_found(request: Request, _exc: Exception) -> Response:

@@ -27,20 +27,28 @@ from channelwatch.dates import to_office
 from channelwatch.errors import ConfigError, UserError
 from channelwatch.instance.config import Instance
 from channelwatch.stats.figures import ChannelFigures, Period, Summary
+from channelwatch.stats.freshness import Freshness
+from channelwatch.store.checkstate import latest_verdicts
 from channelwatch.store.models import Channel, Office, Publication, Run
 from channelwatch.store.opened import Store
 
 __all__ = [
     "PAGE_SIZE",
+    "VERDICT_LABELS",
     "NoStore",
     "PublicationItem",
     "PublicationPage",
     "ReadOnlyStore",
     "RunItem",
+    "Verdict",
+    "channel_counts",
     "month_counts",
     "open_readonly",
+    "orphan_channels",
     "publication_page",
     "recent_runs",
+    "verdicts",
+    "worst_verdict",
     "year_figures",
 ]
 
@@ -85,7 +93,7 @@ class ReadOnlyStore:
     instance: Instance
     engine: Engine
     sqlite_path: Path | None = None  # the SQLite file: connecting to a missing one would create it
-    _office_id: int | None = field(default=None, repr=False)
+    _office_ids: dict[str, int] = field(default_factory=dict, repr=False)
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
@@ -95,28 +103,59 @@ class ReadOnlyStore:
         with store.read(self.engine) as conn:
             yield conn
 
-    def office_id(self, conn: Connection) -> int | None:
-        if self._office_id is None:
+    def office_id(self, conn: Connection, instance: Instance | None = None) -> int | None:
+        """The stored office of ``instance`` (default: the view's own); a county's offices by their id."""
+        chosen = instance or self.instance
+        county_office = chosen.parent is not None and chosen.office_key is not None
+        cache = f"key:{chosen.office_key}" if county_office else f"name:{chosen.config.office.name}"
+        if cache not in self._office_ids:
             if not conn.dialect.has_table(conn, "office"):
                 return None
             _pub, _channel, office, _run = _tables()
-            found = conn.execute(select(office.c.id).where(office.c.name == self.instance.config.office.name)).scalar()
-            self._office_id = None if found is None else int(found)
-        return self._office_id
+            by_name = office.c.name == chosen.config.office.name
+            condition = office.c.key == chosen.office_key if county_office else by_name
+            found = conn.execute(select(office.c.id).where(condition)).scalar()
+            if found is None:
+                return None
+            self._office_ids[cache] = int(found)
+        return self._office_ids[cache]
+
+    def county_offices(self, conn: Connection) -> dict[str, int]:
+        """A county's offices as stored: office id (its file name) → row id; one query for all of them."""
+        if not conn.dialect.has_table(conn, "office"):
+            return {}
+        _pub, _channel, office, _run = _tables()
+        keys = list(self.instance.offices)
+        rows = conn.execute(select(office.c.key, office.c.id).where(office.c.key.in_(keys)))
+        found = {str(key): int(oid) for key, oid in rows}
+        self._office_ids.update({f"key:{key}": oid for key, oid in found.items()})
+        return found
+
+    def office_channels(self, conn: Connection, office_ids: list[int]) -> dict[int, dict[str, int]]:
+        """Several offices' stored channels (office row id → channel id → channel row id) in one query."""
+        _pub, channel, _office, _run = _tables()
+        found: dict[int, dict[str, int]] = {oid: {} for oid in office_ids}
+        rows = conn.execute(
+            select(channel.c.office_id, channel.c.key, channel.c.id).where(channel.c.office_id.in_(office_ids))
+        )
+        for office_id, key, channel_id in rows:
+            found[int(office_id)][str(key)] = int(channel_id)
+        return found
 
     def channel_ids(self, conn: Connection, office_id: int) -> dict[str, int]:
         _pub, channel, _office, _run = _tables()
         rows = conn.execute(select(channel.c.key, channel.c.id).where(channel.c.office_id == office_id))
         return {key: int(cid) for key, cid in rows}
 
-    def as_store(self, conn: Connection) -> Store | None:
+    def as_store(self, conn: Connection, instance: Instance | None = None) -> Store | None:
         """The ``Store`` the report builders take, without ``open_store``'s schema and sync writes."""
-        office_id = self.office_id(conn)
+        chosen = instance or self.instance
+        office_id = self.office_id(conn, chosen)
         if office_id is None:
             return None
         return Store(
             engine=self.engine,
-            instance=self.instance,
+            instance=chosen,
             office_id=office_id,
             channel_ids=self.channel_ids(conn, office_id),
         )
@@ -177,25 +216,38 @@ MonthCounts = dict[tuple[int, bool], int]  # (office-time month, is_repost) → 
 
 
 def month_counts(conn: Connection, channel_id: int, year: int) -> MonthCounts:
-    """Publications of one channel and year per month and repost mark: one aggregate over the period index."""
-    pub, _channel, _office, _run = _tables()
-    query = (
-        select(pub.c.local_month, pub.c.is_repost, func.count())
-        .where(pub.c.channel_id == channel_id, pub.c.local_year == year)
-        .group_by(pub.c.local_month, pub.c.is_repost)
+    """Publications of one channel and year per month and repost mark, from the counts table (store/counts.py)."""
+    # Integers only, written into the statement: the placeholder style differs between the drivers.
+    rows = conn.exec_driver_sql(
+        "SELECT local_month, is_repost, publications FROM publication_count "
+        f"WHERE channel_id = {int(channel_id)} AND local_year = {int(year)} AND publications > 0"
     )
-    return {(int(month), bool(repost)): int(count) for month, repost, count in conn.execute(query)}
+    return {(int(month), bool(repost)): int(count) for month, repost, count in rows}
+
+
+def channel_counts(conn: Connection, channel_ids: list[int], year: int) -> dict[int, MonthCounts]:
+    """``month_counts`` of several channels (a county's) in one read of the counts table."""
+    found: dict[int, MonthCounts] = {int(i): {} for i in channel_ids}
+    if not channel_ids:
+        return found
+    ids = ", ".join(str(int(i)) for i in channel_ids)
+    rows = conn.exec_driver_sql(
+        "SELECT channel_id, local_month, is_repost, publications FROM publication_count "
+        f"WHERE channel_id IN ({ids}) AND local_year = {int(year)} AND publications > 0"
+    )
+    for channel_id, month, repost, count in rows:
+        found[int(channel_id)][int(month), bool(repost)] = int(count)
+    return found
 
 
 def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list[str]) -> Summary:
-    """The channel figures of a year (totals, reposts, per month) in one aggregate over the period index.
+    """The channel figures of a year (totals, reposts, per month) from the counts table (store/counts.py).
 
-    The same counts as ``stats.figures.summarise`` without its two extra passes over the year (the
-    unique-items grouping by title and WeChat's distinct pushes), which the overview does not show and
-    which would take it past its time budget on a large store: ``unique_items`` is 0 here and
-    ``pushes`` is None. The summary download computes both.
+    The same counts as ``stats.figures.summarise`` without the unique-items figure and WeChat's pushes,
+    which the overview does not show: ``unique_items`` is 0 here and ``pushes`` is None. The summary
+    download computes both.
     """
-    pub, channel, office, _run = _tables()
+    _pub, channel, office, _run = _tables()
     office_row = conn.execute(select(office.c.name, office.c.short_name).where(office.c.id == office_id)).one()
     rows = conn.execute(
         select(channel.c.id, channel.c.key, channel.c.kind, channel.c.name).where(channel.c.office_id == office_id)
@@ -206,20 +258,88 @@ def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list
         for key in channel_keys
         if key in by_key
     }
-    if figures:
-        grouped = conn.execute(
-            select(pub.c.channel_id, pub.c.local_month, pub.c.is_repost, func.count())
-            .where(pub.c.channel_id.in_(list(figures)), pub.c.local_year == year)
-            .group_by(pub.c.channel_id, pub.c.local_month, pub.c.is_repost)
-        )
-        for channel_id, month, is_repost, count in grouped:
-            figure = figures[channel_id]
+    for channel_id, counts in channel_counts(conn, list(figures), year).items():
+        figure = figures[channel_id]
+        for (month, is_repost), count in sorted(counts.items()):
             figure.total += count
             figure.by_month[month] = figure.by_month.get(month, 0) + count
             if is_repost:
                 figure.reposts += count
                 figure.reposts_by_month[month] = figure.reposts_by_month.get(month, 0) + count
     return Summary(office_row.name, office_row.short_name, Period(year), list(figures.values()), unique_items=0)
+
+
+def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> list[tuple[str, int]]:
+    """Stored channel ids of the office that the config no longer has, with their publications.
+
+    The same warning as the CLI's (``store.schema.orphan_channels``), counted from the counts table
+    instead of the publications: a channel renamed away from a million rows costs no more than one.
+    """
+    _pub, channel, _office, _run = _tables()
+    rows = conn.execute(
+        select(channel.c.id, channel.c.key)
+        .where(channel.c.office_id == office_id, channel.c.key.not_in(configured))
+        .order_by(channel.c.key)
+    )
+    stored = {int(cid): str(key) for cid, key in rows}
+    totals = publications_of(conn, list(stored))
+    return [(key, totals[cid]) for cid, key in stored.items() if totals.get(cid)]
+
+
+def publications_of(conn: Connection, channel_ids: list[int]) -> dict[int, int]:
+    """How many publications each channel holds (any year), from the counts table."""
+    if not channel_ids:
+        return {}
+    ids = ", ".join(str(int(i)) for i in channel_ids)
+    rows = conn.exec_driver_sql(
+        f"SELECT channel_id, sum(publications) FROM publication_count WHERE channel_id IN ({ids}) GROUP BY channel_id"
+    )
+    return {int(cid): int(total) for cid, total in rows}
+
+
+# --- inspection verdicts -----------------------------------------------------------------------------------
+
+VERDICT_LABELS = {"veto": "否决风险", "warning": "预警", "ok": "正常", "unchecked": "无检查项", "none": "未检查"}
+VERDICT_RANK = {"veto": 0, "warning": 1, "none": 2, "ok": 3, "unchecked": 4}
+
+
+@dataclass
+class Verdict:
+    """A channel's verdict as the latest inspection stored it (``inspect`` or its job); ``none``: never inspected."""
+
+    verdict: str = "none"
+    reasons: str = ""
+    as_of: str = ""
+
+    @property
+    def label(self) -> str:
+        return VERDICT_LABELS.get(self.verdict, self.verdict)
+
+    @property
+    def rules(self) -> str:
+        """The findings' rule names, for the short line under the verdict (the details are on hover)."""
+        names = [line.split("（", 1)[0] for line in self.reasons.splitlines() if line]
+        return "、".join(dict.fromkeys(names))
+
+    @property
+    def hover(self) -> str:
+        if self.verdict == "none":
+            return "还没有运行过检查预警（channelwatch inspect 或 inspect 任务）"
+        head = f"按 {self.as_of} 检查"
+        return head + ("：\n" + self.reasons if self.reasons else "：没有问题" if self.verdict == "ok" else "")
+
+
+def verdicts(conn: Connection, office_ids: list[int]) -> dict[int, dict[str, Verdict]]:
+    """office id → channel key → the latest stored verdict (only channels ever inspected)."""
+    return {
+        office_id: {key: Verdict(row.verdict, row.reasons or "", row.as_of) for key, row in rows.items()}
+        for office_id, rows in latest_verdicts(conn, office_ids).items()
+    }
+
+
+def worst_verdict(found: list[Verdict]) -> Verdict:
+    """An office's verdict: its worst channel's (never inspected counts as 未检查)."""
+    return min(found, key=lambda v: VERDICT_RANK.get(v.verdict, 2), default=Verdict())
 
 
 def publication_page(
@@ -307,6 +427,7 @@ class RunItem:
     rows_rejected: int
     pages_fetched: int
     message: str
+    office_name: str = ""
 
     @property
     def failed(self) -> bool:
@@ -315,7 +436,7 @@ class RunItem:
 
 def recent_runs(
     conn: Connection,
-    office_id: int,
+    office_id: int | list[int],
     zone: str,
     *,
     limit: int,
@@ -323,12 +444,17 @@ def recent_runs(
     before: int | None = None,
     failures_only: bool = False,
 ) -> list[RunItem]:
-    """Newest runs first, by primary key (``before`` pages on): an index walk, never a sort of the log."""
-    _pub, channel, _office, run = _tables()
+    """Newest runs first, by primary key (``before`` pages on): an index walk, never a sort of the log.
+
+    ``office_id``: one office, or several (a county's), each run then named with its office.
+    """
+    _pub, channel, office, run = _tables()
+    offices = office_id if isinstance(office_id, list) else [office_id]
     query = (
-        select(run, channel.c.key, channel.c.name)
+        select(run, channel.c.key, channel.c.name, office.c.name.label("office_name"))
         .join(channel, channel.c.id == run.c.channel_id)
-        .where(channel.c.office_id == office_id)
+        .join(office, office.c.id == channel.c.office_id)
+        .where(channel.c.office_id.in_(offices))
         .order_by(run.c.id.desc())
         .limit(limit)
     )
@@ -360,6 +486,7 @@ def recent_runs(
             rows_rejected=r.rows_rejected,
             pages_fetched=r.pages_fetched,
             message=r.message or "",
+            office_name=r.office_name,
         )
         for r in conn.execute(query)
     ]
@@ -367,3 +494,155 @@ def recent_runs(
 
 def office_today(zone: str, now: datetime | None = None) -> datetime:
     return to_office(now or datetime.now(UTC), zone)
+
+
+# --- the county's offices ------------------------------------------------------------------------------------
+
+STATE_RANK = {"overdue": 0, "empty": 0, "warn": 1, "ok": 2, "report": 3, "none": 4}
+
+
+@dataclass
+class OfficeOverview:
+    """One office on a county's ``/``: its year figures, its worst channel's two-week state, its verdict."""
+
+    key: str
+    name: str
+    group: str
+    channels: int  # configured channels (0: the office reports by sheet)
+    total: int = 0
+    month_total: int | None = None
+    reposts: int = 0
+    state: str = "none"  # overdue | empty | warn | ok (worst channel); report (sheet office); none (not stored)
+    worst: Any = None  # the worst channel's Freshness
+    late: list[str] = field(default_factory=list)  # channels past the limit or never published
+    warned: list[str] = field(default_factory=list)
+    verdict: Verdict = field(default_factory=Verdict)
+    flags: list[str] = field(default_factory=list)  # 无发布, and a sheet office's 未报送 …
+
+    @property
+    def no_publication(self) -> bool:
+        return "无发布" in self.flags
+
+    @property
+    def stored(self) -> bool:
+        return self.state != "none"
+
+    def severity(self) -> tuple[int, int, str]:
+        """Worst first: past the limit (the longest silence first), then about to pass it, then fine."""
+        days = self.worst.days_since if self.worst is not None and self.worst.days_since is not None else 10**6
+        if self.state in ("overdue", "empty"):
+            return (0, -days, self.key)
+        return (STATE_RANK[self.state], -days, self.key)
+
+
+def county_office_row(
+    key: str,
+    office: Instance,
+    office_id: int | None,
+    channel_ids: dict[str, int],
+    counts: dict[int, MonthCounts],
+    fresh: dict[str, Any],
+    judged: dict[str, Verdict],
+    current_month: int | None,
+    sheet: Any = None,
+) -> OfficeOverview:
+    """``OfficeOverview`` of one office from what the county page read for all of them at once."""
+    configured = office.config.channels
+    row = OfficeOverview(
+        key=key, name=office.config.office.name, group=office.group or "未分组", channels=len(configured)
+    )
+    if office_id is None:
+        return row
+    if not configured:
+        row.state = "report"
+        if sheet is not None:
+            row.total, row.reposts, row.flags = sheet.total, sheet.reposts, list(sheet.flags)
+        return row
+    row.month_total = 0 if current_month else None
+    for channel in configured:
+        for (month, is_repost), count in counts.get(channel_ids.get(channel.id, -1), {}).items():
+            row.total += count
+            row.reposts += count if is_repost else 0
+            if current_month and month == current_month:
+                row.month_total = (row.month_total or 0) + count
+    states = [fresh[c.id] for c in configured if c.id in fresh]
+    row.late = [f.name for f in states if f.status in ("overdue", "empty")]
+    row.warned = [f.name for f in states if f.status == "warn"]
+    if states:
+        row.worst = min(
+            states,
+            key=lambda f: (STATE_RANK[f.status], -(f.days_since if f.days_since is not None else 10**6)),
+        )
+        row.state = row.worst.status
+    row.verdict = worst_verdict([judged.get(c.id, Verdict()) for c in configured])
+    if row.total == 0:
+        row.flags.append("无发布")
+    return row
+
+
+# --- many channels at once (a county's) ----------------------------------------------------------------------
+
+
+def year_range(conn: Connection, channel_ids: list[int]) -> tuple[int | None, int | None]:
+    """The oldest and newest office-time year with a publication on any of the channels, in one statement.
+
+    Two index probes per channel (min and max under the channel's prefix of the period index), done by
+    the database as correlated subqueries rather than two round trips per channel.
+    """
+    if not channel_ids:
+        return None, None
+    pub, channel, _office, _run = _tables()
+    low = select(func.min(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    high = select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    per_channel = select(low.label("low"), high.label("high")).where(channel.c.id.in_(channel_ids)).subquery()
+    first, last = conn.execute(select(func.min(per_channel.c.low), func.max(per_channel.c.high))).one()
+    return (None if first is None else int(first)), (None if last is None else int(last))
+
+
+def newest_publications(conn: Connection, channel_ids: list[int]) -> dict[int, datetime]:
+    """Each channel's newest publication time (UTC), as ``stats.freshness`` finds it, for all channels in one statement.
+
+    Newest year, then newest month in it, then the newest time in that month: three index probes per
+    channel (the period index, then ``ix_publication_listing``), whatever the size of the store.
+    """
+    if not channel_ids:
+        return {}
+    pub, channel, _office, _run = _tables()
+    year = select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
+    years = select(channel.c.id.label("cid"), year.label("yr")).where(channel.c.id.in_(channel_ids)).cte("newest_year")
+    in_year = pub.alias("in_year")
+    month = (
+        select(func.max(in_year.c.local_month))
+        .where(in_year.c.channel_id == years.c.cid, in_year.c.local_year == years.c.yr)
+        .scalar_subquery()
+    )
+    months = select(years.c.cid, years.c.yr, month.label("mo")).where(years.c.yr.is_not(None)).cte("newest_month")
+    in_month = pub.alias("in_month")
+    moment = (
+        select(func.max(in_month.c.published_at))
+        .where(
+            in_month.c.channel_id == months.c.cid,
+            in_month.c.local_year == months.c.yr,
+            in_month.c.local_month == months.c.mo,
+        )
+        .scalar_subquery()
+    )
+    return {
+        int(cid): store.as_utc(found)
+        for cid, found in conn.execute(select(months.c.cid, moment.label("newest")))
+        if found is not None
+    }
+
+
+def channel_freshness(
+    office: Instance, channel_ids: dict[str, int], newest: dict[int, datetime], warn_days: int, limit_days: int
+) -> dict[str, Freshness]:
+    """``stats.freshness.Freshness`` of an office's configured channels from ``newest_publications``."""
+    today = office_today(office.timezone).date()
+    found = {}
+    for channel in office.config.channels:
+        moment = newest.get(channel_ids.get(channel.id, -1))
+        local = to_office(moment, office.timezone) if moment is not None else None
+        days = (today - local.date()).days if local is not None else None
+        found[channel.id] = Freshness(channel.id, channel.name, channel.kind, None, local, days, warn_days, limit_days)
+    return found
