@@ -273,3 +273,15 @@ def test_output_path_checked_before_any_work(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "不存在" in missing.output
     wrong = cli(root, "inspect", "-f", "xlsx", "-o", str(tmp_path / "x.csv"))
     assert wrong.exit_code == 1 and ".xlsx" in wrong.output and not (tmp_path / "x.csv").exists()
+
+
+def test_a_channel_silent_for_the_whole_period_says_so(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "inst")
+    old = (date.today() - timedelta(days=400)).strftime("%Y/%m/%d 10:00")
+    posts = tmp_path / "weibo.csv"
+    posts.write_text(f"微博ID,微博内容,发布时间,是否转发\n4454999999999001,一年多以前的一条,{old},原创\n", encoding="utf-8")
+    assert cli(root, "import", "weibo", str(posts)).exit_code == 0
+    result = cli(root, "inspect")
+    assert result.exit_code == 0, result.output
+    assert "已 400 天未发布" in result.output or "已 399 天未发布" in result.output or "已 401 天未发布" in result.output
+    assert "近 365 天内没有发布" in result.output and "None" not in result.output

@@ -394,6 +394,10 @@ def test_office_option_and_config_errors(county: Path) -> None:
     assert json.loads(out)["total"] == expected_store_office("gongan")["total"]
     code, out = run(county, "--office", "nope", "channels")
     assert code == 1 and "没有单位「nope」" in out
+    # A group that lists by itself takes --office after its own name too, as every other one-office command.
+    code, out = run(county, "channels", "--office", "gongan")
+    assert code == 0 and "没有选项" not in out, out
+    assert out == run(county, "--office", "gongan", "channels")[1]
     bad = county / "config" / "offices" / "baiyang.toml"
     bad.write_text(bad.read_text(encoding="utf-8").replace('kind = "wechat"', 'kind = "douyin"'), encoding="utf-8")
     code, out = run(county, "county", "summary", "-y", "2020")

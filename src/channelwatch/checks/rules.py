@@ -511,10 +511,15 @@ def _newmedia(
     level = _level(since, settings.newmedia_warn_days, limit)
     if level is None:
         return status, None
+    period = settings.newmedia_period_days
+    history = (
+        f"近 {period} 天最长间隔 {status.longest_gap_days} 天，超期累计 {status.days_over_limit} 天"
+        if status.longest_gap_days is not None
+        else f"近 {period} 天内没有发布"
+    )
     detail = (
         f"已 {since} 天未发布（最新 {last.isoformat() if last else ''}；否决线 {limit} 天，"
-        f"预警线 {settings.newmedia_warn_days} 天）；近 {settings.newmedia_period_days} 天最长间隔 "
-        f"{status.longest_gap_days} 天，超期累计 {status.days_over_limit} 天"
+        f"预警线 {settings.newmedia_warn_days} 天）；{history}"
     )
     return status, Finding("newmedia_stale", level, channel.id, channel.name, detail)
 

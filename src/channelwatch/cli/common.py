@@ -78,7 +78,9 @@ def _add_office_option(command: Any) -> None:
     if isinstance(subcommands, dict):
         for sub in subcommands.values():
             _add_office_option(sub)
-    elif not any(p.name == "office" for p in command.params):
+        if not getattr(command, "invoke_without_command", False):
+            return  # a group that only dispatches: the option belongs to its subcommands
+    if not any(p.name == "office" for p in command.params):
         command.params.append(_office_option())
 
 
