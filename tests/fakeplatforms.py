@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -163,8 +163,47 @@ class RecordedRequest:
     status: int = 0
 
 
+class _Loopback:
+    """What every loopback server here shares: a threaded server, its thread, a stop signal, ``with``."""
+
+    _stopping: threading.Event
+    _server: ThreadingHTTPServer | None
+    _thread: threading.Thread | None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def _serve(self, host: str, handler: type[BaseHTTPRequestHandler], name: str) -> Self:
+        self._server = ThreadingHTTPServer((host, 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return int(self._server.server_address[1])
+
+
 @dataclass
-class FakePlatforms:
+class FakePlatforms(_Loopback):
     """The three services on one loopback port. ``url`` is ``http://127.0.0.1:PORT``."""
 
     site_page_size: int = 5
@@ -203,32 +242,7 @@ class FakePlatforms:
         class Handler(_Handler):
             owner = platforms
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fakeplatforms", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakePlatforms:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "start() first"
-        return int(self._server.server_address[1])
+        return self._serve("127.0.0.1", Handler, "fakeplatforms")
 
     @property
     def url(self) -> str:
@@ -711,7 +725,7 @@ class _Behaviour:
 
 
 @dataclass
-class HostileServer:
+class HostileServer(_Loopback):
     """A loopback HTTP server that does what a test scripts, path by path: serve a page, redirect
     anywhere, drip a byte every ``interval`` seconds, or accept the request and never answer.
 
@@ -745,32 +759,7 @@ class HostileServer:
                     self.rfile.read(length)
                 owner._answer(self)
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="hostile", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> HostileServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._serve(self.host, Handler, "hostile")
 
     def url(self, path: str = "/", host: str | None = None) -> str:
         return f"http://{host or self.host}:{self.port}{path}"
