@@ -18,6 +18,9 @@ which cost three times the import (measured on a million rows, ``scripts/benchma
 PostgreSQL keeps that table (``figure_value``, a reference count per value and period) because its row
 triggers fire only when a whole statement is done, when a probe would see every row of the statement.
 
+``channel_totals`` and ``channel_months`` read ``publication_count`` for the places that need a channel's
+publications without counting them (the orphan-channel warning, the web view).
+
 A bulk upsert on SQLite counts its new rows with a few set-based statements when it ends instead of
 row by row (``defer_counts`` / ``count_deferred``). ``rebuild_counts`` recomputes everything from the
 publications (the ``recount`` command, and the schema step that adds the tables to an existing store).
@@ -411,3 +414,36 @@ def _snapshot(conn: Connection) -> dict[tuple[object, ...], tuple[int, ...]]:
     ):
         rows["distinct", kind, int(owner), int(period)] = (int(n),)
     return rows
+
+
+MonthCounts = dict[tuple[int, bool], int]  # (office-time month, is_repost) → publications
+
+
+def _id_list(channel_ids: list[int]) -> str:
+    # Integers only, written into the statement: the placeholder style differs between the drivers.
+    return ", ".join(str(int(i)) for i in channel_ids)
+
+
+def channel_totals(conn: Connection, channel_ids: list[int]) -> dict[int, int]:
+    """How many publications each channel holds, all years (channels without any are left out)."""
+    if not channel_ids:
+        return {}
+    rows = conn.exec_driver_sql(
+        "SELECT channel_id, sum(publications) FROM publication_count "
+        f"WHERE channel_id IN ({_id_list(channel_ids)}) GROUP BY channel_id"
+    )
+    return {int(cid): int(total) for cid, total in rows if total}
+
+
+def channel_months(conn: Connection, channel_ids: list[int], year: int) -> dict[int, MonthCounts]:
+    """Each channel's publications of one office-time year per month and repost mark."""
+    found: dict[int, MonthCounts] = {int(i): {} for i in channel_ids}
+    if not channel_ids:
+        return found
+    rows = conn.exec_driver_sql(
+        "SELECT channel_id, local_month, is_repost, publications FROM publication_count "
+        f"WHERE channel_id IN ({_id_list(channel_ids)}) AND local_year = {int(year)} AND publications > 0"
+    )
+    for channel_id, month, repost, count in rows:
+        found[int(channel_id)][int(month), bool(repost)] = int(count)
+    return found

@@ -27,8 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
+from channelwatch.store.counts import channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
+from channelwatch.store.schema import orphan_channels
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -203,7 +205,7 @@ class WebView:
             fresh = {f.key: f for f in found}
             years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
             judged = data.verdicts(conn, [office_id]).get(office_id, {})
-            orphans = data.orphan_channels(conn, office_id, keys)
+            orphans = orphan_channels(conn, office_id, keys)
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
@@ -280,7 +282,7 @@ class WebView:
             counted = [
                 channels[stored[key]][c] for key, ids in configured.items() for c in ids if c in channels[stored[key]]
             ]
-            counts = data.channel_counts(conn, counted, year)
+            counts = channel_months(conn, counted, year)
             judged = data.verdicts(conn, list(stored.values()))
             newest_times = data.newest_publications(conn, counted)
             fresh = {
@@ -296,7 +298,7 @@ class WebView:
                 for channel, channel_id in channels[stored[key]].items()
                 if channel not in ids
             }
-            stranded = data.publications_of(conn, list(unconfigured))
+            stranded = channel_totals(conn, list(unconfigured))
             orphans = sorted((*unconfigured[cid], n) for cid, n in stranded.items() if n)
             years, newest = self.years(conn, counted, year)
         # Offices that report by sheet have no channels here: their figures are the sheets' (the roll-up's).

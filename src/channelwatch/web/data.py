@@ -29,6 +29,7 @@ from channelwatch.instance.config import Instance
 from channelwatch.stats.figures import ChannelFigures, Period, Summary
 from channelwatch.stats.freshness import Freshness
 from channelwatch.store.checkstate import latest_verdicts
+from channelwatch.store.counts import MonthCounts, channel_months
 from channelwatch.store.models import Channel, Office, Publication, Run
 from channelwatch.store.opened import Store
 
@@ -41,10 +42,8 @@ __all__ = [
     "ReadOnlyStore",
     "RunItem",
     "Verdict",
-    "channel_counts",
     "month_counts",
     "open_readonly",
-    "orphan_channels",
     "publication_page",
     "recent_runs",
     "verdicts",
@@ -212,32 +211,9 @@ class PublicationPage:
     pages: int
 
 
-MonthCounts = dict[tuple[int, bool], int]  # (office-time month, is_repost) → publications
-
-
 def month_counts(conn: Connection, channel_id: int, year: int) -> MonthCounts:
     """Publications of one channel and year per month and repost mark, from the counts table (store/counts.py)."""
-    # Integers only, written into the statement: the placeholder style differs between the drivers.
-    rows = conn.exec_driver_sql(
-        "SELECT local_month, is_repost, publications FROM publication_count "
-        f"WHERE channel_id = {int(channel_id)} AND local_year = {int(year)} AND publications > 0"
-    )
-    return {(int(month), bool(repost)): int(count) for month, repost, count in rows}
-
-
-def channel_counts(conn: Connection, channel_ids: list[int], year: int) -> dict[int, MonthCounts]:
-    """``month_counts`` of several channels (a county's) in one read of the counts table."""
-    found: dict[int, MonthCounts] = {int(i): {} for i in channel_ids}
-    if not channel_ids:
-        return found
-    ids = ", ".join(str(int(i)) for i in channel_ids)
-    rows = conn.exec_driver_sql(
-        "SELECT channel_id, local_month, is_repost, publications FROM publication_count "
-        f"WHERE channel_id IN ({ids}) AND local_year = {int(year)} AND publications > 0"
-    )
-    for channel_id, month, repost, count in rows:
-        found[int(channel_id)][int(month), bool(repost)] = int(count)
-    return found
+    return channel_months(conn, [channel_id], year)[channel_id]
 
 
 def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list[str]) -> Summary:
@@ -258,7 +234,7 @@ def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list
         for key in channel_keys
         if key in by_key
     }
-    for channel_id, counts in channel_counts(conn, list(figures), year).items():
+    for channel_id, counts in channel_months(conn, list(figures), year).items():
         figure = figures[channel_id]
         for (month, is_repost), count in sorted(counts.items()):
             figure.total += count
@@ -267,34 +243,6 @@ def year_figures(conn: Connection, office_id: int, year: int, channel_keys: list
                 figure.reposts += count
                 figure.reposts_by_month[month] = figure.reposts_by_month.get(month, 0) + count
     return Summary(office_row.name, office_row.short_name, Period(year), list(figures.values()), unique_items=0)
-
-
-def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> list[tuple[str, int]]:
-    """Stored channel ids of the office that the config no longer has, with their publications.
-
-    The same warning as the CLI's (``store.schema.orphan_channels``), counted from the counts table
-    instead of the publications: a channel renamed away from a million rows costs no more than one.
-    """
-    _pub, channel, _office, _run = _tables()
-    rows = conn.execute(
-        select(channel.c.id, channel.c.key)
-        .where(channel.c.office_id == office_id, channel.c.key.not_in(configured))
-        .order_by(channel.c.key)
-    )
-    stored = {int(cid): str(key) for cid, key in rows}
-    totals = publications_of(conn, list(stored))
-    return [(key, totals[cid]) for cid, key in stored.items() if totals.get(cid)]
-
-
-def publications_of(conn: Connection, channel_ids: list[int]) -> dict[int, int]:
-    """How many publications each channel holds (any year), from the counts table."""
-    if not channel_ids:
-        return {}
-    ids = ", ".join(str(int(i)) for i in channel_ids)
-    rows = conn.exec_driver_sql(
-        f"SELECT channel_id, sum(publications) FROM publication_count WHERE channel_id IN ({ids}) GROUP BY channel_id"
-    )
-    return {int(cid): int(total) for cid, total in rows}
 
 
 # --- inspection verdicts -----------------------------------------------------------------------------------
