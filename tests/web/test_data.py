@@ -72,11 +72,11 @@ def test_many_channel_reads_agree_with_the_library(readonly: ReadOnlyStore) -> N
     """The county page's one-statement reads give what the per-channel library functions give."""
     from sqlalchemy import func, select
 
-    from channelwatch.stats.freshness import freshness
+    from channelwatch.stats.freshness import configured_freshness, freshness, newest_publications
     from channelwatch.store.counts import channel_totals
     from channelwatch.store.models import Publication
     from channelwatch.store.schema import orphan_channels
-    from channelwatch.web.data import channel_freshness, newest_publications, year_range
+    from channelwatch.web.data import year_range
 
     pub = Publication.__table__  # type: ignore[attr-defined]
     zone = readonly.instance.timezone
@@ -86,14 +86,20 @@ def test_many_channel_reads_agree_with_the_library(readonly: ReadOnlyStore) -> N
         ids = readonly.channel_ids(conn, office_id)
         expected = {f.key: f for f in freshness(conn, office_id, zone, warn_days=10, limit_days=14)}
         newest = newest_publications(conn, list(ids.values()))
-        shown = channel_freshness(readonly.instance, ids, newest, 10, 14)
+        shown = configured_freshness(readonly.instance.config.channels, ids, newest, zone, warn_days=10, limit_days=14)
+        plain = {
+            cid: store.as_utc(
+                conn.execute(select(func.max(pub.c.published_at)).where(pub.c.channel_id == cid)).scalar()
+            )
+            for cid in ids.values()
+        }
         first, last = year_range(conn, list(ids.values()))
         low, high = conn.execute(select(func.min(pub.c.local_year), func.max(pub.c.local_year))).one()
         stored = channel_totals(conn, list(ids.values()))
         configured = [c.id for c in readonly.instance.config.channels]
         orphans = orphan_channels(conn, office_id, configured[:1])
     assert orphans == [(key, expected[key].total) for key in sorted(configured[1:]) if expected[key].total]
-    assert len(newest) == 3
+    assert len(newest) == 3 and newest == plain
     for key, found in shown.items():
         assert (found.last_published, found.days_since, found.status) == (
             expected[key].last_published,

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, select
 from channelwatch.dates import to_office
 from channelwatch.instance.config import CHANNEL_KINDS, KIND_LABELS, Instance
 from channelwatch.stats.figures import Period, _distinct_titles
+from channelwatch.stats.freshness import configured_freshness, newest_publications
 from channelwatch.store import Store
 from channelwatch.store.counts import TITLE, period_code
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
@@ -222,55 +223,23 @@ def _store_rows(conn: Connection, stores: dict[str, Store], period: Period) -> d
     return rows
 
 
-def _newest_times(conn: Connection, channel_ids: list[int]) -> dict[int, datetime]:
-    """Every channel's newest publication time in two statements, whatever the size of the store.
-
-    The newest office-time month of each channel comes from the counts table; only the rows of that
-    month are read for the exact time (the period index leads with channel, year and month).
-    """
-    if not channel_ids:
-        return {}
-    ids = ", ".join(str(int(i)) for i in channel_ids)
-    newest = list(
-        conn.exec_driver_sql(
-            "SELECT channel_id, max(local_year * 100 + local_month) FROM publication_count "
-            f"WHERE channel_id IN ({ids}) AND publications > 0 GROUP BY channel_id"
-        )
-    )
-    if not newest:
-        return {}
-    months = ", ".join(f"({int(c)}, {int(m) // 100}, {int(m) % 100})" for c, m in newest)
-    # A correlated subquery per channel rather than a join: SQLite would scan the publications to join
-    # them to a VALUES list (24 s over ten million rows), while each subquery is one index range.
-    found = conn.exec_driver_sql(
-        f"WITH newest (channel_id, local_year, local_month) AS (VALUES {months}) "
-        "SELECT n.channel_id, (SELECT max(p.published_at) FROM publication p WHERE p.channel_id = n.channel_id "
-        "AND p.local_year = n.local_year AND p.local_month = n.local_month) FROM newest n"
-    )
-    result: dict[int, datetime] = {}
-    for channel_id, moment in found:
-        if moment is None:
-            continue
-        if isinstance(moment, str):  # SQLite through a raw statement: the stored text, not a datetime
-            moment = datetime.fromisoformat(moment)
-        result[int(channel_id)] = moment
-    return result
-
-
 def _overdue(opened: Store, newest: dict[int, datetime], limit_days: int, now: datetime) -> list[str]:
     """The office's channels past the two-week rule today (or never published): one flag each."""
-    zone = opened.instance.timezone
-    today = to_office(now, zone).date()
-    late = []
-    for channel_config in opened.instance.config.channels:
-        moment = newest.get(opened.channel_ids[channel_config.id])
-        if moment is None:
-            late.append(f"{channel_config.name}无发布记录")
-            continue
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        days = (today - to_office(moment, zone).date()).days
-        if days >= limit_days:
-            late.append(f"{channel_config.name}已{days}天未更新")
+    channels = opened.instance.config.channels
+    found = configured_freshness(
+        channels,
+        opened.channel_ids,
+        newest,
+        opened.instance.timezone,
+        warn_days=limit_days,
+        limit_days=limit_days,
+        now=now,
+    )
+    late = [
+        f"{f.name}无发布记录" if f.status == "empty" else f"{f.name}已{f.days_since}天未更新"
+        for f in (found[c.id] for c in channels)
+        if f.status in ("empty", "overdue")
+    ]
     return [f"超期未更新：{'、'.join(late)}"] if late else []
 
 
@@ -370,7 +339,7 @@ def build_rollup(
     limit_days = county.config.freshness.limit_days
     with read(own.engine) as conn:
         rows = _store_rows(conn, on_store, period)
-        newest = _newest_times(conn, [i for opened in on_store.values() for i in opened.channel_ids.values()])
+        newest = newest_publications(conn, [i for opened in on_store.values() for i in opened.channel_ids.values()])
         for key, opened in stores.items():
             if key in on_store:
                 row = rows[key]

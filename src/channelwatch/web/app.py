@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
+from channelwatch.stats.freshness import configured_freshness, newest_publications
 from channelwatch.store.counts import channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
@@ -284,10 +285,15 @@ class WebView:
             ]
             counts = channel_months(conn, counted, year)
             judged = data.verdicts(conn, list(stored.values()))
-            newest_times = data.newest_publications(conn, counted)
+            newest_times = newest_publications(conn, counted)
             fresh = {
-                key: data.channel_freshness(
-                    offices[key], channels[stored[key]], newest_times, settings.warn_days, settings.limit_days
+                key: configured_freshness(
+                    offices[key].config.channels,
+                    channels[stored[key]],
+                    newest_times,
+                    offices[key].timezone,
+                    warn_days=settings.warn_days,
+                    limit_days=settings.limit_days,
                 )
                 for key in configured
             }

@@ -27,7 +27,6 @@ from channelwatch.dates import to_office
 from channelwatch.errors import ConfigError, UserError
 from channelwatch.instance.config import Instance
 from channelwatch.stats.figures import ChannelFigures, Period, Summary
-from channelwatch.stats.freshness import Freshness
 from channelwatch.store.checkstate import latest_verdicts
 from channelwatch.store.counts import MonthCounts, channel_months
 from channelwatch.store.models import Channel, Office, Publication, Run
@@ -545,52 +544,3 @@ def year_range(conn: Connection, channel_ids: list[int]) -> tuple[int | None, in
     per_channel = select(low.label("low"), high.label("high")).where(channel.c.id.in_(channel_ids)).subquery()
     first, last = conn.execute(select(func.min(per_channel.c.low), func.max(per_channel.c.high))).one()
     return (None if first is None else int(first)), (None if last is None else int(last))
-
-
-def newest_publications(conn: Connection, channel_ids: list[int]) -> dict[int, datetime]:
-    """Each channel's newest publication time (UTC), as ``stats.freshness`` finds it, for all channels in one statement.
-
-    Newest year, then newest month in it, then the newest time in that month: three index probes per
-    channel (the period index, then ``ix_publication_listing``), whatever the size of the store.
-    """
-    if not channel_ids:
-        return {}
-    pub, channel, _office, _run = _tables()
-    year = select(func.max(pub.c.local_year)).where(pub.c.channel_id == channel.c.id).scalar_subquery()
-    years = select(channel.c.id.label("cid"), year.label("yr")).where(channel.c.id.in_(channel_ids)).cte("newest_year")
-    in_year = pub.alias("in_year")
-    month = (
-        select(func.max(in_year.c.local_month))
-        .where(in_year.c.channel_id == years.c.cid, in_year.c.local_year == years.c.yr)
-        .scalar_subquery()
-    )
-    months = select(years.c.cid, years.c.yr, month.label("mo")).where(years.c.yr.is_not(None)).cte("newest_month")
-    in_month = pub.alias("in_month")
-    moment = (
-        select(func.max(in_month.c.published_at))
-        .where(
-            in_month.c.channel_id == months.c.cid,
-            in_month.c.local_year == months.c.yr,
-            in_month.c.local_month == months.c.mo,
-        )
-        .scalar_subquery()
-    )
-    return {
-        int(cid): store.as_utc(found)
-        for cid, found in conn.execute(select(months.c.cid, moment.label("newest")))
-        if found is not None
-    }
-
-
-def channel_freshness(
-    office: Instance, channel_ids: dict[str, int], newest: dict[int, datetime], warn_days: int, limit_days: int
-) -> dict[str, Freshness]:
-    """``stats.freshness.Freshness`` of an office's configured channels from ``newest_publications``."""
-    today = office_today(office.timezone).date()
-    found = {}
-    for channel in office.config.channels:
-        moment = newest.get(channel_ids.get(channel.id, -1))
-        local = to_office(moment, office.timezone) if moment is not None else None
-        days = (today - local.date()).days if local is not None else None
-        found[channel.id] = Freshness(channel.id, channel.name, channel.kind, None, local, days, warn_days, limit_days)
-    return found
