@@ -329,3 +329,18 @@ def test_a_store_from_before_the_unique_line_upgrades_and_keeps_its_sheets(
     code, out = run(county, "county", "import-stats", str(older))
     assert code == 0 and "未改变" in out
     assert jiaotong(county, "-q", "4")[0]["unique_items"] is None
+
+
+def test_a_broken_or_bomb_sheet_is_refused_in_chinese_and_stores_nothing(county: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04not really a zip")
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (48 << 20))  # 48 MB unpacked from ~50 KB
+    for path, words in ((broken, "不是有效的 XLSX 文件"), (bomb, "疑似压缩炸弹")):
+        code, out = run(county, "county", "import-stats", str(path))
+        assert code == 1 and words in out and "Error" not in out and "Traceback" not in out, out
+    code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
+    assert next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")["total"] == 0

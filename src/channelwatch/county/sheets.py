@@ -31,6 +31,7 @@ from sqlalchemy import select
 from channelwatch.errors import InputError
 from channelwatch.instance.config import KIND_LABELS, Instance
 from channelwatch.reports.quarterly import UNIQUE_LABEL
+from channelwatch.sources.files import XLSX_DAMAGED, check_xlsx_archive
 from channelwatch.stats.figures import Period
 from channelwatch.store import Store, utc_now, write
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
@@ -138,10 +139,11 @@ def read_sheet(path: Path) -> SheetFigures:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
 
+    check_xlsx_archive(path)  # the same refusal of a decompression bomb as an export file gets
     try:
         workbook = load_workbook(path, data_only=True, read_only=False)
-    except Exception as exc:
-        raise InputError(f"{path} 不是可读的 XLSX 文件（{type(exc).__name__}）") from None
+    except Exception:
+        raise InputError(f"{path} 不是可读的 XLSX 文件（{XLSX_DAMAGED}）") from None
     sheet = workbook.worksheets[0]
 
     def ref(row: int, column: int) -> str:

@@ -37,7 +37,16 @@ from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_head
 from channelwatch.sources.rows import Entry, Row
 from channelwatch.spreadsheet import write_csv
 
-__all__ = ["FORMATS", "FORMULA_WITHOUT_VALUE", "ExportFile", "detect_encoding", "open_export", "shown"]
+__all__ = [
+    "FORMATS",
+    "FORMULA_WITHOUT_VALUE",
+    "XLSX_DAMAGED",
+    "ExportFile",
+    "check_xlsx_archive",
+    "detect_encoding",
+    "open_export",
+    "shown",
+]
 
 FORMATS = ("csv", "xlsx", "json")
 _SAMPLE_BYTES = 1 << 20
@@ -446,7 +455,10 @@ _XLSX_MAX_RATIO = 100
 _XLSX_RATIO_FLOOR = 4 << 20  # small parts may compress far better (a column of blank cells)
 
 
-def _check_archive(path: Path) -> None:
+XLSX_DAMAGED = "内容不完整或已损坏；请用 Excel/WPS 打开后另存为 XLSX"
+
+
+def check_xlsx_archive(path: Path) -> None:
     """Refuse an XLSX whose parts would unpack to more than it can honestly hold, before reading any."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -658,12 +670,12 @@ def _ignore_bad_dimension() -> None:
 
 
 def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
-    _check_archive(path)
+    check_xlsx_archive(path)
     _ignore_bad_dimension()
     try:
         workbook = _load_workbook(path)
-    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException, XML errors
-        raise InputError(f"{shown(path)}：不是有效的 XLSX 文件（{type(exc).__name__}）") from None
+    except Exception:  # zipfile.BadZipFile, KeyError, InvalidFileException, XML errors
+        raise InputError(f"{shown(path)}：不是有效的 XLSX 文件（{XLSX_DAMAGED}）") from None
     try:
         if not workbook.worksheets:
             raise InputError(f"{shown(path)}：XLSX 文件中没有工作表")
