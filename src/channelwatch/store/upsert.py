@@ -184,11 +184,14 @@ def upsert_publications(
     deferred: int | None = None
     bulk: _KnownRows | None = None
     try:
+        # An import's reading process (``checked``) only hands over large files: bulk from the first row.
+        bulk_from = 0 if checked else 1
         for number, batch in enumerate(_batches(records, BATCH_SIZE)):
-            if number == 1:
+            if number == bulk_from:
                 # A second batch: a bulk import. Its rows are counted set-based at the end rather than by
                 # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
-                # which cost less than the grouped statements for a handful of rows.
+                # which cost less than the grouped statements for a handful of rows. Deferred from the
+                # first batch, a channel empty before the import has no stored row to look up at all.
                 deferred = defer_counts(conn)
                 if deferred is not None:
                     bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
