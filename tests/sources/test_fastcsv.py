@@ -187,7 +187,12 @@ def test_columns_give_the_row_by_row_records(  # type: ignore[no-untyped-def]
     if invalid:
         assert found is None  # an invalid row: the row-by-row reader names it
         return
-    assert found is not None, "a file of valid rows of the header's width is read by columns"
+    if found is None:
+        # csv.writer leaves a lone CR unquoted unless it ends lines with CRLF: Python's reader keeps it in
+        # the cell, Arrow ends the line there. The columnar reader sees a row of another width and hands
+        # the file back, which reads it right.
+        assert not bom and any("\r" in cell for row in rows for cell in row), "valid rows are read by columns"
+        return
     assert found == (expected, read)
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from channelwatch import store
-from channelwatch.checks.probe import run_coroutine
+from channelwatch.eventloop import run_coroutine
 from channelwatch.instance.config import ChannelConfig, InspectionConfig
 from channelwatch.store import Store
 from channelwatch.store.checkstate import LinkCheck, LinkFinding, latest_pages

@@ -8,29 +8,18 @@ hide exactly the failures the inspectors count — and is recorded whatever its 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import time
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from channelwatch import store
+from channelwatch.eventloop import run_coroutine
 from channelwatch.store import Store
 from channelwatch.store.checkstate import ProbeResult
 
-__all__ = ["ProbeOutcome", "probe_homepages", "run_coroutine"]
+__all__ = ["ProbeOutcome", "probe_homepages"]
 
 T = TypeVar("T")
-
-
-def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to its end, on a loop of its own when the caller already runs one."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from channelwatch import eventloop
 from channelwatch.ingest.poll import (
     DEFAULT_CONCURRENCY,
     PollResult,
@@ -76,6 +77,6 @@ def poll_offices(
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, 0.001))
     try:
-        return asyncio.run(run())
+        return eventloop.run(run())
     finally:
         sys.setswitchinterval(previous)

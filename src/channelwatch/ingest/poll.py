@@ -40,6 +40,7 @@ from sqlalchemy import Connection, Engine, func, select
 from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
+from channelwatch.eventloop import run_coroutine
 from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
@@ -131,21 +132,16 @@ def poll_channels(
         previous = sys.getswitchinterval()
         sys.setswitchinterval(min(previous, 0.001))
         try:
-            return asyncio.run(
-                poll_channels_async(
+            # Called from inside an event loop (a caller's async code), it polls on a loop of its own.
+            return run_coroutine(
+                lambda: poll_channels_async(
                     opened, channels, full=full, job_id=job_id, concurrency=concurrency, settings=settings, stop=stop
                 )
             )
         finally:
             sys.setswitchinterval(previous)
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run()
-    # Called from inside an event loop (a caller's async code): poll on a loop of our own.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+    return run()
 
 
 class _Database:

@@ -29,6 +29,7 @@ BATCH_SIZE = 2000
 IDENTITY_MAX = 500
 _PUSH_ID_MAX = 200  # push ids sit in the covering period index too
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_MAX_ID = "SELECT coalesce(max(id), 0) FROM publication"
 
 
 # --- publications ---------------------------------------------------------------------------------------
@@ -161,8 +162,11 @@ def upsert_publications(
     """
     dialect = conn.dialect.name
     pub = Publication.__table__  # type: ignore[attr-defined]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     if dialect == "sqlite":
-        before = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
+        # Said to the driver: a poll stores a thousand channels' few rows, and SQLAlchemy's compiled-statement
+        # path costs more than this lookup of the rowid tree's last entry (scripts/bench_poll.py).
+        before = cursor.execute(_MAX_ID).fetchone()[0]
     else:
         channel = Channel.__table__  # type: ignore[attr-defined]
         conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
@@ -179,7 +183,6 @@ def upsert_publications(
         # One statement per import, its constants written into it: the rows go to the driver untouched.
         constants = f"{int(channel_id)}, '{seen_value}', '{seen_value}', {'NULL' if run_id is None else int(run_id)}"
         sql = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)}, {constants}) {_ON_CONFLICT}"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     total = 0
     deferred: int | None = None
     bulk: _KnownRows | None = None
@@ -218,13 +221,12 @@ def upsert_publications(
             _end_bulk(conn, cursor, sql, bulk, deferred)
         else:
             count_deferred(conn, deferred)
+        if dialect == "sqlite":
+            after = cursor.execute(_MAX_ID).fetchone()[0]
+        else:
+            after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
     finally:
         cursor.close()
-
-    if dialect == "sqlite":
-        after = conn.execute(select(func.coalesce(func.max(pub.c.id), 0))).scalar_one()
-    else:
-        after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
     new = int(after) - int(before)
     return UpsertCounts(new=new, known=total - new)
 
