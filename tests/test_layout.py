@@ -112,7 +112,7 @@ def test_no_import_circles() -> None:
 
 # Layers from the bottom up: a module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "dates", "identity", "redaction", "render", "validation", "spreadsheet", "terminal"},
+    {"errors", "dates", "eventloop", "identity", "redaction", "render", "validation", "spreadsheet", "terminal"},
     {"sources"},
     {"delivery.settings"},
     {"instance"},
