@@ -176,7 +176,8 @@ class _Host:
     (a cookie one site sets is never sent to another, whatever ``Domain`` it names)."""
 
     semaphore: asyncio.Semaphore
-    cookies: httpx.Cookies
+    # Made at the host's first Set-Cookie: an empty jar costs a thousand-channel poll more than its requests' URLs.
+    cookies: httpx.Cookies | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     next_at: float = 0.0
 
@@ -270,9 +271,7 @@ class HttpClient:
         key = f"{parts.scheme}://{parts.netloc.lower()}"
         host = self._hosts.get(key)
         if host is None:
-            import httpx
-
-            host = self._hosts[key] = _Host(asyncio.Semaphore(self.settings.per_host), httpx.Cookies())
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self.settings.per_host))
         return host
 
     async def _pace(self, host: _Host, interval: float) -> None:
@@ -444,6 +443,10 @@ class HttpClient:
         response = await self._wire().handle_async_request(request)
         response.request = request
         if "set-cookie" in response.headers:  # the cookie jar's parsing costs a poll more than the request
+            if host.cookies is None:
+                import httpx
+
+                host.cookies = httpx.Cookies()
             host.cookies.extract_cookies(response)
         try:
             limit = self.settings.max_bytes
