@@ -553,3 +553,23 @@ def test_county_inspect_lists_every_polled_office_worst_first(county: Path) -> N
         assert all(f["level"] == "veto" for f in office["findings"] if f["rule"] == "newmedia_stale")
     code, text_out = run(county, "county", "inspect", "--as-of", "2021-03-31")
     assert code == 0 and "测试县公安局（gongan）" in text_out and "测试县白杨镇人民政府（baiyang）" in text_out
+
+
+def test_recount_in_a_county_rebuilds_every_office_without_office_option(county: Path) -> None:
+    """`recount` covers the whole database, so a county runs it as it is; every office's figures come back."""
+    from sqlalchemy import create_engine, text
+
+    before = run(county, "county", "summary", "-y", "2020", "-f", "json")[1]
+    url = load_instance(county).database_url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        damaged = conn.execute(text("UPDATE publication_count SET publications = publications + 7")).rowcount
+    engine.dispose()
+    assert damaged > 1
+    assert run(county, "county", "summary", "-y", "2020", "-f", "json")[1] != before
+    code, out = run(county, "recount")
+    assert code == 0, out
+    assert f"修正了 {damaged} 行计数" in out
+    assert run(county, "county", "summary", "-y", "2020", "-f", "json")[1] == before
+    code, out = run(county, "recount")
+    assert code == 0 and "一致" in out, out

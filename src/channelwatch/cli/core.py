@@ -528,13 +528,17 @@ def recount_command(ctx: typer.Context) -> None:
     """根据已存的发布记录重新计算计数表（统计数字读取的表）。
 
     每次导入、抓取、撤销都会在同一事务中自动更新计数表，平时无需运行；
-    只在怀疑计数与发布记录不一致时（例如手工改过数据库）使用。
+    只在怀疑计数与发布记录不一致时（例如手工改过数据库）使用。县级实例中重算整个库（全县各单位），不需要 --office。
     """
     from channelwatch import store
 
-    opened = store_of(ctx)
+    root = root_instance_of(ctx)
+    # The counts table covers the whole database: a county recounts every office at once.
+    opened = store.open_store(root) if root.is_county else store_of(ctx)
     with store.write(opened.engine) as conn:
         repaired = store.rebuild_counts(conn)
+    if root.is_county:
+        opened.dispose()
     if repaired:
         echo(f"计数表已按发布记录重建：修正了 {repaired} 行计数。")
     else:
