@@ -345,10 +345,16 @@ def load_job(path: Path, instance: Instance) -> Job:
 
 
 def job_offices(job: Job, county: Instance) -> list[str]:
-    """The offices of a county instance that ``job`` runs for (none for the county's own jobs)."""
+    """The offices of a county instance that ``job`` runs for (none for the county's own jobs).
+
+    Without ``offices`` a job runs for every office with channels: an office that only sends its quarterly
+    sheet has nothing to poll or import, and its own figures must not go out as a sheet of zeros.
+    """
     if job.action == "county-quarterly":
         return []
-    return list(job.spec.offices or county.offices)
+    if job.spec.offices:
+        return list(job.spec.offices)
+    return [key for key, office in county.offices.items() if office.config.channels]
 
 
 def _check_offices(spec: Any, instance: Instance, path: Path, data: dict[str, Any]) -> None:
