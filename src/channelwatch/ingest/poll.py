@@ -561,7 +561,7 @@ async def _read_site_pages(
 
 def _identity(observed: Observed, zone: str, kind: str) -> str | None:
     try:
-        return record_of(observed, zone, kind).identity
+        return record_of(observed, zone, kind, remember=True).identity
     except ValueError:
         return None
 

@@ -7,6 +7,7 @@ work starts, so that a crash leaves a visible ``running`` run and never a half-s
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import UTC, date
@@ -26,8 +27,29 @@ from channelwatch.store.upsert import storable
 log = logging.getLogger(__name__)
 
 
-def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationRecord:
-    """Apply the counting rules (docs/counting-rules.md) to one observed publication."""
+def _identity_for(platform_id: str | None, url: str | None, title: str | None, day: date, kind: str) -> str:
+    """A publication's identity as stored (rule 1; a long one as its hash, the form polls look up)."""
+    if platform_id and kind != "wechat":
+        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
+    else:
+        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=day, kind=kind)
+    if len(identity) > store.IDENTITY_MAX:
+        identity = store.long_identity(identity)
+    return identity
+
+
+# A poll sees the same entries at every run, and asks each entry's identity twice (is it new? then storing
+# it): remembered, the URL's normalisation and the title's hash are paid once per entry, not per poll. An
+# import's rows are all different, so it does without (the lookup would only cost).
+_remembered_identity = functools.lru_cache(maxsize=32768)(_identity_for)
+_remembered_title_key = functools.lru_cache(maxsize=32768)(title_key)
+
+
+def record_of(observed: Observed, zone: str, kind: str, *, remember: bool = False) -> store.PublicationRecord:
+    """Apply the counting rules (docs/counting-rules.md) to one observed publication.
+
+    ``remember``: for polls, whose entries come back run after run (see ``_remembered_identity``).
+    """
     local = to_office(observed.published_at, zone)
     push_id = observed.push_id
     platform_id, url, title = observed.platform_id, observed.url, observed.title
@@ -40,12 +62,12 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
     if kind == "wechat" and not push_id:
         # Short /s/<code> links (RSS feeds) name no push: one push's articles share their second.
         push_id = wechat_push_estimate(local)
-    if platform_id and kind != "wechat":
-        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
+    if remember:
+        identity = _remembered_identity(platform_id, url, title, local.date(), kind)
+        key = _remembered_title_key(title) if title else None
     else:
-        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=local.date(), kind=kind)
-    if len(identity) > store.IDENTITY_MAX:
-        identity = store.long_identity(identity)  # as stored: polls look identities up by this form
+        identity = _identity_for(platform_id, url, title, local.date(), kind)
+        key = title_key(title) if title else None
     # tuple.__new__ skips the named tuple's Python-level constructor: this runs once per imported row.
     return tuple.__new__(
         store.PublicationRecord,
@@ -61,7 +83,7 @@ def record_of(observed: Observed, zone: str, kind: str) -> store.PublicationReco
             local.year,
             local.month,
             f"{local.year:04d}-{local.month:02d}-{local.day:02d}",
-            title_key(title) if title else None,
+            key,
         ),
     )
 
@@ -156,4 +178,5 @@ def store_observed(
     run_id: int | None,
 ) -> store.UpsertCounts:
     """Store publications a poll observed, inside the caller's transaction."""
-    return store.upsert_publications(conn, channel_id, (record_of(o, zone, kind) for o in observed), run_id=run_id)
+    records = (record_of(o, zone, kind, remember=True) for o in observed)
+    return store.upsert_publications(conn, channel_id, records, run_id=run_id)
