@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from channelwatch import identity
 from channelwatch.identity import (
     canonical_url,
     identity_key,
     is_repost_value,
     normalise_title,
     title_fingerprint,
+    title_key,
+    title_keys,
     wechat_article_key,
     wechat_push_key,
 )
@@ -155,3 +159,47 @@ def test_wechat_ids_without_url_name_one_article() -> None:
     assert wechat_article_id("1000001", "第一篇") != wechat_article_id("1000001", "第二篇")  # export 消息ID
     assert wechat_push_id("1000001") == wechat_push_id("2247483650_3".replace("2247483650", "1000001"))
     assert wechat_push_id("OgU123:2") == "OgU123"
+
+
+# Titles of characters title_keys normalises by columns (ASCII, ideographs, Chinese and Western
+# punctuation) with now and then one from the edges of that set: NFKC-unstable characters (full-width
+# letters and digits, ligatures, circled digits, compatibility ideographs, Hangzhou numerals), underscores,
+# combining marks, case pairs outside ASCII, emoji, other scripts, controls and the whitespace str.strip knows.
+USUAL_CHARACTERS = (
+    "abcXYZ019_ -.:/[]\\^`{}~\x00\x1f\x7f中文園區政务动态第条㐀䶿一鿿\u9fff\u3400"
+    "，。：；、！？（）【】《》「」“”‘’—…·～\u3000\u00a0\u00b7\u2028\u200b\u200d\u2060\u00ad\uff3f\uff5e"
+)
+EDGE_CHARACTERS = (
+    "ＡＢｃｚ１２＿\uff61\uff64\uff10\uff19\uff21\uff3a\uff41\uff5aﬁ①⑴㈠㊀\u3038々〇〡\uf900\u2f00\u2e80\ufeff"
+    "\u0301\u0308\u1161é\u00aa\u00b2\u00b9\u00bcİıßΣσς\u212a\u2126\u2070\u2071\u207f\u3005\u3006\u303b\u303c"
+    "\U0001f600\U0001f1e8\U00020000\U0002f800한글ひらカナАя\u0663\u06f3"
+)
+usual = st.text(alphabet=st.sampled_from(USUAL_CHARACTERS), max_size=30)
+titles = st.one_of(
+    st.text(),
+    usual,
+    st.builds(lambda head, edge, tail: head + edge + tail, usual, st.sampled_from(EDGE_CHARACTERS), usual),
+)
+
+
+@given(st.lists(st.one_of(st.none(), titles), max_size=40))
+@example(
+    ["园区动态第1条：安全生产检查", "ＡＢＣ１２３（全角）", "a_b", "\u3038", "e\u0301", "", None, "\U0001f600", "ｃ"]
+)
+def test_title_keys_by_columns_are_title_key(values: list[str | None]) -> None:
+    expected = [title_key(value) if value else None for value in values]
+    keys = title_keys(pa.array([value or None for value in values], pa.string()))
+    assert keys.to_pylist() == expected
+
+
+def test_usual_titles_are_normalised_by_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chinese titles with ASCII and Chinese punctuation never go through normalise_title one by one."""
+    values = [f"园区动态第{n}条：安全生产（Ab_{n}）检查、“企业”服务…" for n in range(300)]
+    expected = [title_key(value) for value in values]
+
+    def refuse(title: str) -> str:
+        raise AssertionError(f"normalised one by one: {title}")
+
+    monkeypatch.setattr(identity, "normalise_title", refuse)
+    assert title_keys(pa.array(values)).to_pylist() == expected
+    assert title_keys(pa.array([], pa.string())).to_pylist() == []

@@ -12,10 +12,12 @@ The prefix keeps the rules apart: a title fingerprint can never collide with a U
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
 from datetime import UTC, date, datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "normalise_title",
     "title_fingerprint",
     "title_key",
+    "title_keys",
     "wechat_article_id",
     "wechat_article_key",
     "wechat_push_estimate",
@@ -155,6 +158,93 @@ def normalise_title(title: str) -> str:
 def title_key(title: str) -> str:
     """A short hash of the normalised title: groups one item posted on several channels."""
     return hashlib.blake2b(normalise_title(title).encode("utf-8"), digest_size=8).hexdigest()
+
+
+# Code points whose part in ``normalise_title`` needs no Unicode tables beyond the ones Python itself
+# gives here: kept as they are (ASCII letters lower-cased) or removed. A title of only these has as its
+# normal form the kept characters, which are NFKC-stable, so that ``title_keys`` can normalise it by
+# columns; any other title takes ``normalise_title`` itself. The sets are computed from Python's own
+# ``unicodedata`` and ``re`` (no other library's Unicode version decides anything); tests/test_identity.py
+# compares the two on generated titles.
+_KEPT_CANDIDATES = ((0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A), (0x3400, 0x4DBF), (0x4E00, 0x9FFF))
+_REMOVED_CANDIDATES = (
+    (0x00, 0x7F),  # ASCII punctuation, spaces and controls
+    (0xA0, 0xBF),  # Latin-1 punctuation (the middle dot of transliterated names)
+    (0x2000, 0x206F),  # general punctuation: dashes, quotes, ellipsis, zero-width characters
+    (0x3000, 0x303F),  # CJK symbols and punctuation: 、。「」【】〔〕
+    (0xFE10, 0xFE1F),  # vertical forms
+    (0xFE30, 0xFE4F),  # CJK compatibility forms
+    (0xFF00, 0xFFEF),  # full-width punctuation: ，：；（）！？
+)
+
+
+def _code_ranges(points: list[int]) -> str:
+    """A regular expression character class body (RE2 syntax) for sorted code points."""
+    parts: list[str] = []
+    start = previous = points[0]
+    for point in [*points[1:], -1]:
+        if point == previous + 1:
+            previous = point
+            continue
+        parts.append(f"\\x{{{start:x}}}" if start == previous else f"\\x{{{start:x}}}-\\x{{{previous:x}}}")
+        start = previous = point
+    return "".join(parts)
+
+
+def _title_classes() -> tuple[str, str]:
+    """(class of kept characters, class of every character of a title ``title_keys`` normalises by columns)."""
+    kept = [
+        point
+        for low, high in _KEPT_CANDIDATES
+        for point in range(low, high + 1)
+        if (c := chr(point)).isalnum()
+        and not _NOT_WORD.fullmatch(c)
+        and (c.lower() == c or (c.isascii() and c.lower() == chr(point + 32)))
+        and unicodedata.combining(c) == 0
+        and unicodedata.decomposition(c) == ""
+        and unicodedata.is_normalized("NFKC", c)
+    ]
+    removed = [
+        point
+        for low, high in _REMOVED_CANDIDATES
+        for point in range(low, high + 1)
+        if _NOT_WORD.fullmatch(c := chr(point)) and c.lower() == c
+    ]
+    return _code_ranges(kept), _code_ranges(sorted({*kept, *removed}))
+
+
+_TITLE_CLASSES: tuple[str, str] | None = None
+_short_blake2b = functools.partial(hashlib.blake2b, digest_size=8)
+
+
+def title_keys(titles: Any) -> Any:
+    """``title_key`` of each title of an Arrow string array (null where there is no title), as an Arrow array.
+
+    The import of a large file computes a million of these: the usual titles are normalised by columns and
+    only hashed one by one, in C loops; the others go through ``title_key``'s own ``normalise_title``.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    global _TITLE_CLASSES
+    if _TITLE_CLASSES is None:
+        _TITLE_CLASSES = _title_classes()
+    kept, known = _TITLE_CLASSES
+    count = len(titles)
+    if count == 0:
+        return pa.array([], pa.string())
+    normal = pc.ascii_lower(pc.replace_substring_regex(titles, f"[^{kept}]+", ""))
+    texts: list[bytes | None] = normal.cast(pa.binary()).to_pylist()
+    other = pc.invert(pc.fill_null(pc.match_substring_regex(titles, f"^[{known}]*$"), True))
+    for index in np.flatnonzero(np.asarray(other, dtype=bool)).tolist():
+        texts[index] = normalise_title(titles[index].as_py()).encode("utf-8")
+    digests = b"".join(map(hashlib.blake2b.digest, map(_short_blake2b, [b"" if t is None else t for t in texts])))
+    offsets = np.arange(0, 16 * (count + 1), 16, dtype=np.int32)
+    hexed = pa.Array.from_buffers(
+        pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(digests.hex().encode())]
+    )
+    return pc.if_else(pc.is_valid(titles), hexed, pa.scalar(None, pa.string()))
 
 
 def title_fingerprint(title: str, local_day: date) -> str:

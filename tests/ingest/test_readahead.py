@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from channelwatch import store
 from channelwatch.errors import InputError
 from channelwatch.ingest import imports as ingest_imports
 from channelwatch.ingest.imports import import_file
+from channelwatch.ingest.readahead import _packed, _unpacked
 from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period, summarise
 from channelwatch.store import Store, open_store
@@ -64,3 +68,28 @@ def test_undecodable_file_fails_cleanly(opened: Store, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="无法按 utf-8 编码解码"):
         import_file(opened, "weibo", path)
     assert figures(opened)["weibo"] == (0, 0)
+
+
+texts = st.one_of(st.none(), st.just(""), st.text(), st.text(alphabet="a中\x00,\n", max_size=3))
+
+
+@given(
+    st.one_of(
+        st.lists(texts, max_size=20).map(lambda v: pa.array(v, pa.string())),
+        st.lists(st.booleans(), max_size=20).map(lambda v: pa.array(v, pa.bool_())),
+        st.lists(st.one_of(st.none(), st.booleans()), max_size=20).map(lambda v: pa.array(v, pa.bool_())),
+        st.lists(st.integers(-(2**63), 2**63 - 1), max_size=20).map(lambda v: pa.array(v, pa.int64())),
+        st.lists(st.one_of(st.none(), st.integers(0, 9999)), max_size=20).map(lambda v: pa.array(v, pa.int64())),
+        st.lists(st.one_of(st.none(), texts, st.integers()), max_size=20),
+    )
+)
+def test_a_column_reaches_the_parent_as_its_values(column: object) -> None:
+    """What the reading process packs, the parent unpacks to the same Python values (texts with NUL too)."""
+    expected = column if isinstance(column, list) else column.to_pylist()  # type: ignore[attr-defined]
+    found = _unpacked(_packed(column))
+    assert list(found) == expected
+    assert [type(v) for v in found] == [type(v) for v in expected]
+
+
+def test_a_column_of_none_only_repeats_none() -> None:
+    assert list(zip(range(3), _unpacked(_packed(None)), strict=False)) == [(0, None), (1, None), (2, None)]

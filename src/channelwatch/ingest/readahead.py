@@ -18,8 +18,10 @@ import json
 import pickle
 import subprocess
 import sys
+from array import array
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,7 +71,7 @@ class ReaderFailed(UserError):
 
 
 def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
-    from channelwatch.ingest.runs import record_of, records_of_columns
+    from channelwatch.ingest.runs import columns_of_batch, record_of, records_of_columns
     from channelwatch.sources.fastcsv import BLOCK_BYTES
     from channelwatch.sources.files import open_export
     from channelwatch.store.upsert import storable
@@ -96,8 +98,14 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
         if spec.get("fast") and sqlite and kind != "wechat" and export.columnar is not None:
             try:
                 for number, batch in enumerate(export.columnar(), 1):
-                    ready = records_of_columns(batch, kind)
                     position = min(export.size, number * BLOCK_BYTES)
+                    if batch.plain_text:
+                        # By columns, each packed in one piece (_packed): no Python object per cell on this side.
+                        read += batch.rows
+                        columns = [_packed(column) for column in columns_of_batch(batch, kind)]
+                        send(("columns", columns, read, position, export.size))
+                        continue
+                    ready = records_of_columns(batch, kind)
                     # In messages of the usual size: the parent holds one at a time, and starts on it sooner.
                     for start in range(0, len(ready), _BATCH):
                         chunk = ready[start : start + _BATCH]
@@ -135,6 +143,57 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
         send(("crash", f"{type(exc).__name__}: {str(exc)[:200]}"))
     finally:
         out.flush()
+
+
+_BOOLS = (False, True)
+
+
+def _packed(column: Any) -> tuple[Any, ...]:
+    """A column of ``columns_of_batch`` as the child sends it, in as few Python objects as the type allows.
+
+    Texts go as one UTF-8 string, each text ended by a NUL (a batch whose texts may hold one comes as
+    tuples), so that the parent makes them all with one ``split``; booleans and integers go as their
+    bytes. The parent (``_unpacked``) then needs neither pyarrow nor numpy, nor their memory.
+    """
+    if column is None:
+        return ("none",)
+    if column.__class__ is list:
+        return ("list", column)
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    count = len(column)
+    if pa.types.is_string(column.type):
+        ended = pc.binary_join_element_wise(pc.fill_null(column, ""), "\x00", "")
+        offsets = np.frombuffer(ended.buffers()[1], dtype=np.int32)[ended.offset : ended.offset + count + 1]
+        start, stop = (int(offsets[0]), int(offsets[-1])) if count else (0, 0)
+        data = ended.buffers()[2].slice(start, stop - start).to_pybytes() if count else b""
+        if data.count(b"\x00") == count:
+            valid = None if column.null_count == 0 else np.asarray(column.is_valid(), dtype=np.uint8).tobytes()
+            return ("text", data, valid)
+    elif column.null_count == 0 and pa.types.is_boolean(column.type):
+        return ("bool", np.asarray(column, dtype=np.uint8).tobytes())
+    elif column.null_count == 0 and pa.types.is_int64(column.type):
+        return ("int", np.asarray(column, dtype=np.int64).tobytes())
+    return ("list", column.to_pylist())
+
+
+def _unpacked(column: tuple[Any, ...]) -> Any:
+    """The values of a column ``_packed`` sent: a list, or ``repeat(None)`` for a column of None only."""
+    tag = column[0]
+    if tag == "text":
+        texts = column[1].decode("utf-8").split("\x00")
+        texts.pop()  # after the last text's NUL
+        valid = column[2]
+        return texts if valid is None else [text if ok else None for text, ok in zip(texts, valid, strict=True)]
+    if tag == "bool":
+        return list(map(_BOOLS.__getitem__, column[1]))
+    if tag == "int":
+        return array("q", column[1]).tolist()
+    if tag == "none":
+        return repeat(None)
+    return column[1]
 
 
 def parsed_in_child(
@@ -189,6 +248,13 @@ def parsed_in_child(
                 if progress is not None:
                     progress(position, size)
                 yield from records
+            elif tag == "columns":
+                _tag, columns, read, position, size = message
+                on_read(read)
+                if progress is not None:
+                    progress(position, size)
+                # Every column but the None ones has one entry per row; those repeat None endlessly.
+                yield from zip(*map(_unpacked, columns), strict=False)
             elif tag == "end":
                 on_read(message[1])
                 return

@@ -41,20 +41,26 @@ class Undecided(Exception):
 
 @dataclass
 class ColumnBatch:
-    """Valid publications of consecutive rows, by column (one list entry per publication)."""
+    """Valid publications of consecutive rows, by column (one entry per publication).
 
-    platform_id: list[str | None]
-    title: list[str | None]
-    url: list[str | None]
-    column_name: list[str | None]
-    is_repost: list[bool]
-    published_utc: list[str]  # ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC, as the SQLite store keeps it
-    local_year: list[int]
-    local_month: list[int]
-    local_date: list[str]
+    A batch whose rows were all decided by columns holds Arrow arrays (``arrow``; null where the list would
+    hold None), so that the import's reading process can send them on without making a Python object of
+    every cell; a batch with a row read by the row-by-row converter holds lists.
+    """
+
+    platform_id: Any  # list[str | None] or an Arrow string array
+    title: Any
+    url: Any
+    column_name: Any
+    is_repost: Any  # list[bool] or an Arrow boolean array
+    published_utc: Any  # ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC, as the SQLite store keeps it
+    local_year: Any  # list[int] or an Arrow int64 array
+    local_month: Any
+    local_date: Any
     rows: int  # rows of the file read (not counting those with every cell blank)
     # No NUL in any text: as valid UTF-8 (Arrow checks it) the rows are then what ``store.storable`` keeps.
     plain_text: bool = False
+    arrow: bool = False
 
 
 def _days_from_civil(y: Any, m: Any, d: Any) -> Any:
@@ -163,7 +169,10 @@ def csv_columns(path: Path, converter: Any, encoding: str, zone: str, *, with_bo
                 marked = pc.take(pa.array(marks, pa.bool_()), pc.index_in(repost, pa.array(values, pa.string())))
             else:
                 marked = pa.repeat(pa.scalar(False), count)
-            odd_url = pc.or_(pc.match_substring_regex(url, r"[\[\]]"), pc.greater(pc.count_substring(url, ":"), 1))
+            odd_url = pc.or_(
+                pc.or_(pc.match_substring(url, "["), pc.match_substring(url, "]")),
+                pc.greater(pc.count_substring(url, ":"), 1),
+            )
             plain = pc.and_(
                 pc.and_(pc.match_substring_regex(date, _PLAIN_DATE), pc.invert(blank)),
                 pc.and_(pc.is_valid(marked), pc.invert(odd_url)),
@@ -194,21 +203,24 @@ def csv_columns(path: Path, converter: Any, encoding: str, zone: str, *, with_bo
             ok &= np.asarray(keep, dtype=bool)
             keep_mask = np.asarray(keep, dtype=bool)
 
+            rows = int(keep_mask.sum())
+            # Seconds as microseconds: Arrow's cast writes the store's ``YYYY-MM-DD HH:MM:SS.ffffff`` itself.
+            utc_texts = pc.cast(pa.array(utc * 1_000_000, pa.timestamp("us")), pa.string())
+            dates = pc.utf8_slice_codeunits(texts, 0, 10)
+            plain_text = not any(_holds_nul(c) for c in (ident, title, url, col))
+            if rows == count and ok.all():  # the usual batch: every row decided by its columns
+                yield ColumnBatch(
+                    _none_if_empty(ident), _none_if_empty(title), _none_if_empty(url), _none_if_empty(col),
+                    pc.fill_null(marked, False), utc_texts, pa.array(year, pa.int64()), pa.array(month, pa.int64()),
+                    dates, rows, plain_text, arrow=True,
+                )  # fmt: skip
+                continue
             platform = ident.to_pylist()
             titles, urls, cols = title.to_pylist(), url.to_pylist(), col.to_pylist()
             reposts = pc.fill_null(marked, False).to_pylist()
-            utc_text = pc.strftime(pa.array(utc, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S").to_pylist()
-            dates = pc.utf8_slice_codeunits(texts, 0, 10).to_pylist()
+            utc_text = utc_texts.to_pylist()
+            dates = dates.to_pylist()
             years, months = year.tolist(), month.tolist()
-            rows = int(keep_mask.sum())
-            plain_text = not any(pc.any(pc.match_substring(c, "\x00")).as_py() for c in (ident, title, url, col))
-            if rows == count and ok.all():  # the usual batch: every row decided by its columns
-                yield ColumnBatch(
-                    [v or None for v in platform], [v or None for v in titles], [v or None for v in urls],
-                    [v or None for v in cols], reposts, [t + ".000000" for t in utc_text], year.tolist(),
-                    month.tolist(), dates, rows, plain_text,
-                )  # fmt: skip
-                continue
             out = ColumnBatch([], [], [], [], [], [], [], [], [], rows, plain_text)
             decided = ok.tolist()
             kept = keep_mask.tolist()
@@ -220,7 +232,7 @@ def csv_columns(path: Path, converter: Any, encoding: str, zone: str, *, with_bo
                     out.url.append(urls[i] or None)
                     out.column_name.append(cols[i] or None)
                     out.is_repost.append(reposts[i])
-                    out.published_utc.append(utc_text[i] + ".000000")
+                    out.published_utc.append(utc_text[i])
                     out.local_year.append(years[i])
                     out.local_month.append(months[i])
                     out.local_date.append(dates[i])
@@ -255,6 +267,25 @@ def _part(texts: Any, start: int, stop: int, default: int) -> Any:
     sliced = pc.utf8_slice_codeunits(texts, start, stop)
     filled = pc.if_else(pc.equal(sliced, pa.scalar("")), pa.scalar(str(default)), sliced)
     return np.asarray(pc.cast(filled, pa.int64()), dtype=np.int64)
+
+
+def _none_if_empty(array: Any) -> Any:
+    """Empty texts as nulls: what ``v or None`` gives on each cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.if_else(pc.equal(array, pa.scalar("")), pa.scalar(None, pa.string()), array)
+
+
+def _holds_nul(array: Any) -> bool:
+    """Whether a text of ``array`` holds a NUL character; the whole data buffer is looked at first (one pass)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    data = array.buffers()[2]
+    if data is None or not np.frombuffer(data, dtype=np.uint8).all():
+        return bool(pc.any(pc.match_substring(array, "\x00")).as_py())
+    return False
 
 
 def _column(columns: list[Any], index: int, count: int) -> Any:
