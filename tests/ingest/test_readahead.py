@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from channelwatch import store
 from channelwatch.errors import InputError
 from channelwatch.ingest import imports as ingest_imports
+from channelwatch.ingest.columnar import IDENTITY_MAX
 from channelwatch.ingest.imports import import_file
 from channelwatch.ingest.readahead import _packed, _unpacked
 from channelwatch.instance.config import load_instance
@@ -93,3 +96,15 @@ def test_a_column_reaches_the_parent_as_its_values(column: object) -> None:
 
 def test_a_column_of_none_only_repeats_none() -> None:
     assert list(zip(range(3), _unpacked(_packed(None)), strict=False)) == [(0, None), (1, None), (2, None)]
+
+
+def test_the_reading_process_reads_by_columns_without_the_store_modules() -> None:
+    """Its start-up is paid on every large import: the columnar path loads neither SQLAlchemy nor the store."""
+    code = (
+        "import sys, channelwatch.ingest.readahead, channelwatch.ingest.columnar, channelwatch.sources.files, "
+        "channelwatch.sources.fastcsv; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'sqlmodel') or m.startswith(('channelwatch.store', 'channelwatch.ingest.runs'))))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+    assert IDENTITY_MAX == store.IDENTITY_MAX

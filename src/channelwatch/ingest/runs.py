@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator
-from datetime import UTC, date
-from itertools import repeat
+from collections.abc import Iterable
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -21,11 +20,11 @@ from channelwatch.dates import to_office
 from channelwatch.identity import (
     identity_key,
     title_key,
-    title_keys,
     wechat_push_estimate,
     wechat_push_id,
     wechat_push_key,
 )
+from channelwatch.ingest.columnar import columns_of_batch, rows_of_columns
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import ColumnBatch
 from channelwatch.store.models import Run
@@ -104,67 +103,6 @@ def records_of_columns(batch: ColumnBatch, kind: str) -> list[tuple[Any, ...]]:
     if batch.plain_text:
         return list(records)  # what storable would hand back untouched (identities are short already)
     return [storable(record) for record in records]
-
-
-def columns_of_batch(batch: ColumnBatch, kind: str) -> list[Any]:
-    """The columns of ``records_of_columns``'s tuples, in their order, ``storable`` not yet applied.
-
-    Each column is a list, an Arrow array (null for None) when the batch holds Arrow arrays and the column
-    could be computed by columns, or None for a column of None only (the push id).
-    """
-    if kind == "wechat":
-        raise ValueError("WeChat exports are read row by row")
-    if batch.arrow:
-        import pyarrow.compute as pc
-
-        ident = batch.platform_id
-        longest = pc.max(pc.utf8_length(ident)).as_py() if len(ident) else 0
-        if ident.null_count == 0 and (longest or 0) + 3 <= store.IDENTITY_MAX:
-            identities: Any = pc.binary_join_element_wise("id:", ident, "")  # "id:" + platform_id on every row
-        else:
-            identities = _identities(ident.to_pylist(), batch.url.to_pylist(), batch.title.to_pylist(),
-                                     batch.local_date.to_pylist(), kind)  # fmt: skip
-        keys: Any = title_keys(batch.title)
-    else:
-        identities = _identities(batch.platform_id, batch.url, batch.title, batch.local_date, kind)
-        keys = [title_key(title) if title else None for title in batch.title]
-    return [
-        identities,
-        batch.platform_id,
-        batch.title,
-        batch.url,
-        batch.column_name,
-        None,
-        batch.is_repost,
-        batch.published_utc,
-        batch.local_year,
-        batch.local_month,
-        batch.local_date,
-        keys,
-    ]
-
-
-def rows_of_columns(columns: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The tuples of ``columns_of_batch``'s columns: Arrow arrays made lists in C, a column of None as None."""
-    lists = [repeat(None) if c is None else c if c.__class__ is list else c.to_pylist() for c in columns]
-    return zip(*lists, strict=False)  # the None columns are endless; every other column has one entry per row
-
-
-def _identities(
-    platform_ids: list[str | None], urls: list[str | None], titles: list[str | None], days: list[str], kind: str
-) -> list[str]:
-    identities: list[str] = []
-    for platform_id, url, title, day in zip(platform_ids, urls, titles, days, strict=True):
-        if platform_id:
-            identity = "id:" + platform_id
-        else:
-            identity = identity_key(
-                platform_id=None, url=url, title=title, local_day=date.fromisoformat(day), kind=kind
-            )
-        if len(identity) > store.IDENTITY_MAX:
-            identity = store.long_identity(identity)  # before storable, as record_of does
-        identities.append(identity)
-    return identities
 
 
 # --- runs ------------------------------------------------------------------------------------------------
