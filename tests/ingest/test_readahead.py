@@ -79,6 +79,18 @@ texts = st.one_of(st.none(), st.just(""), st.text(), st.text(alphabet="a中\x00,
 @given(
     st.one_of(
         st.lists(texts, max_size=20).map(lambda v: pa.array(v, pa.string())),
+        # Texts of one width in bytes (packed by numpy), some holding a NUL, some from a slice of an array.
+        st.integers(0, 4)
+        .flatmap(
+            lambda width: st.lists(
+                st.one_of(st.text(alphabet="ab\x00", min_size=width, max_size=width), st.just("中" * (width // 3))),
+                max_size=20,
+            )
+        )
+        .map(lambda v: pa.array(v, pa.string())),
+        st.lists(st.from_regex(r"\A[0-9a-f]{16}\Z"), min_size=1, max_size=20).map(
+            lambda v: pa.array(["x" * 16, *v], pa.string()).slice(1)
+        ),
         st.lists(st.booleans(), max_size=20).map(lambda v: pa.array(v, pa.bool_())),
         st.lists(st.one_of(st.none(), st.booleans()), max_size=20).map(lambda v: pa.array(v, pa.bool_())),
         st.lists(st.integers(-(2**63), 2**63 - 1), max_size=20).map(lambda v: pa.array(v, pa.int64())),
