@@ -101,7 +101,11 @@ texts = st.one_of(st.none(), st.just(""), st.text(), st.text(alphabet="a中\x00,
 def test_a_column_reaches_the_parent_as_its_values(column: object) -> None:
     """What the reading process packs, the parent unpacks to the same Python values (texts with NUL too)."""
     expected = column if isinstance(column, list) else column.to_pylist()  # type: ignore[attr-defined]
-    found = _unpacked(_packed(column))
+    packed = _packed(column)
+    if packed[0] == "none":  # None as often as the batch's other columns have values
+        assert expected and all(v is None for v in expected) and not isinstance(column, list)
+        return
+    found = _unpacked(packed)
     assert list(found) == expected
     assert [type(v) for v in found] == [type(v) for v in expected]
 

@@ -156,9 +156,9 @@ _BOOLS = (False, True)
 def _packed(column: Any) -> tuple[Any, ...]:
     """A column of ``columns_of_batch`` as the child sends it, in as few Python objects as the type allows.
 
-    Texts go as one UTF-8 string, each text ended by a NUL (a batch whose texts may hold one comes as
-    tuples), so that the parent makes them all with one ``split``; booleans and integers go as their
-    bytes. The parent (``_unpacked``) then needs neither pyarrow nor numpy, nor their memory.
+    Texts go as one UTF-8 string, each text ended by a NUL (texts that hold one go as a list), so that the
+    parent makes them all with one ``split``; booleans and integers go as their bytes; a column of None only
+    as ``none``. The parent (``_unpacked``) then needs neither pyarrow nor numpy, nor their memory.
     """
     if column is None:
         return ("none",)
@@ -169,6 +169,8 @@ def _packed(column: Any) -> tuple[Any, ...]:
     import pyarrow.compute as pc
 
     count = len(column)
+    if count and column.null_count == count:
+        return ("none",)  # a column absent from the file (links, 栏目): nothing to send or to make a list of
     if pa.types.is_string(column.type):
         offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset : column.offset + count + 1]
         widths = np.diff(offsets)
