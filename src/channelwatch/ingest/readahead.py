@@ -3,7 +3,8 @@
 An import spends about half its time parsing (decoding, CSV, dates, identity keys) and half in the
 database's B-trees, and SQLite admits one writer. A child process that reads and parses while the
 parent writes puts both halves on their own core. Only the parent touches the database; the child
-sends batches of ready rows, and the invalid rows, as pickles on its standard output. Whatever
+sends batches of ready rows, and the invalid rows, as pickles on its standard output (a batch the
+columnar reader decided goes by columns, each in one piece: ``_packed``). Whatever
 happens in the child ends the parent's import with an error, so its transaction is rolled back and
 nothing is stored.
 
