@@ -203,3 +203,87 @@ def test_usual_titles_are_normalised_by_columns(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(identity, "normalise_title", refuse)
     assert title_keys(pa.array(values)).to_pylist() == expected
     assert title_keys(pa.array([], pa.string())).to_pylist() == []
+
+
+# URLs near the edges of what canonical_url builds directly: case, ports (default, leading zeros, out of
+# range, empty), userinfo, IPv6 literals, escapes and plus signs, repeated and blank parameters, tracking
+# parameters, fragments holding anything, whitespace and controls urlsplit drops, non-ASCII.
+url_schemes = st.one_of(
+    st.sampled_from(["http", "https"]), st.sampled_from(["HTTPS", "Http", "ftp", "h2", "", "http:"])
+)
+plain_hosts = st.sampled_from(
+    ["www.example.gov.cn", "WWW.Example.GOV.cn", "mp.weixin.qq.com", "MP.WEIXIN.QQ.COM", "a-b.c"]
+)
+url_hosts = st.one_of(
+    plain_hosts,
+    plain_hosts,
+    plain_hosts,
+    st.sampled_from(["[::1]", "[::1", "u@h.cn", "h:", "中.cn", "mp.weixin.qq.com\n"]),
+    st.text(alphabet="aZ0.-_@[]:中\n", min_size=0, max_size=8),
+)
+url_ports = st.one_of(
+    st.sampled_from(["", ":80", ":443", ":8080"]),
+    st.sampled_from(["", ":80", ":443", ":8080"]),
+    st.sampled_from([":0080", ":0", ":65535", ":65536", ":99999", ":", ":8a", ":123456"]),
+)
+url_paths = st.one_of(
+    st.sampled_from(["", "/", "/a/B.html", "/s/AbC", "/s", "/mp/appmsg/show", "//x", "/a%20b"]),
+    st.sampled_from(["", "/", "/a/B.html", "/s/AbC", "/s", "/mp/appmsg/show", "//x", "/a%20b"]),
+    st.sampled_from(["/中文", "/a b", "/a?", "/;a=b", "/@:+!$&'()*,"]),
+    st.text(alphabet="/aZ09._~!$&'()*+,;=:@%-?# \t\n中", max_size=10).map(lambda p: "/" + p),
+)
+url_pairs = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["a", "b", "B", "id", "page", "utm_source", "UTM_x", "spm", "From", "key", "vid", "__biz", "mid"]
+        ),
+        st.one_of(
+            st.sampled_from(["", "=", "=1", "=2", "=~._-"]),
+            st.sampled_from(["", "=", "=1", "=2", "=~._-"]),
+            st.sampled_from(["=a=b", "=%41", "=x+y", "=中", "=/", "=a b", "=?", "=a;b"]),
+        ),
+    ),
+    max_size=4,
+).map(lambda pairs: "&".join(name + value for name, value in pairs))
+url_queries = st.one_of(st.just(""), url_pairs.map(lambda q: "?" + q), url_pairs.map(lambda q: "?&" + q + "&&"))
+url_fragments = st.sampled_from(["", "", "#", "#x", "#a?b=1&c", "#中\n ", "##"])
+urls = st.one_of(
+    st.builds(
+        lambda *parts: "".join(parts),
+        url_schemes.map(lambda s: s + "://" if s else ""),
+        url_hosts,
+        url_ports,
+        url_paths,
+        url_queries,
+        url_fragments,
+        st.sampled_from(["", " ", "\t", "\x01"]),
+    ),
+    st.text(max_size=30),
+)
+
+
+@given(urls)
+@example("HTTP://WWW.Example.GOV.cn:080/a.html?b=2&a=1&utm_source=x#top")
+@example("https://mp.weixin.qq.com/s?__biz=MzA&mid=1&idx=2&sn=ab#rd")
+@example("https://mp.wei\nxin.qq.com/s/AbC")
+@example("https://mp.wei\txin.qq.com/s/AbC")
+@example("https://www.example.gov.cn/a.html?a=b=c&d=1")
+@example("HTTP://WWW.example.gov.cn:65536/a.html?b=1&a=2")
+@example("https://www.example.gov.cn/a.html?&b=1&&a=2&")
+@example("https://www.example.gov.cn/a?b=中#x")
+@example("https://mp.weixin.qq.com/s/AbC?scene=1&b=2")
+@example("http://www.example.gov.cn:65535/a?spm=1#x?y")
+def test_plain_urls_are_canonical_as_by_urlsplit(url: str) -> None:
+    """canonical_url's direct way gives what urlsplit, parse_qsl and urlencode give; so does the WeChat check."""
+    assert canonical_url(url) == identity._general_canonical_url(url.strip())
+    assert wechat_article_key(url) == identity._general_wechat_article_key(url)
+
+
+def test_usual_links_skip_urlsplit(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("urlsplit")
+
+    monkeypatch.setattr(identity, "urlsplit", refuse)
+    url = "https://WWW.example.gov.cn:443/xxgk/tzgg/202003/t123.html?spm=5&b=2&a=&c#x"
+    assert canonical_url(url) == "https://www.example.gov.cn/xxgk/tzgg/202003/t123.html?a=&b=2&c="
+    assert wechat_article_key(url) is None
