@@ -10,20 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from channelwatch import store
 from channelwatch.dates import to_office
-from channelwatch.identity import (
-    identity_key,
-    title_key,
-    wechat_push_estimate,
-    wechat_push_id,
-    wechat_push_key,
-)
+from channelwatch.identity import identity_key, title_key, wechat_push_estimate, wechat_push_id, wechat_push_key
 from channelwatch.ingest.columnar import columns_of_batch, rows_of_columns
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import ColumnBatch
