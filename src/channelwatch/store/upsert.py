@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -252,20 +251,6 @@ _KNOWN = (
     "+ 16 * (push_id IS NULL) + 32 * (title_key IS NULL), is_repost "
     "FROM publication WHERE channel_id = ? AND identity IN ({marks})"
 )
-# Stored rows an incoming row (identity, its filled columns, repost mark) would change nothing of but last_seen:
-# touched, and named.
-_TOUCH = (
-    "WITH incoming (identity, platform_id, title, url, column_name, push_id, is_repost, title_key) AS "
-    "(VALUES {values}) "
-    "UPDATE publication SET last_seen = ? FROM incoming "
-    "WHERE publication.channel_id = ? AND publication.identity = incoming.identity "
-    + " ".join(
-        f"AND (incoming.{c} IS NULL OR publication.{c} IS NOT NULL)"
-        for c in ("platform_id", "title", "url", "column_name", "push_id", "title_key")
-    )
-    + " AND (NOT incoming.is_repost OR publication.is_repost) RETURNING publication.identity"
-)
-_TOUCH_CHUNK = 2000  # 8 values a row: well under SQLite's 32,766 parameters
 # The record places of the empty columns, by the bit mask _KNOWN gives.
 _EMPTY = [tuple(i for bit, i in enumerate(_FILLED) if mask >> bit & 1) for mask in range(64)]
 
@@ -297,9 +282,6 @@ class _KnownRows:
     def sort(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows to upsert now; known rows that only move last_seen are kept for ``touch``, others held."""
         if self._empty:
-            return rows
-        rows = self._touch_unchanged(rows)
-        if not rows:
             return rows
         identities = list({row[0] for row in rows})
         found: dict[str, tuple[int, tuple[int, ...], Any]] = {}
@@ -343,28 +325,6 @@ class _KnownRows:
         if len(touched) >= 50000:
             self.touch()
         return now
-
-    def _touch_unchanged(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """Set last_seen of the stored rows that ``rows`` would change nothing else of; returns the other rows.
-
-        One statement per chunk finds and touches them (every row of a re-import), reading each stored row
-        once, where a lookup and a later update by id read it twice. Only an identity the batch holds once,
-        and not held back, is tried: for those, "changes nothing but last_seen" is exactly what the upsert's
-        ``ON CONFLICT`` clause would do to the row (each empty column stays empty, the repost mark stays).
-        """
-        seen_in_batch = Counter(row[0] for row in rows)
-        held = self._held_identities
-        single = [row for row in rows if seen_in_batch[row[0]] == 1 and row[0] not in held]
-        touched: set[str] = set()
-        for start in range(0, len(single), _TOUCH_CHUNK):
-            chunk = single[start : start + _TOUCH_CHUNK]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-            parameters = [value for row in chunk for value in (row[0], *row[1:7], row[11])]
-            found = self.cursor.execute(_TOUCH.format(values=values), (*parameters, self.seen, self.channel_id))
-            touched.update(identity for (identity,) in found.fetchall())
-        if not touched:
-            return rows
-        return [row for row in rows if row[0] not in touched]
 
     def drop_indexes(self) -> None:
         """The first rows of an empty store: its secondary indexes are built once at the end, by sorting.
