@@ -1,0 +1,361 @@
+"""The calamine reader of XLSX exports gives exactly the row-by-row reader's publications, or gives the file back.
+
+Property: for any generated workbook (date cells with seconds and fractional milliseconds, date-only cells, text
+dates, numbers as ids, formulas without a saved result, booleans, blank and invalid rows, shared or inline
+strings, rich text, the 1904 date system, a chart sheet before the data), either the calamine reader gives the
+file back (``Undecided``) — always when the row-by-row reader finds an invalid row, so that every message
+(file, line, field, value) is still that reader's — or it gives the same store-ready records, in the same order.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from openpyxl.cell.rich_text import CellRichText, TextBlock
+from openpyxl.cell.text import InlineFont
+from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+from channelwatch.errors import InputError
+from channelwatch.ingest.readahead import RejectedRows, parsed_in_child
+from channelwatch.ingest.runs import record_of, records_of_columns
+from channelwatch.sources.base import Observed
+from channelwatch.sources.fastcsv import Undecided
+from channelwatch.sources.files import open_export
+from channelwatch.store.upsert import storable
+
+LATEST = datetime(2021, 6, 1, 12, 0, tzinfo=UTC)
+ZONES = ["Asia/Shanghai", "America/New_York", "Australia/Lord_Howe", "UTC"]
+HEADER = ["微博ID", "标题", "链接", "发布时间", "是否转发", "栏目"]
+
+
+def row_records(path: Path, zone: str, kind: str) -> tuple[list[tuple[Any, ...]], int, list[Any]]:
+    """(records, rows read, invalid rows) of the row-by-row reader, as the import's reading process makes them."""
+    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
+    records, read, invalid = [], 0, []
+    for entry in export.rows():
+        read += 1
+        if entry.__class__ is Observed:
+            record = record_of(entry, zone, kind)  # type: ignore[arg-type]
+            records.append(storable((*record[:7], record[7].isoformat(" ", "microseconds")[:26], *record[8:])))
+        else:
+            invalid.append(entry)
+    export.close()
+    return records, read, invalid
+
+
+def calamine_records(path: Path, zone: str, kind: str) -> tuple[list[tuple[Any, ...]], int] | None:
+    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
+    assert export.columnar is not None
+    records: list[tuple[Any, ...]] = []
+    read = 0
+    try:
+        for batch in export.columnar():
+            read += batch.rows
+            records += records_of_columns(batch, kind)
+    except Undecided:
+        return None
+    finally:
+        export.close()
+    return records, read
+
+
+def shared_strings(data: bytes, rich: bool) -> bytes:
+    """The workbook with its inline strings moved to a shared strings part, as Excel and WPS write them."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    items: list[bytes] = []
+
+    def to_shared(match: re.Match[bytes]) -> bytes:
+        items.append(match.group(2))
+        return match.group(1) + b' t="s"><v>' + str(len(items) - 1).encode() + b"</v></c>"
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                content = re.sub(
+                    rb'(<c r="[A-Z]+\d+"(?: s="\d+")?) t="inlineStr"><is>(.*?)</is></c>', to_shared, content
+                )
+            elif info.filename == "[Content_Types].xml":
+                content = content.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                content = content.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdStrings" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+                )
+            target.writestr(info.filename, content)
+        # Rich text as Excel writes it: a plain part, then runs (the row-by-row reader joins them).
+        strings = [b"<t>" + b"\xe5\x89\x8d" + b"</t>" + item if rich and b"<r>" in item else item for item in items]
+        target.writestr(
+            "xl/sharedStrings.xml",
+            b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + b"".join(b"<si>" + item + b"</si>" for item in strings)
+            + b"</sst>",
+        )
+    return out.getvalue()
+
+
+def write_workbook(path: Path, rows: list[list[Any]], *, epoch_1904: bool, chart_first: bool, shared: bool) -> None:
+    book = Workbook()
+    if epoch_1904:
+        book.epoch = CALENDAR_MAC_1904
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "导出"
+    sheet.append(HEADER)
+    for row in rows:
+        sheet.append(row)
+    other = book.create_sheet("说明")
+    other.append(["发布时间", "标题"])
+    other.append(["2020-01-01", "不是第一张工作表"])
+    if chart_first:  # a chart sheet before the data: the first worksheet is still the one read
+        chart = BarChart()
+        chart.add_data(Reference(other, min_col=1, min_row=1, max_row=2))
+        book.create_chartsheet("图表", 0).add_chart(chart)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    data = buffer.getvalue()
+    path.write_bytes(shared_strings(data, rich=True) if shared else data)
+
+
+def moments(low: int = 2000, high: int = 2021) -> st.SearchStrategy[datetime]:
+    return st.builds(
+        lambda day, second, micro: datetime(low, 1, 1) + timedelta(days=day, seconds=second, microseconds=micro),
+        st.integers(0, (high - low) * 365 + 100),
+        st.integers(0, 86399),
+        st.one_of(
+            st.just(0),
+            st.integers(0, 999).map(lambda ms: ms * 1000),
+            st.integers(0, 999).map(lambda ms: ms * 1000 + 500),  # half a millisecond: rounding matters
+            st.integers(0, 999_999),
+        ),
+    )
+
+
+valid_dates = st.one_of(
+    moments(),
+    moments().map(lambda m: m.replace(microsecond=0)),
+    moments().map(lambda m: m.date()),
+    st.sampled_from(["2020-06-01 08:00", "2021-01-02 03:04:05", " 2020-06-01 ", "2020年6月1日", "2020/6/1 9:05"]),
+)
+any_dates = st.one_of(
+    valid_dates,
+    moments(1990, 1999),
+    moments(2021, 2023),
+    st.sampled_from(
+        [
+            None,
+            "",
+            "=NOW()",  # a formula openpyxl saves without a result
+            "明天",
+            43983.5,  # a serial number in a cell without a date format
+            43983,
+            20200601,
+            1591000000,
+            time(8, 30),
+            timedelta(hours=5),
+            True,
+            "2020-03-08 02:30",
+            "2020-10-04 02:15",
+            float("inf"),
+        ]
+    ),
+)
+rich_title = st.builds(
+    lambda a, b: CellRichText([TextBlock(InlineFont(b=True), a), b]),
+    st.sampled_from(["通知", "公告 ", " 动态"]),
+    st.sampled_from(["第一期", " 第二期", "三 "]),
+)
+ids = st.one_of(
+    st.none(),
+    st.from_regex(r"\A[0-9]{1,17}\Z"),
+    st.integers(1, 10**18),
+    st.sampled_from([4.4e15, 4400000000000001.0, 1.5, 12345678901234567891, 0, "  4400000000000002 "]),
+)
+titles = st.one_of(
+    st.none(),
+    st.sampled_from(
+        ["通知公告", " 政务 动态 ", "園區", "Ａｂｃ", "a_x000D_b", "=1+2", "  ", "\u3000空白\u3000", "#REF!"]
+    ),
+    st.text(alphabet=st.sampled_from(list('ab 中文，,"\t:[]/_-.&<>')), max_size=8),
+    st.integers(-5, 5),
+    rich_title,
+)
+urls = st.one_of(
+    st.none(), st.sampled_from(["https://gov.cn/a.html?b=2&a=1", "http://[::1", "https://x.cn:99999/", "gov.cn/x"])
+)
+marks = st.one_of(
+    st.sampled_from(["转发", "原创", "", " 是 ", "TRUE", "否", None]),
+    st.sampled_from([True, False, 1, 0, 2, "maybe"]),
+)
+columns = st.one_of(st.none(), st.sampled_from(["要闻", " 通知 ", 7]))
+valid_row = st.tuples(ids, st.sampled_from(["通知公告", "第x期", " 政务 动态 "]), urls, valid_dates, marks, columns)
+any_row = st.tuples(ids, titles, urls, any_dates, marks, columns)
+blank_row = st.just((None, None, None, None, None, None))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.one_of(valid_row, valid_row, valid_row, any_row, blank_row), min_size=1, max_size=10),
+    zone=st.sampled_from(ZONES),
+    kind=st.sampled_from(["weibo", "website", "other"]),
+    epoch_1904=st.booleans(),
+    chart_first=st.booleans(),
+    shared=st.booleans(),
+)
+@example(
+    rows=[("1", "标题", None, datetime(2020, 6, 1, 8, 0, 0, 500), "原创", None)],
+    zone="Asia/Shanghai",
+    kind="weibo",
+    epoch_1904=False,
+    chart_first=False,
+    shared=False,
+)
+def test_calamine_gives_the_row_by_row_records(  # type: ignore[no-untyped-def]
+    tmp_path: Path, rows, zone: str, kind: str, epoch_1904: bool, chart_first: bool, shared: bool
+) -> None:
+    path = tmp_path / "export.xlsx"
+    write_workbook(path, [list(row) for row in rows], epoch_1904=epoch_1904, chart_first=chart_first, shared=shared)
+    try:
+        expected, read, invalid = row_records(path, zone, kind)
+    except InputError:
+        with pytest.raises(InputError):  # the same file refused the same way before any row is read
+            calamine_records(path, zone, kind)
+        return
+    found = calamine_records(path, zone, kind)
+    event("invalid row" if invalid else "given back" if found is None else "read by calamine")
+    if invalid:
+        assert found is None  # an invalid row: the row-by-row reader names it
+        return
+    if found is not None:
+        assert found == (expected, read)
+
+
+def plain_rows(count: int) -> list[list[Any]]:
+    start = datetime(2019, 1, 1, 8, 0)
+    return [
+        [
+            4400000000000000.0 + n if n % 2 else str(4400000000000000 + n),
+            f"园区动态第{n}条",
+            f"https://www.example.gov.cn/{n}.html" if n % 3 else None,
+            start + timedelta(minutes=n * 97, seconds=n % 60, microseconds=(n % 1000) * 1000 + 500 * (n % 2)),
+            "转发" if n % 3 == 0 else "原创",
+            "要闻" if n % 5 == 0 else None,
+        ]
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("epoch_1904", [False, True])
+def test_a_plain_export_is_read_by_calamine(tmp_path: Path, shared: bool, epoch_1904: bool) -> None:
+    """Date cells with half milliseconds, float and text ids, blank rows: read by calamine, every record the same."""
+    path = tmp_path / "export.xlsx"
+    rows = plain_rows(3000)
+    rows[7:7] = [[None] * 6, [None] * 6]
+    write_workbook(path, rows, epoch_1904=epoch_1904, chart_first=True, shared=shared)
+    expected, read, invalid = row_records(path, "Asia/Shanghai", "weibo")
+    assert not invalid and read == 3000
+    assert calamine_records(path, "Asia/Shanghai", "weibo") == (expected, read)
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("=1+2", "a formula without its result"),
+        ("a_x000D_b", "an escape calamine would unescape"),
+    ],
+)
+def test_what_calamine_reads_otherwise_goes_back_to_the_row_by_row_reader(
+    tmp_path: Path, cell: str, reason: str
+) -> None:
+    path = tmp_path / "export.xlsx"
+    rows = plain_rows(20)
+    rows[5][5] = cell
+    write_workbook(path, rows, epoch_1904=False, chart_first=False, shared=False)
+    assert calamine_records(path, "Asia/Shanghai", "weibo") is None, reason
+
+
+def patch_sheet(path: Path, change: Any) -> None:
+    source = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                changed = change(content)
+                assert changed != content
+                content = changed
+            target.writestr(info.filename, content)
+    path.write_bytes(out.getvalue())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # An error cell: calamine reads it as empty, the row-by-row reader as its text (#REF!).
+        lambda xml: re.sub(rb'<c r="B4"[^>]*>.*?</c>', b'<c r="B4" t="e"><v>#REF!</v></c>', xml, count=1),
+        # A control character, which lxml refuses and calamine does not.
+        lambda xml: xml.replace(b'<c r="B4" t="inlineStr"><is><t>', b'<c r="B4" t="inlineStr"><is><t>&#1;', 1),
+        # Rows out of order: calamine sorts them, the row-by-row reader keeps the file's order.
+        lambda xml: xml.replace(b'<row r="4">', b'<row r="40">', 1),
+        # A row holding only spaces, in a <t> without xml:space: calamine trims it to an empty (skipped) row.
+        lambda xml: re.sub(
+            rb'<row r="5".*?</row>', b'<row r="5"><c r="B5" t="inlineStr"><is><t>  </t></is></c></row>', xml
+        ),
+        # Rich text whose runs meet at a space calamine trims.
+        lambda xml: re.sub(
+            rb'(<c r="B4" t="inlineStr">)<is>.*?</is>', rb"\1<is><r><t>a </t></r><r><t>b</t></r></is>", xml
+        ),
+        # A number written with spaces, which only Python reads as a number.
+        lambda xml: re.sub(rb"(<c r=\"A3\"[^>]*><v>)([^<]*)(</v>)", rb"\1 \2 \3", xml, count=1),
+    ],
+)
+def test_cells_calamine_reads_otherwise_are_found(tmp_path: Path, change: Any) -> None:
+    path = tmp_path / "export.xlsx"
+    write_workbook(path, plain_rows(20), epoch_1904=False, chart_first=False, shared=False)
+    patch_sheet(path, change)
+    assert calamine_records(path, "Asia/Shanghai", "weibo") is None
+
+
+def test_the_reading_process_gives_the_same_records_by_calamine_and_row_by_row(tmp_path: Path) -> None:
+    path = tmp_path / "export.xlsx"
+    write_workbook(path, plain_rows(2000), epoch_1904=False, chart_first=False, shared=True)
+
+    def read(fast: bool) -> list[tuple[Any, ...]]:
+        rejected = RejectedRows()
+        records = list(
+            parsed_in_child(path, zone="Asia/Shanghai", kind="weibo", format="xlsx", encoding=None, now=None,
+                            sqlite=True, latest=LATEST, fast=fast, rejected=rejected, on_read=lambda n: None)
+        )  # fmt: skip
+        assert not rejected.count
+        return records
+
+    fast = read(True)
+    assert len(fast) == 2000
+    assert fast == read(False)
+
+
+def test_date_only_and_whole_second_cells(tmp_path: Path) -> None:
+    """calamine gives dates for whole-day serials and rounds others its own way; the records do not change."""
+    path = tmp_path / "export.xlsx"
+    rows = [["1", "a", None, date(2020, 6, 1), "原创", None], ["2", "b", None, datetime(2020, 6, 1, 9, 0, 1), "", None]]
+    write_workbook(path, rows, epoch_1904=False, chart_first=False, shared=False)
+    expected, read, _invalid = row_records(path, "UTC", "weibo")
+    assert [r[7] for r in expected] == ["2020-06-01 00:00:00.000000", "2020-06-01 09:00:01.000000"]
+    assert calamine_records(path, "UTC", "weibo") == (expected, read)
