@@ -24,9 +24,11 @@ readers on generated workbooks.
 from __future__ import annotations
 
 import re
+import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -111,20 +113,23 @@ def _rows_in_order(sheet_xml: bytes) -> None:
         previous = number
 
 
-def _column_letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+def _column_index(letters: bytes) -> int:
+    index = 0
+    for letter in letters:
+        index = index * 26 + letter - 64
+    return index - 1
 
 
 _TYPED = (float, int, bool, datetime, date, time, timedelta)
 _UNIX_EPOCH = datetime(1970, 1, 1)
-# Serials the vectorised date path takes: 1999-12-30 to 9999-12-31 in either epoch, away from openpyxl's
+# Serials the vectorised date path takes: 1999-07-23 to 9999-12-31 in either epoch, away from openpyxl's
 # special cases (times of day below 1, the 1900 leap-year day below 61); others take the row-by-row path.
 _SERIAL_LOW, _SERIAL_HIGH = 36000.0, 2958465.0
+# The typed cells the fast reader takes from the sheet's own text: written the way Excel, WPS and openpyxl
+# write a number or a boolean. A typed cell written otherwise gives the file back.
+_TYPED_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d+)"(?: s="(\d+)")?(?: t="([nb])")?><v>([^<&]+)</v></c>')
+
+Raw = dict[int, dict[int, tuple[str, str, str]]]  # column → line → (t, s, <v> text)
 
 
 def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_line: int) -> Iterator[ColumnBatch]:
@@ -133,64 +138,62 @@ def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_l
     ``converter`` is that reader's ``files._RowConverter``, ``workbook`` and ``sheet`` its openpyxl read-only
     workbook and first worksheet, ``header_line`` the line of the header it found.
     """
+    from python_calamine import CalamineWorkbook
+
     try:
-        grid, raw = _read(path, converter, sheet)
-        yield from _batches(path, converter, workbook, grid, raw, header_line)
+        raw = _checked_typed_cells(path, sheet, converter)
+        with CalamineWorkbook.from_path(str(path)) as book:
+            found = book.get_sheet_by_name(sheet.title)
+            start, end = found.start, found.end
+            if end is not None and end[1] >= _MAX_COLUMNS:
+                raise Undecided("a column past XFD")
+            # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
+            rows = found.iter_rows()
+            yield from _batches(path, converter, workbook, rows, start[1] if start else 0, raw, header_line)
     except Undecided:
         raise
     except Exception as exc:  # calamine refusing a cell, a damaged part: the row-by-row reader says what
         raise Undecided(type(exc).__name__) from None
 
 
-def _read(path: Path, converter: Any, sheet: Any) -> tuple[list[list[Any]], dict[int, dict[int, tuple[str, str, str]]]]:
-    """calamine's cells of the sheet, and (column → line → (t, s, ``<v>`` text)) of its typed cells in used columns."""
-    from python_calamine import CalamineWorkbook
+def _checked_typed_cells(path: Path, sheet: Any, converter: Any) -> Raw:
+    """Check the sheet's bytes (``_prescan``) and keep the text of the typed cells of the columns the converter uses.
 
+    The unpacked sheet is dropped before calamine reads it (memory).
+    """
     with zipfile.ZipFile(path) as archive:
-        sheet_xml = archive.read(sheet._worksheet_path)
         strings = [archive.read(n) for n in archive.namelist() if n.lower().endswith("sharedstrings.xml")]
-    _prescan(sheet_xml, strings)
+        info = archive.getinfo(sheet._worksheet_path)
+        # Unpacked into one buffer of the part's size, without the copies of a plain read().
+        xml = bytearray(info.file_size)
+        view = memoryview(xml)
+        done = 0
+        source: Any
+        with archive.open(info) as source:
+            while done < len(xml) and (count := source.readinto(view[done : done + (1 << 20)])):
+                done += count
+            if done != len(xml) or source.read(1):
+                raise Undecided("a sheet of another size than its entry says")
+        view.release()
+    _prescan(xml, strings)  # type: ignore[arg-type]
     del strings
-    _rows_in_order(sheet_xml)
-    with CalamineWorkbook.from_path(str(path)) as book:
-        calamine_sheet = book.get_sheet_by_name(sheet.title)
-        end = calamine_sheet.end
-        if end is not None and end[1] >= _MAX_COLUMNS:
-            raise Undecided("a column past XFD")
-        grid: list[list[Any]] = calamine_sheet.to_python(skip_empty_area=False)
-    width = len(grid[0]) if grid else 0
-    raw: dict[int, dict[int, tuple[str, str, str]]] = {}
-    for column in converter._text_indices:
-        if column >= width:
-            continue
-        lines = [i + 1 for i, row in enumerate(grid) if row[column].__class__ in _TYPED]
-        if not lines:
-            continue
-        cells = _raw_cells(sheet_xml, column)
-        for line in lines:
-            if line not in cells:
-                raise Undecided("a typed cell in another form")
-        raw[column] = {line: cells[line] for line in lines}
-    return grid, raw
-
-
-def _raw_cells(sheet_xml: bytes, column: int) -> dict[int, tuple[str, str, str]]:
-    """Line → (t, s, ``<v>`` text) of the cells of one column written as ``<c r="C2" s="1" t="n"><v>…</v></c>``."""
-    pattern = re.compile(
-        rb'<c r="' + _column_letters(column).encode() + rb'(\d+)"(?: s="(\d+)")?(?: t="([nb])")?><v>([^<&]+)</v></c>'
-    )
-    return {
-        int(number): ((kind or b"n").decode(), style.decode(), value.decode("ascii"))
-        for number, style, kind, value in pattern.findall(sheet_xml)
-    }
+    _rows_in_order(xml)  # type: ignore[arg-type]
+    used = set(converter._text_indices)
+    raw: Raw = {}
+    for letters, number, style, kind, text in _TYPED_CELL.findall(xml):
+        column = _column_index(letters)
+        if column in used:
+            raw.setdefault(column, {})[int(number)] = ((kind or b"n").decode(), style.decode(), text.decode("ascii"))
+    return raw
 
 
 def _batches(
     path: Path,
     converter: Any,
     workbook: Any,
-    grid: list[list[Any]],
-    raw: dict[int, dict[int, tuple[str, str, str]]],
+    rows: Iterator[list[Any]],
+    offset: int,
+    raw: Raw,
     header_line: int,
 ) -> Iterator[ColumnBatch]:
     import numpy as np
@@ -200,19 +203,26 @@ def _batches(
     tz = _zone(converter.zone)
     name = path.name
     date_styles, duration_styles, epoch = set(workbook._date_formats), set(workbook._timedelta_formats), workbook.epoch
-    width = len(grid[0]) if grid else 0
-    date_i, title_i, url_i, repost_i, id_i, column_i = (i if i < width else -1 for i in converter._text_indices)
+    # Column indices in calamine's rows, which start at the first used column; -1 for a column left of it.
+    # (A used column left of calamine's first column is empty in every row: read as a missing cell.)
+    used = [i - offset if i != sys.maxsize and i >= offset else -1 for i in converter._text_indices]
     marks: dict[str, bool | None] = {}
 
     def exact(column: int, line: int) -> Any:
-        kind, style, text = raw[column][line]
+        """A typed cell as the row-by-row reader types it (``column`` as in the file)."""
+        cell = raw.get(column, {}).get(line)
+        if cell is None:
+            raise Undecided("a typed cell written in another form")
+        kind, style, text = cell
         return _typed_value(kind, text, style, date_styles, duration_styles, epoch)
 
-    # Typed cells outside the date column (numeric ids, 0/1 repost marks) as the row-by-row reader types them.
-    typed = {column: {line: exact(column, line) for line in cells} for column, cells in raw.items() if column != date_i}
+    def shifted(index: int, line: int) -> Any:
+        return exact(index + offset, line)
+
     # Date cells the vectorised path reads: numbers with a date (not duration) style.
     serials: dict[int, float] = {}
-    for line, (kind, style, text) in raw.get(date_i, {}).items():
+    date_column = converter._text_indices[0]
+    for line, (kind, style, text) in raw.get(date_column, {}).items():
         index = int(style or 0)
         if kind == "n" and index in date_styles and index not in duration_styles:
             try:
@@ -238,9 +248,11 @@ def _batches(
         offsets[hour] = value
         return value
 
-    for start in range(header_line, len(grid), _BATCH_ROWS):
-        stop = min(start + _BATCH_ROWS, len(grid))
-        lines = [line for line in range(start + 1, stop + 1) if line in serials]
+    for _ in islice(rows, header_line):
+        pass  # the header and what is above it
+    first = header_line + 1
+    while chunk := list(islice(rows, _BATCH_ROWS)):
+        lines = [line for line in range(first, first + len(chunk)) if line in serials]
         # openpyxl's from_excel, vectorised: day and fraction, the fraction rounded (half to even) to milliseconds.
         value = np.array([serials[line] for line in lines], dtype=np.float64)
         day = np.floor(value)
@@ -258,45 +270,42 @@ def _batches(
         months = (local_days.astype("datetime64[M]").astype(np.int64) % 12 + 1).tolist()
         fast = {line: k for k, (line, ok) in enumerate(zip(lines, plain.tolist(), strict=True)) if ok}
 
-        batch = _plain_batch(grid[start:stop], len(fast), converter, marks, utc_text, years, months, local_date)
+        batch = None
+        if len(fast) == len(chunk):
+            batch = _plain_batch(chunk, used, marks, converter._marker, utc_text, years, months, local_date)
         if batch is not None:  # the usual batch: every row a dated publication with text cells
             yield batch
+            first += len(chunk)
             continue
+        # The sheet is well-formed XML (expat) and its shared strings were read by lxml with the workbook:
+        # no text holds a NUL or a lone surrogate, so the records need no ``storable`` (plain_text).
         out = ColumnBatch([], [], [], [], [], [], [], [], [], 0, True)
-        for index in range(start, stop):
-            row = grid[index]
-            line = index + 1
+        for line, row in enumerate(chunk, first):
             if not any(row) and all(v.__class__ is str for v in row):
                 continue  # a row of empty cells
             out.rows += 1
             k = fast.get(line)
             if k is not None:
-                title = row[title_i] if title_i >= 0 else ""
-                url = row[url_i] if url_i >= 0 else ""
-                mark = row[repost_i] if repost_i >= 0 else ""
-                if title.__class__ is str and url.__class__ is str and mark.__class__ is str:
-                    title, url = title.strip(), url.strip()
-                    repost = _mark(mark, marks, converter._marker) if repost_i >= 0 else False
-                    if (title or url) and repost is not None and not ("[" in url or "]" in url or url.count(":") > 1):
-                        out.platform_id.append(_text(row, id_i, line, typed, _as_text))
-                        out.title.append(title or None)
-                        out.url.append(url or None)
-                        out.column_name.append(_text(row, column_i, line, typed, _as_text))
-                        out.is_repost.append(repost)
-                        text = utc_text[k]
-                        out.published_utc.append(text[:10] + " " + text[11:])
-                        out.local_year.append(years[k])
-                        out.local_month.append(months[k])
-                        out.local_date.append(local_date[k])
-                        continue
+                entry = _plain_row(row, used, line, marks, converter._marker, shifted, _as_text)
+                if entry is not None:
+                    platform_id, title, url, column, repost = entry
+                    out.platform_id.append(platform_id)
+                    out.title.append(title)
+                    out.url.append(url)
+                    out.column_name.append(column)
+                    out.is_repost.append(repost)
+                    text = utc_text[k]
+                    out.published_utc.append(text[:10] + " " + text[11:])
+                    out.local_year.append(years[k])
+                    out.local_month.append(months[k])
+                    out.local_date.append(local_date[k])
+                    continue
             # Every other row: the row-by-row reader's converter, on the cells that reader would give it.
-            cells = list(row)
-            for column, values in typed.items():
-                if line in values:
-                    cells[column] = values[line]
-            if date_i >= 0 and line in raw.get(date_i, {}):
-                cells[date_i] = exact(date_i, line)
-            if all(i >= width or cells[i].__class__ is str for i in converter._text_indices):
+            cells = [""] * offset + row if offset else list(row)
+            for column in converter._text_indices:
+                if column < len(cells) and cells[column].__class__ in _TYPED:
+                    cells[column] = exact(column, line)
+            if all(i >= len(cells) or cells[i].__class__ is str for i in converter._text_indices):
                 entry = converter.convert_text(line, cells, f"{name}:{line}")
             else:
                 entry = converter.convert(line, cells, f"{name}:{line}")
@@ -305,6 +314,43 @@ def _batches(
             _append_observed(out, entry, tz)
         if out.rows:
             yield out
+        first += len(chunk)
+
+
+def _plain_row(
+    row: list[Any], used: list[int], line: int, marks: dict[str, bool | None], marker: Any, exact: Any, as_text: Any
+) -> tuple[str | None, str | None, str | None, str | None, bool] | None:  # fmt: skip
+    """(id, title, url, column, repost) of a row with a vectorised date, if it is plainly valid; else None."""
+    _date_i, title_i, url_i, repost_i, id_i, column_i = used
+    title = row[title_i] if title_i >= 0 else ""
+    url = row[url_i] if url_i >= 0 else ""
+    mark = row[repost_i] if repost_i >= 0 else ""
+    if title.__class__ is not str or url.__class__ is not str or mark.__class__ is not str:
+        return None
+    title, url = title.strip(), url.strip()
+    repost = _mark(mark, marks, marker) if repost_i >= 0 else False
+    if not (title or url) or repost is None or "[" in url or "]" in url or url.count(":") > 1:
+        return None
+    return (
+        _text(row, id_i, line, exact, as_text),
+        title or None,
+        url or None,
+        _text(row, column_i, line, exact, as_text),
+        repost,
+    )
+
+
+def _text(row: list[Any], index: int, line: int, exact: Any, as_text: Any) -> str | None:
+    """An id or column name as the converter reads it: text stripped, a typed cell as ``_as_text`` writes it."""
+    if index < 0:
+        return None
+    value = row[index]
+    if value.__class__ is str:
+        return value.strip() or None
+    value = exact(index, line)
+    if value.__class__ is str:
+        return value.strip() or None
+    return None if value is None else as_text(value)
 
 
 def _mark(mark: str, marks: dict[str, bool | None], marker: Any) -> bool | None:
@@ -320,9 +366,9 @@ _UNSEEN = object()
 
 def _plain_batch(
     rows: list[list[Any]],
-    dated: int,
-    converter: Any,
+    used: list[int],
     marks: dict[str, bool | None],
+    marker: Any,
     utc_text: list[str],
     years: list[int],
     months: list[int],
@@ -330,22 +376,15 @@ def _plain_batch(
 ) -> ColumnBatch | None:
     """A batch whose every row has a vectorised date and text cells, by columns; None when any row has not."""
     count = len(rows)
-    width = len(rows[0]) if rows else 0
-    if dated != count:
-        return None
     empty = [""] * count
-    _date_i, title_i, url_i, repost_i, id_i, column_i = converter._text_indices
-    columns = [[r[i] for r in rows] if i < width else empty for i in (title_i, url_i, repost_i, id_i, column_i)]
+    _date_i, title_i, url_i, repost_i, id_i, column_i = used
+    columns = [[r[i] for r in rows] if i >= 0 else empty for i in (title_i, url_i, repost_i, id_i, column_i)]
     if not all(v.__class__ is str for column in columns for v in column):
         return None
     titles, urls, mark_cells, ids, names = columns
     titles = [t.strip() for t in titles]
     urls = [u.strip() for u in urls]
-    if repost_i < width:
-        marker = converter._marker
-        reposts = [_mark(m, marks, marker) for m in mark_cells]
-    else:
-        reposts = [False] * count
+    reposts = [_mark(m, marks, marker) for m in mark_cells] if repost_i >= 0 else [False] * count
     for title, url, repost in zip(titles, urls, reposts, strict=True):
         if not (title or url) or repost is None or "[" in url or "]" in url or url.count(":") > 1:
             return None
@@ -362,16 +401,3 @@ def _plain_batch(
         count,
         True,
     )
-
-
-def _text(row: list[Any], column: int, line: int, typed: dict[int, dict[int, Any]], as_text: Any) -> str | None:
-    """An id or column name as the converter reads it: text stripped, a typed cell as ``_as_text`` writes it."""
-    if column < 0:
-        return None
-    value = row[column]
-    if value.__class__ is str:
-        return value.strip() or None
-    value = typed[column][line]
-    if value.__class__ is str:
-        return value.strip() or None
-    return None if value is None else as_text(value)
