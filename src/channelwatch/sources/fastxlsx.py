@@ -113,11 +113,14 @@ def _rows_in_order(sheet_xml: bytes) -> None:
         previous = number
 
 
-def _column_index(letters: bytes) -> int:
-    index = 0
-    for letter in letters:
-        index = index * 26 + letter - 64
-    return index - 1
+def _column_letters(index: int) -> str:
+    """Excel's letters of a column index (0 → A, 26 → AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 _TYPED = (float, int, bool, datetime, date, time, timedelta)
@@ -129,7 +132,7 @@ _SERIAL_LOW, _SERIAL_HIGH = 36000.0, 2958465.0
 # write a number or a boolean. A typed cell written otherwise gives the file back.
 _TYPED_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d+)"(?: s="(\d+)")?(?: t="([nb])")?><v>([^<&]+)</v></c>')
 
-Raw = dict[int, dict[int, tuple[str, str, str]]]  # column → line → (t, s, <v> text)
+Raw = dict[int, dict[int, tuple[bytes, bytes, bytes]]]  # column → line → (t, s, <v> text), as in the file
 
 
 def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_line: int) -> Iterator[ColumnBatch]:
@@ -178,12 +181,12 @@ def _checked_typed_cells(path: Path, sheet: Any, converter: Any) -> Raw:
     _prescan(xml, strings)  # type: ignore[arg-type]
     del strings
     _rows_in_order(xml)  # type: ignore[arg-type]
-    used = set(converter._text_indices)
-    raw: Raw = {}
+    used = {_column_letters(i).encode(): i for i in converter._text_indices if i < _MAX_COLUMNS}
+    raw: Raw = {i: {} for i in used.values()}
     for letters, number, style, kind, text in _TYPED_CELL.findall(xml):
-        column = _column_index(letters)
-        if column in used:
-            raw.setdefault(column, {})[int(number)] = ((kind or b"n").decode(), style.decode(), text.decode("ascii"))
+        column = used.get(letters)
+        if column is not None:
+            raw[column][int(number)] = (kind, style, text)
     return raw
 
 
@@ -214,7 +217,7 @@ def _batches(
         if cell is None:
             raise Undecided("a typed cell written in another form")
         kind, style, text = cell
-        return _typed_value(kind, text, style, date_styles, duration_styles, epoch)
+        return _typed_value(kind.decode() or "n", text.decode(), style.decode(), date_styles, duration_styles, epoch)
 
     def shifted(index: int, line: int) -> Any:
         return exact(index + offset, line)
@@ -224,7 +227,7 @@ def _batches(
     date_column = converter._text_indices[0]
     for line, (kind, style, text) in raw.get(date_column, {}).items():
         index = int(style or 0)
-        if kind == "n" and index in date_styles and index not in duration_styles:
+        if kind in (b"", b"n") and index in date_styles and index not in duration_styles:
             try:
                 serial = float(text)
             except ValueError:
