@@ -359,3 +359,20 @@ def test_date_only_and_whole_second_cells(tmp_path: Path) -> None:
     expected, read, _invalid = row_records(path, "UTC", "weibo")
     assert [r[7] for r in expected] == ["2020-06-01 00:00:00.000000", "2020-06-01 09:00:01.000000"]
     assert calamine_records(path, "UTC", "weibo") == (expected, read)
+
+
+def test_a_sheet_starting_below_and_right_of_a1(tmp_path: Path) -> None:
+    """Rows and columns before the data: calamine's rows start at its first used column, the lines stay the file's."""
+    path = tmp_path / "export.xlsx"
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for number, row in enumerate([HEADER, *plain_rows(30)], 4):
+        for column, value in enumerate(row, 3):
+            sheet.cell(row=number, column=column, value=value)
+    sheet.cell(row=40, column=4, value="最后一行")  # after a gap of blank rows
+    sheet.cell(row=40, column=6, value=datetime(2020, 1, 2, 3, 4, 5))
+    book.save(path)
+    expected, read, invalid = row_records(path, "Asia/Shanghai", "website")
+    assert not invalid and read == 31
+    assert calamine_records(path, "Asia/Shanghai", "website") == (expected, read)
