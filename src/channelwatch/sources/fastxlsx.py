@@ -200,6 +200,7 @@ def _batches(
     header_line: int,
 ) -> Iterator[ColumnBatch]:
     import numpy as np
+    from openpyxl.utils.datetime import from_excel
 
     from channelwatch.sources.files import _as_text, _typed_value
 
@@ -213,6 +214,9 @@ def _batches(
 
     def exact(column: int, line: int) -> Any:
         """A typed cell as the row-by-row reader types it (``column`` as in the file)."""
+        if column == date_column and line in serials:
+            # A date-styled number below 2**53: from_excel gives the same for its int and float forms.
+            return from_excel(serials[line], epoch)
         cell = raw.get(column, {}).get(line)
         if cell is None:
             raise Undecided("a typed cell written in another form")
@@ -234,6 +238,8 @@ def _batches(
                 continue
             if _SERIAL_LOW <= serial <= _SERIAL_HIGH:
                 serials[line] = serial
+    for line in serials:
+        del raw[date_column][line]  # memory: kept once, as the serial
     epoch_days = (epoch - _UNIX_EPOCH).days
     earliest_ms = (EARLIEST - _UNIX_EPOCH) // timedelta(milliseconds=1)
     latest_us = (converter._latest - _UNIX_EPOCH.replace(tzinfo=UTC)) // timedelta(microseconds=1)
