@@ -28,6 +28,7 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from channelwatch.errors import InputError
 from channelwatch.ingest.readahead import RejectedRows, parsed_in_child
 from channelwatch.ingest.runs import record_of, records_of_columns
+from channelwatch.sources import fastxlsx
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import Undecided
 from channelwatch.sources.files import open_export
@@ -261,9 +262,17 @@ def plain_rows(count: int) -> list[list[Any]]:
     ]
 
 
+@pytest.fixture(params=["checked here", "checked in a process"])
+def checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of checking a sheet's bytes: in the importing process, or in a process of its own (large sheets)."""
+    if request.param == "checked in a process":
+        monkeypatch.setattr(fastxlsx, "CHECK_IN_PROCESS_BYTES", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("shared", [False, True])
 @pytest.mark.parametrize("epoch_1904", [False, True])
-def test_a_plain_export_is_read_by_calamine(tmp_path: Path, shared: bool, epoch_1904: bool) -> None:
+def test_a_plain_export_is_read_by_calamine(tmp_path: Path, shared: bool, epoch_1904: bool, checks: str) -> None:
     """Date cells with half milliseconds, float and text ids, blank rows: read by calamine, every record the same."""
     path = tmp_path / "export.xlsx"
     rows = plain_rows(3000)
@@ -326,7 +335,7 @@ def patch_sheet(path: Path, change: Any) -> None:
         lambda xml: re.sub(rb"(<c r=\"A3\"[^>]*><v>)([^<]*)(</v>)", rb"\1 \2 \3", xml, count=1),
     ],
 )
-def test_cells_calamine_reads_otherwise_are_found(tmp_path: Path, change: Any) -> None:
+def test_cells_calamine_reads_otherwise_are_found(tmp_path: Path, change: Any, checks: str) -> None:
     path = tmp_path / "export.xlsx"
     write_workbook(path, plain_rows(20), epoch_1904=False, chart_first=False, shared=False)
     patch_sheet(path, change)

@@ -23,7 +23,9 @@ readers on generated workbooks.
 
 from __future__ import annotations
 
-import re
+import json
+import pickle
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -33,84 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from channelwatch.dates import EARLIEST, _zone
+from channelwatch.sources import xlsxcheck
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import ColumnBatch, Undecided, _append_observed
 
 __all__ = ["xlsx_columns"]
 
 _BATCH_ROWS = 8192
+# A sheet this large (unpacked) is checked by a process of its own while calamine reads it (``_Checks``).
+CHECK_IN_PROCESS_BYTES = 4 << 20
 # Excel's last column is XFD; the row-by-row reader places a longer reference after the previous cell.
 _MAX_COLUMNS = 16384
-
-# What makes calamine's reading of a part differ from the row-by-row reader's (see the module docstring).
-_FORMULA = re.compile(rb"<f[\s/>]")
-_PREFIXED = re.compile(rb"<[A-Za-z_][\w.-]*:(?:c|v|f|is|t|r|row|si)[\s>/]")
-_ODD_TYPE = re.compile(rb' t="(?!(?:s|n|b|inlineStr|str)")')
-_SINGLE_QUOTED = re.compile(rb"='")
-_ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
-_LEADING_SPACE = re.compile(rb"<t>[ \t\r\n]")
-_RUN = re.compile(rb"<r[\s>]")
-_TRAILING_SPACE = re.compile(rb"[ \t\r\n]</t>")
-# A <v> holding anything but a plain number: a text or error value, whitespace, "1_000", non-ASCII digits.
-_ODD_VALUE = re.compile(rb"<v>[0-9.eE+\-]*[^0-9.eE+\-<]")
-_ROW_NUMBER = re.compile(rb'<row r="(\d+)"')
-_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding=["']([^"']*)["']""")
-
-
-def _prescan(sheet_xml: bytes, strings_xml: list[bytes]) -> None:
-    """Raise ``Undecided`` when the sheet or its shared strings hold what calamine reads otherwise.
-
-    Each check is one regular expression with a literal start over the part's bytes (faster than ``in``).
-    """
-    _well_formed(sheet_xml)
-    if _FORMULA.search(sheet_xml):
-        raise Undecided("a formula")
-    if _ODD_TYPE.search(sheet_xml) or _SINGLE_QUOTED.search(sheet_xml):
-        raise Undecided("an error, ISO date or oddly written cell")
-    if _ODD_VALUE.search(sheet_xml):
-        raise Undecided("a value that is not a plain number")
-    for part in (sheet_xml, *strings_xml):
-        if _PREFIXED.search(part):
-            raise Undecided("prefixed element names")
-        if _ESCAPE.search(part):
-            raise Undecided("an _xHHHH_ escape")
-        # calamine trims the text of a <t> without xml:space="preserve": the outer spaces of a cell go anyway
-        # (the converter strips them), but a text of spaces only, or the spaces between rich-text runs, stay.
-        if _LEADING_SPACE.search(part):
-            raise Undecided("text beginning with whitespace")
-        if _RUN.search(part) and _TRAILING_SPACE.search(part):
-            raise Undecided("a rich-text run ending with whitespace")
-
-
-def _well_formed(sheet_xml: bytes) -> None:
-    """The sheet as libxml2 reads it: well-formed UTF-8 XML without control characters (expat, in C).
-
-    lxml (the row-by-row reader) refuses a sheet that calamine reads, such as one holding ``&#1;``.
-    """
-    from xml.parsers import expat
-
-    declared = _DECLARED.match(sheet_xml[:200])
-    if declared and declared.group(1).lower().replace(b"-", b"") != b"utf8":
-        raise Undecided("a sheet in another encoding")
-    if sheet_xml[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise Undecided("a sheet in UTF-16")
-    parser = expat.ParserCreate()
-    try:
-        parser.Parse(sheet_xml, True)
-    except expat.ExpatError:
-        raise Undecided("a sheet that is not well-formed XML") from None
-
-
-def _rows_in_order(sheet_xml: bytes) -> None:
-    """Rows numbered in increasing order, ``r`` first: calamine places rows by number, the other reader in order."""
-    numbers = _ROW_NUMBER.findall(sheet_xml)
-    if len(numbers) != sheet_xml.count(b"<row"):
-        raise Undecided("a row without its number first")
-    previous = 0
-    for number in map(int, numbers):
-        if number <= previous:
-            raise Undecided("rows out of order")
-        previous = number
 
 
 def _column_letters(index: int) -> str:
@@ -128,10 +63,6 @@ _UNIX_EPOCH = datetime(1970, 1, 1)
 # Serials the vectorised date path takes: 1999-07-23 to 9999-12-31 in either epoch, away from openpyxl's
 # special cases (times of day below 1, the 1900 leap-year day below 61); others take the row-by-row path.
 _SERIAL_LOW, _SERIAL_HIGH = 36000.0, 2958465.0
-# The typed cells the fast reader takes from the sheet's own text: written the way Excel, WPS and openpyxl
-# write a number or a boolean. A typed cell written otherwise gives the file back.
-_TYPED_CELL = re.compile(rb'<c r="([A-Z]{1,3})(\d+)"(?: s="(\d+)")?(?: t="([nb])")?><v>([^<&]+)</v></c>')
-
 Raw = dict[int, dict[int, tuple[bytes, bytes, bytes]]]  # column → line → (t, s, <v> text), as in the file
 
 
@@ -143,13 +74,16 @@ def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_l
     """
     from python_calamine import CalamineWorkbook
 
+    checks: Any = None
     try:
-        raw = _checked_typed_cells(path, sheet, converter)
+        used = [i for i in converter._text_indices if i < _MAX_COLUMNS]
+        checks = _Checks(path, sheet._worksheet_path, used)
         with CalamineWorkbook.from_path(str(path)) as book:
             found = book.get_sheet_by_name(sheet.title)
             start, end = found.start, found.end
             if end is not None and end[1] >= _MAX_COLUMNS:
                 raise Undecided("a column past XFD")
+            raw = checks.result()  # before any row is handed on
             # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
             rows = found.iter_rows()
             yield from _batches(path, converter, workbook, rows, start[1] if start else 0, raw, header_line)
@@ -157,37 +91,60 @@ def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_l
         raise
     except Exception as exc:  # calamine refusing a cell, a damaged part: the row-by-row reader says what
         raise Undecided(type(exc).__name__) from None
+    finally:
+        if checks is not None:
+            checks.close()
 
 
-def _checked_typed_cells(path: Path, sheet: Any, converter: Any) -> Raw:
-    """Check the sheet's bytes (``_prescan``) and keep the text of the typed cells of the columns the converter uses.
+class _Checks:
+    """``xlsxcheck.typed_cells`` of the sheet: in a process of its own for a large sheet, while calamine reads it.
 
-    The unpacked sheet is dropped before calamine reads it (memory).
+    The checks (about a third of the reading) then take the machine's other core instead of adding to this one;
+    a small sheet is checked here, where a process would cost more than the checks.
     """
-    with zipfile.ZipFile(path) as archive:
-        strings = [archive.read(n) for n in archive.namelist() if n.lower().endswith("sharedstrings.xml")]
-        info = archive.getinfo(sheet._worksheet_path)
-        # Unpacked into one buffer of the part's size, without the copies of a plain read().
-        xml = bytearray(info.file_size)
-        view = memoryview(xml)
-        done = 0
-        source: Any
-        with archive.open(info) as source:
-            while done < len(xml) and (count := source.readinto(view[done : done + (1 << 20)])):
-                done += count
-            if done != len(xml) or source.read(1):
-                raise Undecided("a sheet of another size than its entry says")
-        view.release()
-    _prescan(xml, strings)  # type: ignore[arg-type]
-    del strings
-    _rows_in_order(xml)  # type: ignore[arg-type]
-    used = {_column_letters(i).encode(): i for i in converter._text_indices if i < _MAX_COLUMNS}
-    raw: Raw = {i: {} for i in used.values()}
-    for letters, number, style, kind, text in _TYPED_CELL.findall(xml):
-        column = used.get(letters)
-        if column is not None:
-            raw[column][int(number)] = (kind, style, text)
-    return raw
+
+    def __init__(self, path: Path, part: str, columns: list[int]) -> None:
+        self._letters = {_column_letters(i): i for i in columns}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._answer: tuple[str, Any] | None = None  # ("ok", cells) or ("mismatch", reason)
+        with zipfile.ZipFile(path) as archive:
+            size = archive.getinfo(part).file_size
+        spec = {"path": str(path), "part": part, "letters": list(self._letters)}
+        if size >= CHECK_IN_PROCESS_BYTES:
+            self._process = subprocess.Popen(
+                # -I: the script's folder (which has an http.py) is not put on the module path.
+                [sys.executable, "-I", xlsxcheck.__file__, json.dumps(spec)],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            return
+        try:
+            self._answer = ("ok", xlsxcheck.typed_cells(str(path), part, list(self._letters)))
+        except xlsxcheck.Mismatch as exc:
+            self._answer = ("mismatch", str(exc))
+
+    def result(self) -> Raw:
+        """Column → line → (t, s, ``<v>`` text) of the typed cells; raises ``Undecided``."""
+        if self._answer is None:
+            assert self._process is not None and self._process.stdout is not None
+            try:
+                self._answer = pickle.load(self._process.stdout)
+            except (EOFError, pickle.UnpicklingError):
+                self._answer = ("mismatch", f"the checking process ended ({self._process.wait()})")
+        tag: str = self._answer[0]
+        value: Any = self._answer[1]
+        if tag != "ok":
+            raise Undecided(str(value))
+        typed: xlsxcheck.Typed = value
+        return {self._letters[letters.decode()]: cells for letters, cells in typed.items()}
+
+    def close(self) -> None:
+        if self._process is not None:
+            assert self._process.stdout is not None
+            self._process.stdout.close()
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
 
 
 def _batches(
