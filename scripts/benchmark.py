@@ -189,7 +189,8 @@ def bench_xlsx(rows: int) -> None:
         floor, read = out.stdout.split()
         print(
             f"  channelwatch {ours['seconds']:.2f} s = {rows / ours['seconds']:,.0f} rows/s (CPU {ours['cpu']:.2f} s "
-            f"+ reading process {ours['reader_cpu']:.2f} s), peak RSS {ours['peak_mib']:.0f} MiB, new {ours['new']:,}"
+            f"+ checking process {ours['reader_cpu']:.2f} s), peak RSS {ours['peak_mib']:.0f} MiB "
+            f"(checking process {ours['reader_peak_mib']:.0f} MiB), new {ours['new']:,}"
         )
         print(f"  floor (python-calamine reading the sheet, {int(read) - 1:,} rows): {float(floor):.2f} s")
         print(
