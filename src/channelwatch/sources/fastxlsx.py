@@ -1,4 +1,4 @@
-"""The fast reader of large XLSX exports: python-calamine (Rust) reads the sheet, the row-by-row rules decide.
+"""The fast reader of XLSX exports: python-calamine (Rust) reads the sheet, the row-by-row rules decide.
 
 The row-by-row reader (``files._sheet_rows``) walks the sheet's XML with lxml, one Python call per cell, which
 is most of an XLSX import's time. python-calamine parses the same XML in Rust about ten times faster, but it
@@ -8,17 +8,19 @@ does not give every cell the way that reader does:
   fractional-millisecond serial in a few thousand comes out a millisecond apart), and it does not tell which
   date formats it takes for dates;
 - it gives an empty string for an error cell (``#REF!``) and for a formula without a saved result, unescapes
-  ``_x000D_``-style escapes, and trims the whitespace of each rich-text run that does not say ``xml:space``.
+  ``_x000D_``-style escapes, trims the whitespace of each text run that does not say ``xml:space``, and
+  reads some XML that lxml refuses (``&#1;``).
 
 So calamine is trusted only for what it reads the same way: the row structure and the text of string cells
 (compared after ``str.strip``, as the converter reads them). Every other cell of a column the converter uses
 (numbers, booleans, dates) is taken from the sheet's own ``<v>`` text and typed by the row-by-row reader's own
-function (``files._typed_value``), with openpyxl's date styles and epoch. Anything these checks cannot vouch
-for — a formula, an error cell, an escape, a rich-text run with edge whitespace, a cell written in another
-form than ``<c r="B2" s="1"><v>…</v></c>`` — raises ``Undecided``, as does any row the converter finds
-invalid: the caller then reads the whole file again row by row (``ingest.imports``), which names the file,
-line, field and value of every invalid row exactly as before. tests/sources/test_fastxlsx.py compares both
-readers on generated workbooks.
+function (``files._typed_value``), with openpyxl's date styles and epoch; dates of whole batches are computed
+with numpy by the same arithmetic as openpyxl's ``from_excel``. What the checks of the sheet's bytes
+(sources/xlsxcheck.py) cannot vouch for — a formula, an error cell, an escape, text with edge whitespace,
+a sheet that is not well-formed XML, a cell written in another form than ``<c r="B2" s="1"><v>…</v></c>`` —
+raises ``Undecided``, as does any row the converter finds invalid: the caller then reads the whole file again
+row by row (``ingest.imports``), which names the file, line, field and value of every invalid row exactly as
+before. tests/sources/test_fastxlsx.py compares both readers on generated workbooks.
 """
 
 from __future__ import annotations
@@ -66,11 +68,14 @@ _SERIAL_LOW, _SERIAL_HIGH = 36000.0, 2958465.0
 Raw = dict[int, dict[int, tuple[bytes, bytes, bytes]]]  # column → line → (t, s, <v> text), as in the file
 
 
-def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_line: int) -> Iterator[ColumnBatch]:
+def xlsx_columns(
+    path: Path, converter: Any, workbook: Any, sheet: Any, header_line: int, typed_value: Any, as_text: Any
+) -> Iterator[ColumnBatch]:
     """The publications of the sheet the row-by-row reader reads, batch by batch; raises ``Undecided``.
 
     ``converter`` is that reader's ``files._RowConverter``, ``workbook`` and ``sheet`` its openpyxl read-only
-    workbook and first worksheet, ``header_line`` the line of the header it found.
+    workbook and first worksheet, ``header_line`` the line of the header it found; ``typed_value`` and
+    ``as_text`` are its ``files._typed_value`` and ``files._as_text`` (handed in: files imports this module).
     """
     from python_calamine import CalamineWorkbook
 
@@ -86,7 +91,8 @@ def xlsx_columns(path: Path, converter: Any, workbook: Any, sheet: Any, header_l
             raw = checks.result()  # before any row is handed on
             # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
             rows = found.iter_rows()
-            yield from _batches(path, converter, workbook, rows, start[1] if start else 0, raw, header_line)
+            offset = start[1] if start else 0
+            yield from _batches(path, converter, workbook, rows, offset, raw, header_line, typed_value, as_text)
     except Undecided:
         raise
     except Exception as exc:  # calamine refusing a cell, a damaged part: the row-by-row reader says what
@@ -155,11 +161,11 @@ def _batches(
     offset: int,
     raw: Raw,
     header_line: int,
+    typed_value: Any,
+    as_text: Any,
 ) -> Iterator[ColumnBatch]:
     import numpy as np
     from openpyxl.utils.datetime import from_excel
-
-    from channelwatch.sources.files import _as_text, _typed_value
 
     tz = _zone(converter.zone)
     name = path.name
@@ -178,7 +184,7 @@ def _batches(
         if cell is None:
             raise Undecided("a typed cell written in another form")
         kind, style, text = cell
-        return _typed_value(kind.decode() or "n", text.decode(), style.decode(), date_styles, duration_styles, epoch)
+        return typed_value(kind.decode() or "n", text.decode(), style.decode(), date_styles, duration_styles, epoch)
 
     def shifted(index: int, line: int) -> Any:
         return exact(index + offset, line)
@@ -252,7 +258,7 @@ def _batches(
             out.rows += 1
             k = fast.get(line)
             if k is not None:
-                entry = _plain_row(row, used, line, marks, converter._marker, shifted, _as_text)
+                entry = _plain_row(row, used, line, marks, converter._marker, shifted, as_text)
                 if entry is not None:
                     platform_id, title, url, column, repost = entry
                     out.platform_id.append(platform_id)

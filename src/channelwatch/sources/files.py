@@ -736,7 +736,7 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         # python-calamine (Rust) for the rows it reads exactly as above; Undecided gives the file back.
         from channelwatch.sources.fastxlsx import xlsx_columns
 
-        return xlsx_columns(path, converter, workbook, sheet, header_line)
+        return xlsx_columns(path, converter, workbook, sheet, header_line, _typed_value, _as_text)
 
     total = sheet.max_row or 0
     return ExportFile(
