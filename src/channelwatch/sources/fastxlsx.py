@@ -33,6 +33,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -350,15 +351,23 @@ def _plain_batch(
     count = len(rows)
     empty = [""] * count
     _date_i, title_i, url_i, repost_i, id_i, column_i = used
-    columns = [[r[i] for r in rows] if i >= 0 else empty for i in (title_i, url_i, repost_i, id_i, column_i)]
-    if not all(v.__class__ is str for column in columns for v in column):
+    # Column by column, with C-level map/set where the rule allows (this runs for every row of large files).
+    columns = [list(map(itemgetter(i), rows)) if i >= 0 else empty for i in (title_i, url_i, repost_i, id_i, column_i)]
+    if not all(set(map(type, column)) <= {str} for column in columns):
         return None
     titles, urls, mark_cells, ids, names = columns
-    titles = [t.strip() for t in titles]
-    urls = [u.strip() for u in urls]
-    reposts = [_mark(m, marks, marker) for m in mark_cells] if repost_i >= 0 else [False] * count
-    for title, url, repost in zip(titles, urls, reposts, strict=True):
-        if not (title or url) or repost is None or "[" in url or "]" in url or url.count(":") > 1:
+    titles = list(map(str.strip, titles))
+    urls = list(map(str.strip, urls))
+    if repost_i >= 0:
+        for mark in set(mark_cells) - marks.keys():
+            marks[mark] = marker(mark.strip())
+        reposts = list(map(marks.__getitem__, mark_cells))
+    else:
+        reposts = [False] * count
+    if None in reposts or ("" in titles and not all(title or url for title, url in zip(titles, urls, strict=True))):
+        return None
+    for url in urls:
+        if "[" in url or "]" in url or url.count(":") > 1:
             return None
     return ColumnBatch(
         [v.strip() or None for v in ids],
