@@ -374,7 +374,7 @@ def _plain_batch(
         [t or None for t in titles],
         [u or None for u in urls],
         [v.strip() or None for v in names],
-        reposts,  # type: ignore[arg-type]
+        reposts,
         [t[:10] + " " + t[11:] for t in utc_text],
         years,
         months,
