@@ -283,7 +283,7 @@ def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> 
 async def _each(
     channels: list[ChannelConfig], concurrency: int, poll: Callable[[ChannelConfig], Awaitable[PollResult]]
 ) -> list[PollResult]:
-    """``poll`` of every channel, ``concurrency`` at a time, results in the channels' order.
+    """``poll`` of every channel, at most ``concurrency`` fetching at a time, results in the channels' order.
 
     A fixed set of workers taking the next channel, rather than a task per channel queued on the
     semaphore: a thousand waiting tasks cost the event loop more per page than a page's parsing.
@@ -295,7 +295,9 @@ async def _each(
         for index, channel in queue:
             results[index] = await poll(channel)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(channels))))))
+    # Twice the concurrency: a worker whose channel waits for the store thread to commit its rows has given
+    # its place among the ``concurrency`` back (``limit`` in ``_poll_one``), and another worker takes it.
+    await asyncio.gather(*(worker() for _ in range(max(1, min(2 * concurrency, len(channels))))))
     return [r for r in results if r is not None]
 
 
