@@ -15,10 +15,6 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-
-# Imported for their tables, registered on the metadata before create_all: the daemon's, the
-# reported figures' and the checks'.
-from channelwatch.store import checkstate, jobstate, reported  # noqa: F401
 from channelwatch.store.counts import channel_totals, install_counts
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
@@ -26,7 +22,15 @@ from channelwatch.store.models import Channel, Office, Publication, SchemaVersio
 # --- schema -----------------------------------------------------------------------------------------
 
 
+def _all_tables() -> None:
+    """Register every table on the metadata before ``create_all``: the daemon's, the reported figures' and
+    the checks'. Imported here rather than with this module: a command that only reads figures (a county
+    office's ``summary``) does not pay for defining tables it never touches."""
+    from channelwatch.store import checkstate, jobstate, reported  # noqa: F401
+
+
 def _create_v1(conn: Connection) -> None:
+    _all_tables()
     SQLModel.metadata.create_all(conn)
 
 
@@ -50,6 +54,7 @@ def _hash_long_identities(conn: Connection) -> None:
 
 def _reported_figures_v3(conn: Connection) -> None:
     """The figures offices report on quarterly sheets (store/reported.py); ``create_all`` skips existing tables."""
+    _all_tables()
     SQLModel.metadata.create_all(conn)
 
 
