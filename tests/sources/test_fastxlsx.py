@@ -385,3 +385,21 @@ def test_a_sheet_starting_below_and_right_of_a1(tmp_path: Path) -> None:
     expected, read, invalid = row_records(path, "Asia/Shanghai", "website")
     assert not invalid and read == 31
     assert calamine_records(path, "Asia/Shanghai", "website") == (expected, read)
+
+
+def test_a_sheet_larger_than_calamine_may_hold_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """calamine and the check of its bytes hold the whole sheet: past the limit the file is read row by row."""
+    from channelwatch.sources import files
+
+    path = tmp_path / "export.xlsx"
+    write_workbook(path, [HEADER, *plain_rows(50)], epoch_1904=False, chart_first=False, shared=True)
+    size = zipfile.ZipFile(path).getinfo("xl/worksheets/sheet1.xml").file_size
+    monkeypatch.setattr(files, "_CALAMINE_MAX_SHEET", size)
+    export = open_export(path, zone="UTC", kind="weibo", latest=LATEST)
+    assert export.columnar is not None
+    export.close()
+    monkeypatch.setattr(files, "_CALAMINE_MAX_SHEET", size - 1)
+    export = open_export(path, zone="UTC", kind="weibo", latest=LATEST)
+    assert export.columnar is None
+    assert len([e for e in export.rows() if e.__class__ is Observed]) == 50
+    export.close()

@@ -747,8 +747,22 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         position=lambda: done[0],
         size=total,
         close=workbook.close,
-        columnar=columnar,
+        columnar=columnar if _part_size(path, sheet._worksheet_path) <= _CALAMINE_MAX_SHEET else None,
     )
+
+
+# calamine holds a whole sheet in memory, and so does the check of its bytes: a sheet larger than this
+# (unpacked; about 150,000 rows of a Weibo export) is streamed row by row, whose memory does not grow with it.
+_CALAMINE_MAX_SHEET = 64 << 20
+
+
+def _part_size(path: Path, part: str) -> int:
+    """The unpacked size of one part of an XLSX archive (checked already by ``check_xlsx_archive``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.getinfo(part.lstrip("/")).file_size
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return sys.maxsize  # the row-by-row reader says what is wrong
 
 
 # --- JSON ------------------------------------------------------------------------------------------
