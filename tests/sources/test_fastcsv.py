@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,44 +17,9 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from channelwatch.errors import InputError
-from channelwatch.ingest.runs import record_of, records_of_columns
-from channelwatch.sources.base import Observed
-from channelwatch.sources.fastcsv import _PY_SPACE, Undecided
+from channelwatch.sources.fastcsv import _PY_SPACE
 from channelwatch.sources.files import open_export
-from channelwatch.store.upsert import storable
-
-LATEST = datetime(2021, 6, 1, 12, 0, tzinfo=UTC)
-ZONES = ["Asia/Shanghai", "America/New_York", "Australia/Lord_Howe", "UTC"]
-
-
-def row_records(path: Path, zone: str, kind: str) -> tuple[list[tuple], int, int]:
-    """(records, rows read, invalid rows) of the row-by-row reader, as the import's reading process makes them."""
-    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
-    records, read, invalid = [], 0, 0
-    for entry in export.rows():
-        read += 1
-        if entry.__class__ is Observed:
-            record = record_of(entry, zone, kind)  # type: ignore[arg-type]
-            records.append(storable((*record[:7], record[7].isoformat(" ", "microseconds")[:26], *record[8:])))
-        else:
-            invalid += 1
-    export.close()
-    return records, read, invalid
-
-
-def column_records(path: Path, zone: str, kind: str) -> tuple[list[tuple], int] | None:
-    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
-    assert export.columnar is not None
-    records, read = [], 0
-    try:
-        for batch in export.columnar():
-            read += batch.rows
-            records += records_of_columns(batch, kind)
-    except Undecided:
-        return None
-    finally:
-        export.close()
-    return records, read
+from tests.sources.readers import LATEST, ZONES, column_records, row_records
 
 
 def test_whitespace_is_what_str_strip_removes() -> None:
@@ -92,13 +56,7 @@ any_dates = st.one_of(
         st.integers(0, 60),
         st.sampled_from(
             [
-                "{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}",
-                "{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}",
-                "{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}",
-                "{y:04d}-{mo:02d}-{d:02d}",
-                " {y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d} ",
-                "{y:04d}/{mo}/{d} {h}:{mi:02d}",
-                "{y:04d}年{mo}月{d}日",
+                *FORMS,
                 "{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}+08:00",
                 "{y:04d}{mo:02d}{d:02d}",
                 "{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}.5",

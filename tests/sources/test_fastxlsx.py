@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,47 +27,12 @@ from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
 from channelwatch.errors import InputError
 from channelwatch.ingest.readahead import RejectedRows, parsed_in_child
-from channelwatch.ingest.runs import record_of, records_of_columns
 from channelwatch.sources import fastxlsx
 from channelwatch.sources.base import Observed
-from channelwatch.sources.fastcsv import Undecided
 from channelwatch.sources.files import open_export
-from channelwatch.store.upsert import storable
+from tests.sources.readers import LATEST, ZONES, column_records, row_records
 
-LATEST = datetime(2021, 6, 1, 12, 0, tzinfo=UTC)
-ZONES = ["Asia/Shanghai", "America/New_York", "Australia/Lord_Howe", "UTC"]
 HEADER = ["微博ID", "标题", "链接", "发布时间", "是否转发", "栏目"]
-
-
-def row_records(path: Path, zone: str, kind: str) -> tuple[list[tuple[Any, ...]], int, list[Any]]:
-    """(records, rows read, invalid rows) of the row-by-row reader, as the import's reading process makes them."""
-    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
-    records, read, invalid = [], 0, []
-    for entry in export.rows():
-        read += 1
-        if entry.__class__ is Observed:
-            record = record_of(entry, zone, kind)  # type: ignore[arg-type]
-            records.append(storable((*record[:7], record[7].isoformat(" ", "microseconds")[:26], *record[8:])))
-        else:
-            invalid.append(entry)
-    export.close()
-    return records, read, invalid
-
-
-def calamine_records(path: Path, zone: str, kind: str) -> tuple[list[tuple[Any, ...]], int] | None:
-    export = open_export(path, zone=zone, kind=kind, latest=LATEST)
-    assert export.columnar is not None
-    records: list[tuple[Any, ...]] = []
-    read = 0
-    try:
-        for batch in export.columnar():
-            read += batch.rows
-            records += records_of_columns(batch, kind)
-    except Undecided:
-        return None
-    finally:
-        export.close()
-    return records, read
 
 
 def shared_strings(data: bytes, rich: bool) -> bytes:
@@ -236,9 +201,9 @@ def test_calamine_gives_the_row_by_row_records(  # type: ignore[no-untyped-def]
         expected, read, invalid = row_records(path, zone, kind)
     except InputError:
         with pytest.raises(InputError):  # the same file refused the same way before any row is read
-            calamine_records(path, zone, kind)
+            column_records(path, zone, kind)
         return
-    found = calamine_records(path, zone, kind)
+    found = column_records(path, zone, kind)
     event("invalid row" if invalid else "given back" if found is None else "read by calamine")
     if invalid:
         assert found is None  # an invalid row: the row-by-row reader names it
@@ -280,7 +245,7 @@ def test_a_plain_export_is_read_by_calamine(tmp_path: Path, shared: bool, epoch_
     write_workbook(path, rows, epoch_1904=epoch_1904, chart_first=True, shared=shared)
     expected, read, invalid = row_records(path, "Asia/Shanghai", "weibo")
     assert not invalid and read == 3000
-    assert calamine_records(path, "Asia/Shanghai", "weibo") == (expected, read)
+    assert column_records(path, "Asia/Shanghai", "weibo") == (expected, read)
 
 
 @pytest.mark.parametrize(
@@ -297,7 +262,7 @@ def test_what_calamine_reads_otherwise_goes_back_to_the_row_by_row_reader(
     rows = plain_rows(20)
     rows[5][5] = cell
     write_workbook(path, rows, epoch_1904=False, chart_first=False, shared=False)
-    assert calamine_records(path, "Asia/Shanghai", "weibo") is None, reason
+    assert column_records(path, "Asia/Shanghai", "weibo") is None, reason
 
 
 def patch_sheet(path: Path, change: Any) -> None:
@@ -339,7 +304,7 @@ def test_cells_calamine_reads_otherwise_are_found(tmp_path: Path, change: Any, c
     path = tmp_path / "export.xlsx"
     write_workbook(path, plain_rows(20), epoch_1904=False, chart_first=False, shared=False)
     patch_sheet(path, change)
-    assert calamine_records(path, "Asia/Shanghai", "weibo") is None
+    assert column_records(path, "Asia/Shanghai", "weibo") is None
 
 
 def test_the_reading_process_gives_the_same_records_by_calamine_and_row_by_row(tmp_path: Path) -> None:
@@ -367,7 +332,7 @@ def test_date_only_and_whole_second_cells(tmp_path: Path) -> None:
     write_workbook(path, rows, epoch_1904=False, chart_first=False, shared=False)
     expected, read, _invalid = row_records(path, "UTC", "weibo")
     assert [r[7] for r in expected] == ["2020-06-01 00:00:00.000000", "2020-06-01 09:00:01.000000"]
-    assert calamine_records(path, "UTC", "weibo") == (expected, read)
+    assert column_records(path, "UTC", "weibo") == (expected, read)
 
 
 def test_a_sheet_starting_below_and_right_of_a1(tmp_path: Path) -> None:
@@ -384,7 +349,7 @@ def test_a_sheet_starting_below_and_right_of_a1(tmp_path: Path) -> None:
     book.save(path)
     expected, read, invalid = row_records(path, "Asia/Shanghai", "website")
     assert not invalid and read == 31
-    assert calamine_records(path, "Asia/Shanghai", "website") == (expected, read)
+    assert column_records(path, "Asia/Shanghai", "website") == (expected, read)
 
 
 def test_a_sheet_larger_than_calamine_may_hold_is_streamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
