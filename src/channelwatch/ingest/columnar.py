@@ -14,7 +14,7 @@ from typing import Any
 from channelwatch.identity import identity_key, title_key, title_keys
 from channelwatch.sources.fastcsv import ColumnBatch
 
-__all__ = ["IDENTITY_MAX", "columns_of_batch", "rows_of_columns"]
+__all__ = ["IDENTITY_MAX", "columns_of_batch", "identity_of", "rows_of_columns"]
 
 # store.IDENTITY_MAX, which this module must not import to stay light (tests/ingest/test_readahead.py checks it).
 IDENTITY_MAX = 500
@@ -67,17 +67,20 @@ def rows_of_columns(columns: list[Any]) -> Iterator[tuple[Any, ...]]:
 def _identities(
     platform_ids: list[str | None], urls: list[str | None], titles: list[str | None], days: list[str], kind: str
 ) -> list[str]:
-    identities: list[str] = []
-    for platform_id, url, title, day in zip(platform_ids, urls, titles, days, strict=True):
-        if platform_id:
-            identity = "id:" + platform_id
-        else:
-            identity = identity_key(
-                platform_id=None, url=url, title=title, local_day=date.fromisoformat(day), kind=kind
-            )
-        if len(identity) > IDENTITY_MAX:
-            from channelwatch.store.upsert import long_identity
+    return [identity_of(*row, kind) for row in zip(platform_ids, urls, titles, days, strict=True)]
 
-            identity = long_identity(identity)  # before storable, as record_of does
-        identities.append(identity)
-    return identities
+
+def identity_of(platform_id: str | None, url: str | None, title: str | None, day: date | str, kind: str) -> str:
+    """A publication's identity as stored (docs/counting-rules.md, rule 1): a long one as its hash, the form
+    polls look identities up by. ``day`` is the office-time date, or its ISO text (read only for a title
+    fingerprint). The one rule for ``record_of`` and for batches of columns."""
+    if platform_id and kind != "wechat":
+        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
+    else:
+        local_day = day if isinstance(day, date) else date.fromisoformat(day)
+        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=local_day, kind=kind)
+    if len(identity) > IDENTITY_MAX:
+        from channelwatch.store.upsert import long_identity
+
+        identity = long_identity(identity)
+    return identity

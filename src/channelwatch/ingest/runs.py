@@ -10,15 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from datetime import UTC, date
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from channelwatch import store
 from channelwatch.dates import to_office
-from channelwatch.identity import identity_key, title_key, wechat_push_estimate, wechat_push_id, wechat_push_key
-from channelwatch.ingest.columnar import columns_of_batch, rows_of_columns
+from channelwatch.identity import title_key, wechat_push_estimate, wechat_push_id, wechat_push_key
+from channelwatch.ingest.columnar import columns_of_batch, identity_of, rows_of_columns
 from channelwatch.sources.base import Observed
 from channelwatch.sources.fastcsv import ColumnBatch
 from channelwatch.store.models import Run
@@ -27,21 +27,10 @@ from channelwatch.store.upsert import storable
 log = logging.getLogger(__name__)
 
 
-def _identity_for(platform_id: str | None, url: str | None, title: str | None, day: date, kind: str) -> str:
-    """A publication's identity as stored (rule 1; a long one as its hash, the form polls look up)."""
-    if platform_id and kind != "wechat":
-        identity = "id:" + platform_id.strip()  # the common case, without the general function's checks
-    else:
-        identity = identity_key(platform_id=platform_id, url=url, title=title, local_day=day, kind=kind)
-    if len(identity) > store.IDENTITY_MAX:
-        identity = store.long_identity(identity)
-    return identity
-
-
 # A poll sees the same entries at every run, and asks each entry's identity twice (is it new? then storing
 # it): remembered, the URL's normalisation and the title's hash are paid once per entry, not per poll. An
 # import's rows are all different, so it does without (the lookup would only cost).
-_remembered_identity = functools.lru_cache(maxsize=32768)(_identity_for)
+_remembered_identity = functools.lru_cache(maxsize=32768)(identity_of)
 _remembered_title_key = functools.lru_cache(maxsize=32768)(title_key)
 
 
@@ -66,7 +55,7 @@ def record_of(observed: Observed, zone: str, kind: str, *, remember: bool = Fals
         identity = _remembered_identity(platform_id, url, title, local.date(), kind)
         key = _remembered_title_key(title) if title else None
     else:
-        identity = _identity_for(platform_id, url, title, local.date(), kind)
+        identity = identity_of(platform_id, url, title, local.date(), kind)
         key = title_key(title) if title else None
     # tuple.__new__ skips the named tuple's Python-level constructor: this runs once per imported row.
     return tuple.__new__(
