@@ -456,8 +456,11 @@ def main(argv: list[str] | None = None) -> int:
 
             single_db = f"{name}_single"
             with psycopg.connect(plain.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+                # A store kept in --data-dir holds the previous run's: it starts empty every time.
+                conn.execute(f'DROP DATABASE IF EXISTS "{single_db}"')
                 conn.execute(f'CREATE DATABASE "{single_db}"')
             single = base / "single"
+            shutil.rmtree(single, ignore_errors=True)
             (single / "config").mkdir(parents=True)
             config = bench_poll._config(ports, single / "unused.db").replace(
                 f'url = "sqlite:///{single / "unused.db"}"', f'url = "{url.rsplit("/", 1)[0]}/{single_db}"'

@@ -1,6 +1,7 @@
 """The counts kept beside the publications always equal counting the publications themselves.
 
-Property: after any sequence of imports and polls (upserts, new and known), deletions (``runs undo``),
+Property: after any sequence of imports and polls (upserts, new and known, alone or in a poll's grouped
+write whose new rows are counted at its end), deletions (``runs undo``),
 and updates of the counted columns (a channel rename moving publications, a hand fix of a date or a repost
 mark), ``summarise`` read from the counts gives exactly what ``summarise_publications`` counts from the
 rows, for every year, quarter and month and for any subset of channels; and ``recount`` finds nothing to repair.
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from typer.testing import CliRunner
 
 from channelwatch import store
@@ -23,6 +24,7 @@ from channelwatch.cli import app
 from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period, summarise, summarise_publications
 from channelwatch.store import open_store, upsert
+from channelwatch.store.counts import count_held, hold_counts
 from tests.conftest import write_instance
 
 CHANNELS = """
@@ -54,6 +56,9 @@ publication = st.tuples(
 )
 operation = st.one_of(
     st.tuples(st.just("upsert"), st.lists(publication, min_size=1, max_size=12)),
+    # A poll's grouped write: each channel's upsert in a savepoint of its own, one of them rolled back,
+    # the group's new rows counted at its end (``hold_counts``).
+    st.tuples(st.just("group"), st.lists(publication, min_size=1, max_size=12), st.integers(-1, 3)),
     st.tuples(st.just("insert"), publication),  # another write path: a plain INSERT, counted by the trigger
     st.tuples(st.just("delete"), st.integers(0, 29)),
     st.tuples(
@@ -71,14 +76,36 @@ def _record(ident: int, year: int, month: int, repost: bool, title: str | None, 
             f"{year}-{month:02d}-10", title)  # fmt: skip
 
 
+def _rows(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT count(*) FROM publication")).scalar_one())
+
+
+def _upsert_each_channel(conn: Connection, ids: dict[str, int], drawn: list[tuple], failing: int = -1) -> None:
+    """One upsert per channel, of all its records in the order drawn (an import of one file); the
+    ``failing``-th channel's is rolled back to its savepoint, as a poll's failed channel is."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    for index, channel in enumerate(dict.fromkeys(p[1] for p in drawn)):
+        records = [_record(i, y, m, r, t, pu) for i, key, y, m, r, t, pu in drawn if key == channel]
+        cursor.execute("SAVEPOINT counted")
+        before = _rows(conn)
+        counts = store.upsert_publications(conn, ids[channel], records, run_id=None)
+        # What it says it inserted is what it inserted, and every other record was a known row.
+        assert (counts.new, counts.new + counts.known) == (_rows(conn) - before, len(records))
+        cursor.execute("ROLLBACK TO SAVEPOINT counted" if index == failing else "RELEASE SAVEPOINT counted")
+        if index == failing:
+            cursor.execute("RELEASE SAVEPOINT counted")
+    cursor.close()
+
+
 def _apply(opened: store.Store, op: tuple) -> None:
     ids = opened.channel_ids
     with store.write(opened.engine) as conn:
         if op[0] == "upsert":
-            # One upsert per channel, of all its records in the order drawn (an import of one file).
-            for channel in dict.fromkeys(p[1] for p in op[1]):
-                records = [_record(i, y, m, r, t, pu) for i, key, y, m, r, t, pu in op[1] if key == channel]
-                store.upsert_publications(conn, ids[channel], records, run_id=None)
+            _upsert_each_channel(conn, ids, op[1])
+        elif op[0] == "group":
+            held = hold_counts(conn)
+            _upsert_each_channel(conn, ids, op[1], failing=op[2])
+            count_held(conn, held)
         elif op[0] == "insert":
             ident, key, year, month, repost, title, push = op[1]
             conn.execute(

@@ -45,6 +45,7 @@ from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
+from channelwatch.store.counts import count_held, hold_counts
 from channelwatch.store.models import Publication, Run
 
 if TYPE_CHECKING:
@@ -157,16 +158,17 @@ class _Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelwatch-db")
-        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], bool]] = []
         self._flushing: asyncio.Task[None] | None = None
 
     async def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: function(*args, **kwargs))
 
-    async def write(self, work: Callable[[Connection], Any]) -> Any:
+    async def write(self, work: Callable[[Connection], Any], *, publications: bool = False) -> Any:
+        """``work`` in the next grouped transaction; ``publications``: it stores publications."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((work, future))
+        self._pending.append((work, future, publications))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self._flush())
         return await future
@@ -176,19 +178,24 @@ class _Database:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                outcomes = await loop.run_in_executor(self.executor, self._write_batch, [w for w, _ in batch])
+                works = [w for w, _, _ in batch]
+                counted = any(p for _, _, p in batch)
+                outcomes = await loop.run_in_executor(self.executor, self._write_batch, works, counted)
             except BaseException as exc:  # the commit itself failed: every write of the group failed
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(value) if ok else future.set_exception(value)
 
-    def _write_batch(self, works: list[Callable[[Connection], Any]]) -> list[tuple[bool, Any]]:
+    def _write_batch(self, works: list[Callable[[Connection], Any]], publications: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         with store.write(self.engine) as conn:
+            # The group's new publications are counted together at its end (store/counts.py, hold_counts):
+            # the insert trigger's seven statements per row cost a poll's store more than the rows themselves.
+            held = hold_counts(conn) if publications else None
             # Savepoints said to the driver itself: SQLAlchemy's begin_nested() costs more per channel
             # than the channel's few statements (profile of scripts/bench_poll.py).
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -206,6 +213,7 @@ class _Database:
                         outcomes.append((True, value))
             finally:
                 cursor.close()
+            count_held(conn, held)
         return outcomes
 
     def close(self) -> None:
@@ -405,7 +413,8 @@ async def _poll_one(
                     warning,
                     pages_read,
                     listed,
-                )
+                ),
+                publications=True,
             )
         except Exception as exc:
             message = _failure(channel, exc)

@@ -14,14 +14,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from channelwatch.store.counts import count_deferred, defer_counts
+from channelwatch.store.counts import HELD, count_deferred, defer_counts
 from channelwatch.store.db import utc_now
-from channelwatch.store.models import Channel, Publication
 
 BATCH_SIZE = 2000
 # Longest identity stored as it is; a longer one is stored as "h:" + its SHA-256. 500 characters of
@@ -157,20 +156,25 @@ def upsert_publications(
     store's text (the import's reading process prepares them): they are bound as they are.
 
     ``new`` is measured, not guessed: on SQLite, rowids of new rows are allocated as max + 1 inside
-    our exclusive write transaction, so the growth of max(id) is the number of inserted rows; on
-    PostgreSQL the channel's row is locked and its publications counted before and after.
+    our exclusive write transaction, so the growth of max(id) is the number of inserted rows. On
+    PostgreSQL the channel's row is locked; a single batch (a poll's rows) says row by row whether
+    it inserted (``xmax = 0``), and a larger upsert counts the channel's publications before and after.
     """
     dialect = conn.dialect.name
-    pub = Publication.__table__  # type: ignore[attr-defined]
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    batches = _batches(records, BATCH_SIZE)
+    first = next(batches, [])
+    # Counting a channel's publications costs milliseconds in a county store of ten years (two counts per
+    # channel made a county poll 4 s on 10 million rows, scripts/bench_county.py); one batch needs none.
+    returning = dialect != "sqlite" and len(first) < BATCH_SIZE
     if dialect == "sqlite":
         # Said to the driver: a poll stores a thousand channels' few rows, and SQLAlchemy's compiled-statement
         # path costs more than this lookup of the rowid tree's last entry (scripts/bench_poll.py).
         before = cursor.execute(_MAX_ID).fetchone()[0]
     else:
-        channel = Channel.__table__  # type: ignore[attr-defined]
-        conn.execute(select(channel.c.id).where(channel.c.id == channel_id).with_for_update())
-        before = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
+        cursor.execute("SELECT id FROM channel WHERE id = %s FOR UPDATE", (channel_id,))
+        cursor.fetchall()
+        before = 0 if returning else _channel_rows(cursor, channel_id)
     # Taken once the channel is ours: a later run's last_seen is then always after an earlier run
     # finished, which is how ``runs undo`` tells what a later run saw again (docs/counting-rules.md).
     seen = seen_at or utc_now()
@@ -183,13 +187,16 @@ def upsert_publications(
         # One statement per import, its constants written into it: the rows go to the driver untouched.
         constants = f"{int(channel_id)}, '{seen_value}', '{seen_value}', {'NULL' if run_id is None else int(run_id)}"
         sql = f"INSERT INTO publication ({_COLUMNS}) VALUES ({', '.join(['?'] * 12)}, {constants}) {_ON_CONFLICT}"
-    total = 0
+    if returning:
+        sql += " RETURNING (xmax = 0)"
+    total = inserted = 0
     deferred: int | None = None
     bulk: _KnownRows | None = None
     try:
         # An import's reading process (``checked``) only hands over large files: bulk from the first row.
-        bulk_from = 0 if checked else 1
-        for number, batch in enumerate(_batches(records, BATCH_SIZE)):
+        # Inside a group whose counts are held (``hold_counts``, a poll's grouped write), its end counts them.
+        bulk_from = -1 if HELD in conn.info else 0 if checked else 1
+        for number, batch in enumerate(chain([first], batches) if first else ()):
             if number == bulk_from:
                 # A second batch: a bulk import. Its rows are counted set-based at the end rather than by
                 # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
@@ -209,7 +216,9 @@ def upsert_publications(
                 rows = [(*storable(record), *tail) for record in batch]
             if bulk is not None:
                 rows = bulk.sort(rows)
-            if rows:
+            if rows and returning:
+                inserted += _inserted(cursor, sql, rows)
+            elif rows:
                 cursor.executemany(sql, rows)
             if bulk is not None and len(bulk.held) >= _HELD_MAX:
                 # Many known rows change a counted column (a file that now says which posts are reposts):
@@ -224,11 +233,30 @@ def upsert_publications(
         if dialect == "sqlite":
             after = cursor.execute(_MAX_ID).fetchone()[0]
         else:
-            after = conn.execute(select(func.count()).where(pub.c.channel_id == channel_id)).scalar_one()
+            after = inserted if returning else _channel_rows(cursor, channel_id)
     finally:
         cursor.close()
     new = int(after) - int(before)
     return UpsertCounts(new=new, known=total - new)
+
+
+def _channel_rows(cursor: Any, channel_id: int) -> int:
+    cursor.execute("SELECT count(*) FROM publication WHERE channel_id = %s", (channel_id,))
+    return int(cursor.fetchone()[0])
+
+
+def _inserted(cursor: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """``executemany`` of an upsert ending in ``RETURNING (xmax = 0)``: how many rows it inserted.
+
+    A row PostgreSQL inserted has no deleting or locking transaction yet (``xmax`` 0); a row the upsert
+    updated (known before, or inserted by an earlier row of the same call) has this transaction's.
+    """
+    cursor.executemany(sql, rows, returning=True)
+    inserted = 0
+    while True:
+        inserted += sum(1 for (fresh,) in cursor.fetchall() if fresh)
+        if not cursor.nextset():
+            return inserted
 
 
 def _end_bulk(conn: Connection, cursor: Any, sql: str, bulk: _KnownRows, deferred: int | None) -> None:
