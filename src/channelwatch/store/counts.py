@@ -41,6 +41,7 @@ __all__ = [
     "defer_counts",
     "hold_counts",
     "install_counts",
+    "install_pg_triggers",
     "period_code",
     "rebuild_counts",
 ]
@@ -266,15 +267,40 @@ _PG_FUNCTIONS = [
 ]
 
 
+# A bulk upsert on PostgreSQL counts the rows it inserts set-based when it ends (``defer_counts``): row
+# triggers updating the same few counter rows tens of thousands of times in one transaction leave a chain
+# of row versions each update walks, which made a 100,000-row import take three minutes. Its rows are
+# those of its run above the largest id when it began, named by two settings local to the transaction;
+# the triggers' WHEN leaves exactly those rows alone.
+_PG_DEFERRED = (
+    "coalesce({r}.first_run_id = nullif(current_setting('channelwatch.deferred_run', true), '')::integer "
+    "AND {r}.id > nullif(current_setting('channelwatch.deferred_after', true), '')::bigint, false)"
+)
+
+
 def _pg_triggers() -> list[str]:
     changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in _COUNTED)
+    new, old = _PG_DEFERRED.format(r="NEW"), _PG_DEFERRED.format(r="OLD")
     return [
         *_PG_FUNCTIONS,
-        "CREATE TRIGGER publication_counted AFTER INSERT OR DELETE ON publication "
-        "FOR EACH ROW EXECUTE FUNCTION channelwatch_count_trigger()",
+        "DROP TRIGGER IF EXISTS publication_counted ON publication",  # INSERT OR DELETE in one, until v10
+        "CREATE TRIGGER publication_counted_insert AFTER INSERT ON publication "
+        f"FOR EACH ROW WHEN (NOT {new}) EXECUTE FUNCTION channelwatch_count_trigger()",
+        "CREATE TRIGGER publication_counted_delete AFTER DELETE ON publication "
+        f"FOR EACH ROW WHEN (NOT {old}) EXECUTE FUNCTION channelwatch_count_trigger()",
         f"CREATE TRIGGER publication_counted_update AFTER UPDATE OF {', '.join(_COUNTED)} ON publication "
-        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION channelwatch_count_trigger()",
+        f"FOR EACH ROW WHEN (({changed}) AND NOT {old}) EXECUTE FUNCTION channelwatch_count_trigger()",
     ]
+
+
+def install_pg_triggers(conn: Connection) -> None:
+    """(Re)create PostgreSQL's counting functions and triggers; nothing on SQLite."""
+    if conn.dialect.name == "sqlite":
+        return
+    for statement in _pg_triggers():
+        if statement.startswith("CREATE TRIGGER "):
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {statement.split()[2]} ON publication")
+        conn.exec_driver_sql(statement)
 
 
 def install_counts(conn: Connection) -> None:
@@ -290,25 +316,33 @@ def install_counts(conn: Connection) -> None:
         statement = table.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1)
         statement = statement.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)
         conn.exec_driver_sql(statement.format(without_rowid=" WITHOUT ROWID" if sqlite else ""))
-    for statement in _sqlite_triggers() if sqlite else _pg_triggers():
-        if statement.startswith("CREATE TRIGGER "):
-            name = statement.split()[2]
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}" + ("" if sqlite else " ON publication"))
-        conn.exec_driver_sql(statement)
+    if sqlite:
+        for statement in _sqlite_triggers():
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {statement.split()[2]}")
+            conn.exec_driver_sql(statement)
+    install_pg_triggers(conn)
     rebuild_counts(conn)
 
 
-def defer_counts(conn: Connection) -> int | None:
-    """Start a bulk upsert on SQLite: rows inserted from now on are counted by ``count_deferred``.
+def defer_counts(conn: Connection, run_id: int | None = None) -> int | None:
+    """Start a bulk upsert: rows inserted from now on are counted by ``count_deferred``.
 
     Per-row triggers cost an import of a million rows more than storing its rows; counting the new rows
-    with a few grouped statements when the batch ends costs a fraction of it. SQLite's write transaction
-    is exclusive and rowids grow, so "inserted since" is exactly "id above the largest id now". Returns
-    that id, or None where rows stay counted by the triggers (PostgreSQL, whose ids come from a sequence
-    shared by concurrent writers).
+    with a few grouped statements when the batch ends costs a fraction of it. Ids grow, so "inserted since"
+    is "id above the largest id now": on SQLite, whose write transaction is exclusive, every such row; on
+    PostgreSQL, whose ids come from a sequence concurrent writers share, those of the upsert's run
+    ``run_id`` (without one, the triggers count every row there). Returns that id, or None.
     """
     if conn.dialect.name != "sqlite":
-        return None
+        if run_id is None:
+            return None
+        after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
+        conn.exec_driver_sql(
+            "SELECT set_config('channelwatch.deferred_run', %s, true), "
+            "set_config('channelwatch.deferred_after', %s, true)",
+            (str(int(run_id)), str(after)),
+        )
+        return after
     after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
     conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
     # A table with an INSERT trigger costs SQLite about 7 µs more per inserted row even when the trigger's
@@ -322,14 +356,65 @@ def defer_counts(conn: Connection) -> int | None:
     return after
 
 
-def count_deferred(conn: Connection, after: int | None) -> None:
-    """End a bulk upsert started by ``defer_counts``: count every row above ``after``, set-based."""
+def count_deferred(conn: Connection, after: int | None, run_id: int | None = None, channel_id: int = 0) -> None:
+    """End a bulk upsert started by ``defer_counts``: count every row it inserted, set-based.
+
+    On PostgreSQL, ``run_id`` and ``channel_id`` are the upsert's (its rows are the channel's).
+    """
     if after is None:
+        return
+    if conn.dialect.name != "sqlite":
+        _pg_count_deferred(conn, int(after), int(run_id or 0), int(channel_id))
         return
     conn.exec_driver_sql("DELETE FROM counts_deferred")
     conn.exec_driver_sql(_sqlite_insert_trigger())
     conn.exec_driver_sql(_sqlite_update_trigger())
     _count_above(conn, int(after))
+
+
+def _pg_count_deferred(conn: Connection, after: int, run_id: int, channel_id: int) -> None:
+    conn.exec_driver_sql(
+        "SELECT set_config('channelwatch.deferred_run', '', true), set_config('channelwatch.deferred_after', '', true)"
+    )
+    # The office's counters, locked first as the row triggers lock them: concurrent writers queue.
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock(727002, office_id) FROM channel WHERE id = {channel_id}")
+    mine = f"p.channel_id = {channel_id} AND p.id > {after} AND p.first_run_id = {run_id}"
+    conn.exec_driver_sql(
+        "INSERT INTO publication_count AS c "
+        "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
+        "SELECT channel_id, local_year, local_month, is_repost, count(*), count(*) FILTER (WHERE title_key IS NULL), "
+        f"count(*) FILTER (WHERE push_id IS NULL) FROM publication p WHERE {mine} "
+        "GROUP BY channel_id, local_year, local_month, is_repost "
+        "ON CONFLICT (channel_id, local_year, local_month, is_repost) DO UPDATE SET "
+        "publications = c.publications + excluded.publications, untitled = c.untitled + excluded.untitled, "
+        "unpushed = c.unpushed + excluded.unpushed"
+    )
+    periods = (
+        "CROSS JOIN LATERAL unnest(ARRAY[p.local_year * 100, p.local_year * 100 + 20 + (p.local_month + 2) / 3, "
+        "p.local_year * 100 + p.local_month]) AS x(period)"
+    )
+    # Each value's reference count grows by its rows; a value whose count was 0 is a new distinct value,
+    # exactly as the row trigger's channelwatch_count_value decides one row at a time.
+    conn.exec_driver_sql(
+        "WITH v AS ("
+        f"SELECT CAST('{TITLE}' AS VARCHAR) AS kind, c.office_id AS owner_id, x.period, p.title_key AS value, "
+        f"count(*) AS n FROM publication p JOIN channel c ON c.id = p.channel_id {periods} "
+        f"WHERE {mine} AND p.title_key IS NOT NULL GROUP BY 1, 2, 3, 4 "
+        f"UNION ALL SELECT CAST('{PUSH}' AS VARCHAR), p.channel_id, x.period, p.push_id, count(*) "
+        f"FROM publication p {periods} WHERE {mine} AND p.push_id IS NOT NULL GROUP BY 1, 2, 3, 4"
+        "), up AS ("
+        "INSERT INTO figure_value AS f (kind, owner_id, period, value, publications) "
+        "SELECT kind, owner_id, period, value, n FROM v "
+        "ON CONFLICT (kind, owner_id, period, value) DO UPDATE SET "
+        "publications = f.publications + excluded.publications "
+        "RETURNING f.kind, f.owner_id, f.period, f.value, f.publications"
+        ") INSERT INTO figure_distinct AS d (kind, owner_id, period, distinct_values) "
+        "SELECT up.kind, up.owner_id, up.period, count(*) FROM up JOIN v ON v.kind = up.kind "
+        "AND v.owner_id = up.owner_id AND v.period = up.period AND v.value = up.value "
+        "WHERE up.publications = v.n GROUP BY 1, 2, 3 "
+        "ON CONFLICT (kind, owner_id, period) DO UPDATE SET "
+        "distinct_values = d.distinct_values + excluded.distinct_values"
+    )
 
 
 HELD = "channelwatch_counts_held"  # key of the connection's ``info``: a group of upserts is counted at its end

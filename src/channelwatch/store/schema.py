@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store.counts import channel_totals, install_counts
+from channelwatch.store.counts import channel_totals, install_counts, install_pg_triggers
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
 
@@ -97,6 +97,11 @@ def _listing_index_v9(conn: Connection) -> None:
     )
 
 
+def _deferrable_pg_counts_v10(conn: Connection) -> None:
+    """v10: PostgreSQL's counting triggers leave a bulk upsert's own rows to its set-based count (store/counts.py)."""
+    install_pg_triggers(conn)
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -109,6 +114,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _reported_unique_to_date_v6,
     _inspection_verdicts_v8,
     _listing_index_v9,
+    _deferrable_pg_counts_v10,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -202,8 +202,9 @@ def upsert_publications(
                 # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
                 # which cost less than the grouped statements for a handful of rows. Deferred from the
                 # first batch, a channel empty before the import has no stored row to look up at all.
-                deferred = defer_counts(conn)
-                if deferred is not None:
+                deferred = defer_counts(conn, run_id)
+                # PostgreSQL keeps its UPDATE trigger through the batch: no known row needs holding back.
+                if deferred is not None and dialect == "sqlite":
                     bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
                     if int(before) == 0:
                         bulk.drop_indexes()
@@ -229,7 +230,7 @@ def upsert_publications(
         if bulk is not None:
             _end_bulk(conn, cursor, sql, bulk, deferred)
         else:
-            count_deferred(conn, deferred)
+            count_deferred(conn, deferred, run_id, channel_id)
         if dialect == "sqlite":
             after = cursor.execute(_MAX_ID).fetchone()[0]
         else:
