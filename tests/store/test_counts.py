@@ -1,7 +1,7 @@
 """The counts kept beside the publications always equal counting the publications themselves.
 
 Property: after any sequence of imports and polls (upserts, new and known, alone or in a poll's grouped
-write whose new rows are counted at its end), deletions (``runs undo``),
+write whose new rows are counted at its end), ``runs undo`` of any of them, deletions by hand,
 and updates of the counted columns (a channel rename moving publications, a hand fix of a date or a repost
 mark), ``summarise`` read from the counts gives exactly what ``summarise_publications`` counts from the
 rows, for every year, quarter and month and for any subset of channels; and ``recount`` finds nothing to repair.
@@ -25,6 +25,7 @@ from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period, summarise, summarise_publications
 from channelwatch.store import open_store, upsert
 from channelwatch.store.counts import count_held, hold_counts
+from channelwatch.store.maintenance import undo_run
 from channelwatch.store.models import Run
 from tests.conftest import new_postgres_database, write_instance
 
@@ -62,6 +63,7 @@ operation = st.one_of(
     st.tuples(st.just("group"), st.lists(publication, min_size=1, max_size=12), st.integers(-1, 3)),
     st.tuples(st.just("insert"), publication),  # another write path: a plain INSERT, counted by the trigger
     st.tuples(st.just("delete"), st.integers(0, 29)),
+    st.tuples(st.just("undo"), st.integers(0, 20)),  # `runs undo` of an earlier upsert's run, if there is one
     st.tuples(
         st.just("update"),
         st.integers(0, 29),
@@ -97,6 +99,7 @@ def _upsert_each_channel(conn: Connection, ids: dict[str, int], drawn: list[tupl
             .returning(run.c.id)
         ).scalar_one()
         counts = store.upsert_publications(conn, ids[channel], records, run_id=run_id)
+        conn.execute(run.update().where(run.c.id == run_id).values(status="ok", finished_at=datetime.now(UTC)))
         # What it says it inserted is what it inserted, and every other record was a known row.
         assert (counts.new, counts.new + counts.known) == (_rows(conn) - before, len(records))
         cursor.execute("ROLLBACK TO SAVEPOINT counted" if index == failing else "RELEASE SAVEPOINT counted")
@@ -127,6 +130,10 @@ def _apply(opened: store.Store, op: tuple) -> None:
                  "t2": title, "p": push, "r": repost, "y": year, "m": month,
                  "d": f"{year}-{month:02d}-10", "at": datetime(year, month, 10, 2, tzinfo=UTC)},
             )  # fmt: skip
+        elif op[0] == "undo":
+            done = conn.execute(text("SELECT id FROM run WHERE status = 'ok' ORDER BY id")).scalars().all()
+            if done:
+                undo_run(conn, opened.office_id, done[op[1] % len(done)])
         elif op[0] == "delete":
             conn.execute(text("DELETE FROM publication WHERE identity = :i"), {"i": f"id:{op[1]}"})
         else:
@@ -195,6 +202,37 @@ def test_counts_equal_counting_the_publications(
         _same_figures(opened)
         with store.write(opened.engine) as conn:
             assert store.rebuild_counts(conn) == 0  # the triggers left nothing to repair
+    finally:
+        opened.dispose()
+
+
+def test_runs_undo_takes_a_runs_rows_out_of_the_counts(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import of many rows (counted set-based at its end) undone: every figure is what counting the rows
+    left gives, titles and pushes the undone run shared with another run included; nothing to recount."""
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 4)
+    root = write_instance(tmp_path / "instance", url=database_url, extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    try:
+        shared = [(n, "site", 2020, 3, n % 2 == 0, f"t{n % 3}", None) for n in range(10)]
+        _apply(opened, ("upsert", shared))
+        undone = [(100 + n, "site", 2020, 3 + n % 2, False, f"t{n % 5}", None) for n in range(12)]
+        undone += [(200 + n, "mp", 2020, 3, False, f"t{n % 4}", f"p{n % 3}") for n in range(9)]
+        _apply(opened, ("upsert", undone))
+        with store.read(opened.engine) as conn:
+            before = summarise(conn, opened.office_id, Period(2020)).as_json()
+            runs = conn.execute(text("SELECT id FROM run ORDER BY id")).scalars().all()
+        assert (before["total"], before["unique_items"]) == (31, 5)
+        with store.write(opened.engine) as conn:
+            undo_run(conn, opened.office_id, runs[1])  # the site's second upsert
+            undo_run(conn, opened.office_id, runs[2])  # the WeChat channel's
+        _same_figures(opened)
+        with store.read(opened.engine) as conn:
+            after = summarise(conn, opened.office_id, Period(2020)).as_json()
+        assert (after["total"], after["unique_items"]) == (10, 3)
+        with store.write(opened.engine) as conn:
+            assert store.rebuild_counts(conn) == 0
     finally:
         opened.dispose()
 
