@@ -359,16 +359,22 @@ def _filled(ident: int, repost: bool, platform: str | None, title: str | None, u
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(upserts=st.lists(st.lists(fill, min_size=1, max_size=14), min_size=1, max_size=4))
 def test_bulk_upserts_store_what_one_plain_batch_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upserts: list[list[tuple]]
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, upserts: list[list[tuple]]
 ) -> None:
-    """Every stored column, last_seen included, is the same whether rows go through the bulk path (known rows
-    touched or held back, counts deferred) or one plain ``INSERT … ON CONFLICT`` batch with the triggers."""
+    """Every stored column, last_seen included, is the same whether rows go through the bulk path (SQLite:
+    known rows touched or held back; PostgreSQL: COPY and one merged INSERT; counts deferred on both) or
+    one plain ``INSERT … ON CONFLICT`` batch with the triggers."""
     stored = []
     for batch_size in (3, 10**6):
         monkeypatch.setattr(upsert, "BATCH_SIZE", batch_size)
         root = tmp_path / f"instance-{batch_size}"
         if not (root / "config").exists():
-            write_instance(root, extra=CHANNELS)
+            # A store of its own for each path: another SQLite file, or another PostgreSQL database.
+            url = database_url
+            if batch_size != 3:
+                sqlite = database_url.startswith("sqlite")
+                url = database_url.replace("store.db", "plain.db") if sqlite else new_postgres_database(database_url)
+            write_instance(root, url=url, extra=CHANNELS)
         opened = open_store(load_instance(root))
         try:
             with store.write(opened.engine) as conn:

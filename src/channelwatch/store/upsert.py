@@ -8,6 +8,7 @@ long identity (an 8,000-character URL) as its SHA-256 on both databases.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import sqlite3
@@ -192,6 +193,7 @@ def upsert_publications(
     total = inserted = 0
     deferred: int | None = None
     bulk: _KnownRows | None = None
+    copied: _Copied | None = None
     try:
         # An import's reading process (``checked``) only hands over large files: bulk from the first row.
         # Inside a group whose counts are held (``hold_counts``, a poll's grouped write), its end counts them.
@@ -208,6 +210,8 @@ def upsert_publications(
                     bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
                     if int(before) == 0:
                         bulk.drop_indexes()
+                elif dialect != "sqlite":
+                    copied = _Copied(cursor)
             total += len(batch)
             if as_is:
                 rows = batch
@@ -217,7 +221,9 @@ def upsert_publications(
                 rows = [(*storable(record), *tail) for record in batch]
             if bulk is not None:
                 rows = bulk.sort(rows)
-            if rows and returning:
+            if copied is not None:
+                copied.write(rows)
+            elif rows and returning:
                 inserted += _inserted(cursor, sql, rows)
             elif rows:
                 cursor.executemany(sql, rows)
@@ -227,6 +233,9 @@ def upsert_publications(
                 _end_bulk(conn, cursor, sql, bulk, deferred)
                 deferred = defer_counts(conn)
                 bulk = _KnownRows(cursor, channel_id, deferred or 0, seen_value)
+        if copied is not None:
+            copied.store(tail)
+            copied = None
         if bulk is not None:
             _end_bulk(conn, cursor, sql, bulk, deferred)
         else:
@@ -235,10 +244,67 @@ def upsert_publications(
             after = cursor.execute(_MAX_ID).fetchone()[0]
         else:
             after = inserted if returning else _channel_rows(cursor, channel_id)
+    except BaseException as exc:
+        if copied is not None:
+            copied.abort(exc)  # ends the COPY, so that the caller's rollback reaches the server
+        raise
     finally:
         cursor.close()
     new = int(after) - int(before)
     return UpsertCounts(new=new, known=total - new)
+
+
+def _first(column: str) -> str:
+    return f"(array_agg({column} ORDER BY seq) FILTER (WHERE {column} IS NOT NULL))[1]"
+
+
+# The rows of one COPY, one per identity, merged as the upsert would have merged them row after row: the
+# first row's time and period, each filled column's first value, the repost mark if any row has it.
+_PG_MERGED = (
+    f"INSERT INTO publication ({_COLUMNS}) SELECT identity, {_first('platform_id')}, {_first('title')}, "
+    f"{_first('url')}, {_first('column_name')}, {_first('push_id')}, bool_or(is_repost), "
+    "(array_agg(published_at ORDER BY seq))[1], (array_agg(local_year ORDER BY seq))[1], "
+    "(array_agg(local_month ORDER BY seq))[1], (array_agg(local_date ORDER BY seq))[1], "
+    f"{_first('title_key')}, %s, %s, %s, %s FROM channelwatch_incoming GROUP BY identity ORDER BY min(seq) "
+    f"{_ON_CONFLICT}"
+)
+
+
+class _Copied:
+    """PostgreSQL: a bulk upsert's rows streamed by ``COPY`` into a temporary table, then stored by one
+    ``INSERT … SELECT … ON CONFLICT`` (an ``INSERT`` per row cost most of a large import there).
+
+    One statement may change a row only once, so the rows of an identity are merged first (``_PG_MERGED``).
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        cursor.execute("DROP TABLE IF EXISTS channelwatch_incoming")
+        cursor.execute(
+            "CREATE TEMPORARY TABLE channelwatch_incoming (seq BIGINT, identity TEXT, platform_id TEXT, title TEXT, "
+            "url TEXT, column_name TEXT, push_id TEXT, is_repost BOOLEAN, published_at TIMESTAMPTZ, "
+            "local_year INTEGER, local_month INTEGER, local_date DATE, title_key TEXT) ON COMMIT DROP"
+        )
+        self._copying = cursor.copy("COPY channelwatch_incoming FROM STDIN")
+        self._copy = self._copying.__enter__()
+        self._seq = 0
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        write, seq = self._copy.write_row, self._seq
+        for row in rows:
+            seq += 1
+            write((seq, *row[:12]))
+        self._seq = seq
+
+    def store(self, tail: tuple[Any, ...]) -> None:
+        self._copying.__exit__(None, None, None)
+        self.cursor.execute(_PG_MERGED, tail)
+        self.cursor.execute("DROP TABLE channelwatch_incoming")
+
+    def abort(self, exc: BaseException) -> None:
+        # The COPY fails as asked: the caller's own exception is the one to raise.
+        with contextlib.suppress(Exception):
+            self._copying.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _channel_rows(cursor: Any, channel_id: int) -> int:
