@@ -1,6 +1,8 @@
 """channelwatch benchmarks: print the figures behind the performance targets in the README.
 
-    python scripts/benchmark.py import  [--rows 1000000]      import speed and memory vs sqlite3 .import
+    python scripts/benchmark.py import  [--rows 1000000] [--database sqlite|postgresql|both]
+                                                              import speed and memory vs sqlite3 .import
+                                                              (PostgreSQL: vs psql \\copy, with re-import and undo)
     python scripts/benchmark.py xlsx    [--rows 100000]       XLSX import vs python-calamine reading the file
     python scripts/benchmark.py summary [--rows 10000000] [--database sqlite|postgresql|both]
                                                               summary --year over N publications vs the grouped query
@@ -145,6 +147,54 @@ def bench_import(rows: int) -> None:
                 f"  peak memory {sizes[0]:,} rows: {small:.0f} MiB, {sizes[1]:,} rows: {large:.0f} MiB "
                 f"(growth {large - small:+.0f} MiB for {sizes[1] / sizes[0]:.0f}x the rows)"
             )
+
+
+def bench_import_postgres(rows: int) -> None:
+    """The same import into a fresh PostgreSQL database (a county's store), its re-import and its undo."""
+    print(f"== import: {rows:,} rows (CSV, UTF-8) into a fresh PostgreSQL database, dedup on")
+    url, prefix, data = _start_postgres()
+    try:
+        with tempfile.TemporaryDirectory(prefix="cw-bench-") as tmp:
+            base = Path(tmp)
+            export = base / "export.csv"
+            write_export(export, rows)
+            work = base / "inst"
+            (work / "config").mkdir(parents=True)
+            config = INSTANCE_CONFIG.format(db=work / "cw.db").replace(f"sqlite:///{work / 'cw.db'}", url)
+            (work / "config" / "channelwatch.toml").write_text(config, encoding="utf-8")
+            first = _child_import(export, work)
+            again = _child_import(export, work)
+            started = time.perf_counter()
+            subprocess.run([*_channelwatch(), "--instance", str(work), "runs", "undo", "1"], check=True,
+                           capture_output=True)  # fmt: skip
+            undo = time.perf_counter() - started
+            print(
+                f"  import {first['seconds']:.2f} s = {rows / first['seconds']:,.0f} rows/s, new {first['new']:,}; "
+                f"re-import {again['seconds']:.2f} s, new {again['new']:,}; `runs undo` of the import {undo:.2f} s"
+            )
+            floor = _reference_copy(export, url)
+            print(f"  load: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+            print(f"  floor (psql \\copy into a table with UNIQUE(id)): {floor:.2f} s = {rows / floor:,.0f} rows/s")
+            ratios = f"import {first['seconds'] / floor:.2f}x, re-import {again['seconds'] / floor:.2f}x"
+            print(f"  ratio channelwatch/floor: {ratios} (no target: PostgreSQL keeps a count per title and period)")
+    finally:
+        bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+        pg_ctl = shutil.which("pg_ctl") or str(bindir[0] / "pg_ctl")
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def _reference_copy(export: Path, url: str) -> float:
+    psql = shutil.which("psql")
+    if psql is None:
+        return float("nan")
+    script = (
+        "CREATE TABLE ref (id TEXT, title TEXT, published_at TEXT, repost TEXT, UNIQUE (id));\n"
+        f"\\copy ref FROM '{export}' WITH (FORMAT csv, HEADER true)\n"
+    )
+    started = time.perf_counter()
+    subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", url], input=script, text=True, check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def write_xlsx(path: Path, rows: int, seed: int = 7) -> None:
@@ -355,16 +405,21 @@ def main() -> None:
     parser.add_argument("which", choices=["import", "xlsx", "summary", "poll", "help", "all"])
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--channels", type=int, default=1000)
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgresql", "both"], default=None, help="summary: both; import: sqlite"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "scripts"))
     os.environ.setdefault("PYTHONHASHSEED", "0")
     if args.which in {"import", "all"}:
-        bench_import(args.rows or 1_000_000)
+        if args.database in (None, "sqlite", "both"):
+            bench_import(args.rows or 1_000_000)
+        if args.database in ("postgresql", "both"):
+            bench_import_postgres(args.rows or 1_000_000)
     if args.which in {"xlsx", "all"}:
         bench_xlsx(args.rows or 100_000)
     if args.which in {"summary", "all"}:
-        databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+        databases = ["sqlite", "postgresql"] if args.database in (None, "both") else [args.database]
         bench_summary(args.rows or 10_000_000, databases)
     if args.which in {"poll", "all"}:
         import bench_poll  # type: ignore[import-not-found]
