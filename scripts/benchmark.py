@@ -91,17 +91,19 @@ def _child_import(export: Path, workdir: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _reference_import(export: Path, db: Path) -> float:
-    sqlite3 = shutil.which("sqlite3")
-    if sqlite3 is None:
+def _shell_floor(program: str, arguments: list[str], load: str) -> float:
+    """Seconds for a database's own shell to load the export into a table with a unique key (the floor)."""
+    found = shutil.which(program)
+    if found is None:
         return float("nan")
-    script = (
-        "CREATE TABLE ref (id TEXT, title TEXT, published_at TEXT, repost TEXT, UNIQUE (id));\n"
-        f".import --csv --skip 1 '{export}' ref\n"
-    )
+    script = f"CREATE TABLE ref (id TEXT, title TEXT, published_at TEXT, repost TEXT, UNIQUE (id));\n{load}\n"
     started = time.perf_counter()
-    subprocess.run([sqlite3, str(db)], input=script, text=True, check=True, capture_output=True)
+    subprocess.run([found, *arguments], input=script, text=True, check=True, capture_output=True)
     return time.perf_counter() - started
+
+
+def _reference_import(export: Path, db: Path) -> float:
+    return _shell_floor("sqlite3", [str(db)], f".import --csv --skip 1 '{export}' ref")
 
 
 def bench_import(rows: int) -> None:
@@ -185,16 +187,8 @@ def bench_import_postgres(rows: int) -> None:
 
 
 def _reference_copy(export: Path, url: str) -> float:
-    psql = shutil.which("psql")
-    if psql is None:
-        return float("nan")
-    script = (
-        "CREATE TABLE ref (id TEXT, title TEXT, published_at TEXT, repost TEXT, UNIQUE (id));\n"
-        f"\\copy ref FROM '{export}' WITH (FORMAT csv, HEADER true)\n"
-    )
-    started = time.perf_counter()
-    subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", url], input=script, text=True, check=True, capture_output=True)
-    return time.perf_counter() - started
+    load = f"\\copy ref FROM '{export}' WITH (FORMAT csv, HEADER true)"
+    return _shell_floor("psql", ["-q", "-v", "ON_ERROR_STOP=1", url], load)
 
 
 def write_xlsx(path: Path, rows: int, seed: int = 7) -> None:
