@@ -47,6 +47,15 @@ name = "微博"
 """
 
 
+def _instance(work: Path, url: str | None = None) -> Path:
+    """The benchmark office's instance in ``work``: a SQLite file there, or the database at ``url``."""
+    (work / "config").mkdir(parents=True)
+    database = url or f"sqlite:///{work / 'cw.db'}"
+    config = INSTANCE_CONFIG.replace('"sqlite:///{db}"', f'"{database}"')
+    (work / "config" / "channelwatch.toml").write_text(config, encoding="utf-8")
+    return work
+
+
 def write_export(path: Path, rows: int, seed: int = 7) -> None:
     """A Weibo-style export: id, text, time, repost mark; ids unique, times spread over 2019–2021."""
     rng = random.Random(seed)
@@ -115,11 +124,7 @@ def bench_import(rows: int) -> None:
         for size in sizes:
             export = base / f"export-{size}.csv"
             write_export(export, size)
-            work = base / f"inst-{size}"
-            (work / "config").mkdir(parents=True)
-            (work / "config" / "channelwatch.toml").write_text(
-                INSTANCE_CONFIG.format(db=work / "cw.db"), encoding="utf-8"
-            )
+            work = _instance(base / f"inst-{size}")
             first = _child_import(export, work)
             again = _child_import(export, work)  # every row already known
             results[size] = (first, again, export)
@@ -160,10 +165,7 @@ def bench_import_postgres(rows: int) -> None:
             base = Path(tmp)
             export = base / "export.csv"
             write_export(export, rows)
-            work = base / "inst"
-            (work / "config").mkdir(parents=True)
-            config = INSTANCE_CONFIG.format(db=work / "cw.db").replace(f"sqlite:///{work / 'cw.db'}", url)
-            (work / "config" / "channelwatch.toml").write_text(config, encoding="utf-8")
+            work = _instance(base / "inst", url)
             first = _child_import(export, work)
             again = _child_import(export, work)
             started = time.perf_counter()
@@ -225,9 +227,7 @@ def bench_xlsx(rows: int) -> None:
         base = Path(tmp)
         export = base / "export.xlsx"
         write_xlsx(export, rows)
-        work = base / "inst"
-        (work / "config").mkdir(parents=True)
-        (work / "config" / "channelwatch.toml").write_text(INSTANCE_CONFIG.format(db=work / "cw.db"), encoding="utf-8")
+        work = _instance(base / "inst")
         ours = _child_import(export, work)
         out = subprocess.run([sys.executable, "-c", _CALAMINE, str(export)], check=True, capture_output=True, text=True)
         floor, read = out.stdout.split()
