@@ -174,19 +174,16 @@ def _config_line(path: Path, channel_id: str) -> int | None:
 
 
 def _last_successful_polls(conn: Any, opened: Store) -> dict[str, str]:
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from channelwatch.dates import to_office
     from channelwatch.store import as_utc
     from channelwatch.store.models import Run
+    from channelwatch.store.schema import latest_run_ids
 
     run = Run.__table__  # type: ignore[attr-defined]
     by_id = {v: k for k, v in opened.channel_ids.items()}
-    found = conn.execute(
-        select(run.c.channel_id, func.max(run.c.finished_at))
-        .where(run.c.kind == "poll", run.c.status == "ok")
-        .group_by(run.c.channel_id)
-    )
+    found = conn.execute(select(run.c.channel_id, run.c.finished_at).where(run.c.id.in_(latest_run_ids(list(by_id)))))
     return {
         by_id[channel_id]: to_office(as_utc(moment), opened.instance.timezone).strftime("%Y-%m-%d %H:%M")
         for channel_id, moment in found

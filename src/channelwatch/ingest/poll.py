@@ -35,7 +35,7 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from channelwatch import store
 from channelwatch.dates import to_office
@@ -47,6 +47,7 @@ from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
 from channelwatch.store.counts import count_held, hold_counts
 from channelwatch.store.models import Publication, Run
+from channelwatch.store.schema import latest_run_ids
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import ChannelConfig
@@ -615,14 +616,11 @@ def _lookup(engine: Engine, channel_id: int, identities: list[str]) -> dict[str,
 def last_good_seen(engine: Engine, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
     """Items seen and pages read by each channel's last successful poll (channels without one are absent)."""
     run = Run.__table__  # type: ignore[attr-defined]
-    last_runs = (
-        select(func.max(run.c.id))
-        .where(run.c.channel_id.in_(channel_ids), run.c.kind == "poll", run.c.status == "ok")
-        .group_by(run.c.channel_id)
-    )
     with store.read(engine) as conn:
         rows = conn.execute(
-            select(run.c.channel_id, run.c.rows_read, run.c.pages_fetched).where(run.c.id.in_(last_runs))
+            select(run.c.channel_id, run.c.rows_read, run.c.pages_fetched).where(
+                run.c.id.in_(latest_run_ids(channel_ids))
+            )
         )
         return {int(channel_id): (int(seen or 0), int(pages or 0)) for channel_id, seen, pages in rows}
 

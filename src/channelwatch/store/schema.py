@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from channelwatch.errors import ConfigError
 from channelwatch.store.counts import channel_totals, install_counts, install_pg_triggers
 from channelwatch.store.db import write
-from channelwatch.store.models import Channel, Office, Publication, SchemaVersion
+from channelwatch.store.models import Channel, Office, Publication, Run, SchemaVersion
 
 # --- schema -----------------------------------------------------------------------------------------
 
@@ -102,6 +102,17 @@ def _deferrable_pg_counts_v10(conn: Connection) -> None:
     install_pg_triggers(conn)
 
 
+def _run_lookup_indexes_v11(conn: Connection) -> None:
+    """v11: a channel's latest run of a kind and status, and a run by its file's SHA-256, found by index.
+
+    Polls ask each channel's last good poll (the layout alarm), ``channels`` its last poll's time, and an
+    import whether the same file was imported before: with only ``channel_id`` indexed, each of these read
+    every run of the channel, and an hourly poll adds 8,760 runs a year to each channel.
+    """
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_run_latest ON run (channel_id, kind, status, id)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_run_sha256 ON run (sha256)"))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -115,6 +126,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _inspection_verdicts_v8,
     _listing_index_v9,
     _deferrable_pg_counts_v10,
+    _run_lookup_indexes_v11,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -222,6 +234,19 @@ def sync_office(conn: Connection, name: str, short_name: str, timezone: str, key
         values["key"] = key
     conn.execute(office.update().where(office.c.id == found.id).values(**values))
     return match
+
+
+def latest_run_ids(channel_ids: list[int], *, kind: str = "poll", status: str = "ok") -> Any:
+    """A query of each channel's latest run id of ``kind`` and ``status``: one probe of ``ix_run_latest``
+    per channel, however many runs the channel has had (an hourly poll adds 8,760 a year)."""
+    run = Run.__table__  # type: ignore[attr-defined]
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    latest = (
+        select(func.max(run.c.id))
+        .where(run.c.channel_id == channel.c.id, run.c.kind == kind, run.c.status == status)
+        .scalar_subquery()
+    )
+    return select(latest).where(channel.c.id.in_(channel_ids))
 
 
 def office_publication_count(conn: Connection, office_id: int) -> int:
