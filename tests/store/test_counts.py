@@ -9,6 +9,7 @@ rows, for every year, quarter and month and for any subset of channels; and ``re
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,6 +293,55 @@ def test_a_postgres_store_of_version_9_gets_the_triggers_that_defer(postgres_ser
             assert sorted(names) == [f"publication_counted_{n}" for n in ("delete", "insert", "update")]
         _apply(opened, ("upsert", [(n, "site", 2020, n % 12 + 1, False, f"t{n % 7}", None) for n in range(30)]))
         _same_figures(opened)
+    finally:
+        opened.dispose()
+
+
+@pytest.mark.postgres
+def test_a_bulk_import_and_polls_of_one_office_at_once_keep_the_counts(
+    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a bulk import (its rows counted set-based at its end) and polls of another channel of the same
+    office (counted row by row), in concurrent transactions sharing titles, neither deadlock nor miscount."""
+    monkeypatch.setattr(upsert, "BATCH_SIZE", 50)
+    root = write_instance(tmp_path / "instance", url=new_postgres_database(postgres_server), extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    ids = opened.channel_ids
+    failures: list[BaseException] = []
+
+    def run_of(conn: Connection, channel: str) -> int:
+        run = Run.__table__  # type: ignore[attr-defined]
+        values = {"channel_id": ids[channel], "kind": "import", "source": "t", "started_at": datetime.now(UTC)}
+        return int(conn.execute(run.insert().values(**values).returning(run.c.id)).scalar_one())
+
+    def bulk() -> None:
+        try:
+            with store.write(opened.engine) as conn:
+                records = [_record(n, 2020, n % 12 + 1, n % 4 == 0, f"t{n % 40}", None) for n in range(600)]
+                store.upsert_publications(conn, ids["site"], records, run_id=run_of(conn, "site"))
+        except BaseException as exc:  # reported below: an assertion in a thread would pass unseen
+            failures.append(exc)
+
+    def polls() -> None:
+        try:
+            for poll in range(15):
+                with store.write(opened.engine) as conn:
+                    records = [_record(1000 + poll * 10 + n, 2020, 3, False, f"t{(poll + n) % 50}", f"p{n}")
+                               for n in range(10)]  # fmt: skip
+                    store.upsert_publications(conn, ids["mp"], records, run_id=run_of(conn, "mp"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=bulk), threading.Thread(target=polls)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not any(t.is_alive() for t in threads) and not failures, failures
+        _same_figures(opened)
+        with store.write(opened.engine) as conn:
+            assert store.rebuild_counts(conn) == 0
     finally:
         opened.dispose()
 
