@@ -165,9 +165,12 @@ def upsert_publications(
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     batches = _batches(records, BATCH_SIZE)
     first = next(batches, [])
+    # An import's reading process (``checked``) only hands over large files: bulk from the first row.
+    # Inside a group whose counts are held (``hold_counts``, a poll's grouped write), its end counts them.
+    bulk_from = -1 if HELD in conn.info else 0 if checked else 1
     # Counting a channel's publications costs milliseconds in a county store of ten years (two counts per
-    # channel made a county poll 4 s on 10 million rows, scripts/bench_county.py); one batch needs none.
-    returning = dialect != "sqlite" and len(first) < BATCH_SIZE
+    # channel made a county poll 4 s on 10 million rows, scripts/bench_county.py); one plain batch needs none.
+    returning = dialect != "sqlite" and len(first) < BATCH_SIZE and bulk_from != 0
     if dialect == "sqlite":
         # Said to the driver: a poll stores a thousand channels' few rows, and SQLAlchemy's compiled-statement
         # path costs more than this lookup of the rowid tree's last entry (scripts/bench_poll.py).
@@ -195,9 +198,6 @@ def upsert_publications(
     bulk: _KnownRows | None = None
     copied: _Copied | None = None
     try:
-        # An import's reading process (``checked``) only hands over large files: bulk from the first row.
-        # Inside a group whose counts are held (``hold_counts``, a poll's grouped write), its end counts them.
-        bulk_from = -1 if HELD in conn.info else 0 if checked else 1
         for number, batch in enumerate(chain([first], batches) if first else ()):
             if number == bulk_from:
                 # A second batch: a bulk import. Its rows are counted set-based at the end rather than by
