@@ -25,7 +25,7 @@ from channelwatch.cli import app
 from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period, summarise, summarise_publications
 from channelwatch.store import open_store, upsert
-from channelwatch.store.counts import count_held, hold_counts
+from channelwatch.store.counts import HELD, held_counts
 from channelwatch.store.maintenance import undo_run
 from channelwatch.store.models import Run
 from tests.conftest import new_postgres_database, write_instance
@@ -115,9 +115,8 @@ def _apply(opened: store.Store, op: tuple) -> None:
         if op[0] == "upsert":
             _upsert_each_channel(conn, ids, op[1])
         elif op[0] == "group":
-            held = hold_counts(conn)
-            _upsert_each_channel(conn, ids, op[1], failing=op[2])
-            count_held(conn, held)
+            with held_counts(conn):
+                _upsert_each_channel(conn, ids, op[1], failing=op[2])
         elif op[0] == "insert":
             ident, key, year, month, repost, title, push = op[1]
             conn.execute(
@@ -365,6 +364,26 @@ def test_an_import_read_by_its_own_process_says_how_many_rows_were_new(database_
                 counts = store.upsert_publications(conn, values["channel_id"], ready, run_id=run_id, checked=True)
             assert (counts.new, counts.known) == (expected_new, 7 - expected_new)
         _same_figures(opened)
+    finally:
+        opened.dispose()
+
+
+def test_a_poll_group_that_fails_leaves_no_hold_behind(tmp_path: Path) -> None:
+    """A grouped write whose transaction fails counts nothing and leaves the pooled connection as it was: the next
+    upsert on it is counted (by its triggers, or set-based when it is a bulk one)."""
+    root = write_instance(tmp_path / "instance", extra=CHANNELS)
+    opened = open_store(load_instance(root))
+    try:
+        with pytest.raises(RuntimeError), store.write(opened.engine) as conn, held_counts(conn):
+            _upsert_each_channel(conn, opened.channel_ids, [(n, "site", 2020, 3, False, "ta", None) for n in range(3)])
+            raise RuntimeError("the commit failed")
+        with store.write(opened.engine) as conn:
+            assert HELD not in conn.info
+            assert conn.execute(text("SELECT count(*) FROM counts_deferred")).scalar() == 0
+        _apply(opened, ("upsert", [(n, "mp", 2020, 4, False, f"t{n}", None) for n in range(4)]))
+        _same_figures(opened)
+        with store.read(opened.engine) as conn:
+            assert summarise(conn, opened.office_id, Period(2020)).total == 4
     finally:
         opened.dispose()
 

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -45,7 +46,7 @@ from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
-from channelwatch.store.counts import count_held, hold_counts
+from channelwatch.store.counts import held_counts
 from channelwatch.store.models import Publication, Run
 from channelwatch.store.schema import latest_run_ids
 
@@ -193,10 +194,9 @@ class _Database:
 
     def _write_batch(self, works: list[Callable[[Connection], Any]], publications: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with store.write(self.engine) as conn:
-            # The group's new publications are counted together at its end (store/counts.py, hold_counts) rather
-            # than by the insert trigger's seven statements per row: a fifth less store time for new rows.
-            held = hold_counts(conn) if publications else None
+        # The group's new publications are counted together at its end (store/counts.py, hold_counts) rather
+        # than by the insert trigger's seven statements per row: a fifth less store time for new rows.
+        with store.write(self.engine) as conn, held_counts(conn) if publications else nullcontext():
             # Savepoints said to the driver itself: SQLAlchemy's begin_nested() costs more per channel
             # than the channel's few statements (profile of scripts/bench_poll.py).
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -214,7 +214,6 @@ class _Database:
                         outcomes.append((True, value))
             finally:
                 cursor.close()
-            count_held(conn, held)
         return outcomes
 
     def close(self) -> None:

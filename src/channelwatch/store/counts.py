@@ -29,6 +29,8 @@ publications (the ``recount`` command, and the schema step that adds the tables 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection
 
@@ -40,6 +42,7 @@ __all__ = [
     "count_held",
     "defer_counts",
     "end_uncount",
+    "held_counts",
     "hold_counts",
     "install_counts",
     "install_pg_triggers",
@@ -507,6 +510,20 @@ def count_held(conn: Connection, after: int | None) -> None:
     conn.info.pop(HELD, None)
     conn.exec_driver_sql("DELETE FROM counts_deferred")
     _count_above(conn, int(after))
+
+
+@contextmanager
+def held_counts(conn: Connection) -> Iterator[None]:
+    """``hold_counts`` before the block and ``count_held`` after it. On an exception nothing is counted (the
+    caller's transaction rolls back) and the pooled connection forgets the hold, or its next bulk upsert
+    would believe a group still counts for it."""
+    after = hold_counts(conn)
+    try:
+        yield
+    except BaseException:
+        conn.info.pop(HELD, None)
+        raise
+    count_held(conn, after)
 
 
 def _count_above(conn: Connection, after: int) -> None:
