@@ -36,6 +36,8 @@ from sqlalchemy import Connection
 
 __all__ = [
     "HELD",
+    "HELD_NEW",
+    "PG_LOCK_HELD",
     "PUSH",
     "TITLE",
     "count_deferred",
@@ -272,14 +274,18 @@ _PG_FUNCTIONS = [
 ]
 
 
-# A bulk upsert on PostgreSQL counts the rows it inserts set-based when it ends (``defer_counts``): row
-# triggers updating the same few counter rows tens of thousands of times in one transaction leave a chain
-# of row versions each update walks, which made a 100,000-row import take three minutes. Its rows are
-# those of its run above the largest id when it began, named by two settings local to the transaction;
-# the triggers' WHEN leaves exactly those rows alone.
+# A bulk upsert on PostgreSQL counts the rows it inserts set-based when it ends (``defer_counts``), and so does
+# a poll's grouped write (``hold_counts``): row triggers updating the same few counter rows tens of thousands
+# of times in one transaction leave a chain of row versions each update walks, which made a 100,000-row import
+# take three minutes. Its rows are those of its runs above the largest id when it began, named by two
+# settings local to the transaction (``channelwatch.deferred_runs``: ",12,13,"); the triggers' WHEN leaves
+# exactly those rows alone.
 _PG_DEFERRED = (
-    "coalesce({r}.first_run_id = nullif(current_setting('channelwatch.deferred_run', true), '')::integer "
+    "coalesce(position(',' || {r}.first_run_id || ',' in current_setting('channelwatch.deferred_runs', true)) > 0 "
     "AND {r}.id > nullif(current_setting('channelwatch.deferred_after', true), '')::bigint, false)"
+)
+_PG_DEFER = (
+    "SELECT set_config('channelwatch.deferred_runs', %s, true), set_config('channelwatch.deferred_after', %s, true)"
 )
 
 
@@ -342,11 +348,7 @@ def defer_counts(conn: Connection, run_id: int | None = None) -> int | None:
         if run_id is None:
             return None
         after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
-        conn.exec_driver_sql(
-            "SELECT set_config('channelwatch.deferred_run', %s, true), "
-            "set_config('channelwatch.deferred_after', %s, true)",
-            (str(int(run_id)), str(after)),
-        )
+        conn.exec_driver_sql(_PG_DEFER, (f",{int(run_id)},", str(after)))
         return after
     after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
     conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
@@ -361,15 +363,16 @@ def defer_counts(conn: Connection, run_id: int | None = None) -> int | None:
     return after
 
 
-def count_deferred(conn: Connection, after: int | None, run_id: int | None = None, channel_id: int = 0) -> None:
+def count_deferred(conn: Connection, after: int | None, run_id: int | None = None) -> None:
     """End a bulk upsert started by ``defer_counts``: count every row it inserted, set-based.
 
-    On PostgreSQL, ``run_id`` and ``channel_id`` are the upsert's (its rows are the channel's).
+    On PostgreSQL, ``run_id`` is the upsert's run.
     """
     if after is None:
         return
     if conn.dialect.name != "sqlite":
-        _pg_count_deferred(conn, int(after), int(run_id or 0), int(channel_id))
+        _clear_pg_deferral(conn)
+        _pg_count(conn, int(after), [int(run_id or 0)])
         return
     conn.exec_driver_sql("DELETE FROM counts_deferred")
     conn.exec_driver_sql(_sqlite_insert_trigger())
@@ -377,11 +380,15 @@ def count_deferred(conn: Connection, after: int | None, run_id: int | None = Non
     _count_above(conn, int(after))
 
 
-def _pg_count_deferred(conn: Connection, after: int, run_id: int, channel_id: int) -> None:
-    _clear_pg_deferral(conn)
-    # The office's counters, locked first as the row triggers lock them: concurrent writers queue.
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock(727002, office_id) FROM channel WHERE id = {channel_id}")
-    mine = f"p.channel_id = {channel_id} AND p.id > {after} AND p.first_run_id = {run_id}"
+def _pg_count(conn: Connection, after: int, run_ids: list[int]) -> None:
+    """Count the rows of ``run_ids`` above id ``after`` (none of them counted yet), set-based."""
+    runs = ", ".join(str(int(r)) for r in run_ids) or "NULL"
+    # The offices' counters, locked first as the row triggers lock them (in office order): concurrent writers queue.
+    conn.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(727002, office_id) FROM (SELECT DISTINCT c.office_id FROM run r "
+        f"JOIN channel c ON c.id = r.channel_id WHERE r.id IN ({runs}) ORDER BY 1) AS o"
+    )
+    mine = f"p.id > {after} AND p.first_run_id IN ({runs})"
     conn.exec_driver_sql(
         "INSERT INTO publication_count AS c "
         "(channel_id, local_year, local_month, is_repost, publications, untitled, unpushed) "
@@ -419,11 +426,7 @@ def uncount_run(conn: Connection, channel_id: int, run_id: int) -> bool:
     """
     if conn.dialect.name == "sqlite":
         return False
-    conn.exec_driver_sql(
-        "SELECT set_config('channelwatch.deferred_run', %s, true), "
-        "set_config('channelwatch.deferred_after', '0', true)",
-        (str(int(run_id)),),
-    )
+    conn.exec_driver_sql(_PG_DEFER, (f",{int(run_id)},", "0"))
     channel_id = int(channel_id)
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock(727002, office_id) FROM channel WHERE id = {channel_id}")
     mine = f"p.channel_id = {channel_id} AND p.first_run_id = {int(run_id)}"
@@ -461,9 +464,7 @@ def end_uncount(conn: Connection, done: bool) -> None:
 
 
 def _clear_pg_deferral(conn: Connection) -> None:
-    conn.exec_driver_sql(
-        "SELECT set_config('channelwatch.deferred_run', '', true), set_config('channelwatch.deferred_after', '', true)"
-    )
+    conn.exec_driver_sql(_PG_DEFER, ("", ""))
 
 
 def _pg_values(mine: str) -> str:
@@ -485,43 +486,81 @@ HELD = "channelwatch_counts_held"  # key of the connection's ``info``: a group o
 
 
 def hold_counts(conn: Connection) -> int | None:
-    """Start a group of small upserts on SQLite (a poll's grouped write) whose new rows are counted together
-    when ``count_held`` ends it, instead of by the insert trigger one by one.
+    """Start a group of small upserts (a poll's grouped write) whose new rows are counted together when
+    ``count_held`` ends it, instead of by the insert trigger one by one.
 
-    The insert trigger's own condition skips while ``counts_deferred`` holds a row, so the group changes no
-    schema (a dropped trigger would make SQLite prepare every statement of the connection again); the
-    update and delete triggers still count rows stored before the group, and leave rows of the group to
-    ``count_held``. Measured on 10,000 new rows of 1,000 channels in groups of 35 (one thread, no contention):
-    0.39 s stored with the insert trigger, 0.32 s held and counted at each group's end.
-    Returns the largest id before the group, or None where the triggers count everything (PostgreSQL).
+    SQLite: the insert trigger's own condition skips while ``counts_deferred`` holds a row, so the group changes
+    no schema (a dropped trigger would make SQLite prepare every statement of the connection again); the update
+    and delete triggers still count rows stored before the group, and leave rows of the group to ``count_held``.
+    Measured on 10,000 new rows of 1,000 channels in groups of 35 (one thread, no contention): 0.39 s stored
+    with the insert trigger, 0.32 s held and counted at each group's end.
+
+    PostgreSQL: each upsert of the group adds its run to the transaction's ``channelwatch.deferred_runs``
+    as it locks its channel (``PG_LOCK_HELD``), which the triggers leave to ``count_held``; a savepoint rolled
+    back takes its run out again.
+
+    Returns the largest id before the group.
     """
     if conn.dialect.name != "sqlite":
-        return None
+        # Started by the group's first upsert as it locks its channel (PG_LOCK_HELD): no round trip of its own,
+        # as a poll's groups are many and small.
+        conn.info[HELD] = 0
+        return 0
     after = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM publication").scalar_one())
     conn.exec_driver_sql("INSERT INTO counts_deferred (after_id) VALUES (?)", (after,))
     conn.info[HELD] = after
     return after
 
 
+# PostgreSQL, inside ``hold_counts``: lock a channel's row (the second ``%s``: its id) for an upsert of run ``%s``
+# whose rows are counted with the rest of the group; the group's first upsert also notes the largest id before it.
+# One statement, as the lock is taken anyway.
+PG_LOCK_HELD = (
+    "SELECT set_config('channelwatch.deferred_after', coalesce(nullif(current_setting("
+    "'channelwatch.deferred_after', true), ''), (SELECT CAST(coalesce(max(id), 0) AS TEXT) FROM publication)), true), "
+    "set_config('channelwatch.deferred_runs', coalesce(nullif(current_setting("
+    "'channelwatch.deferred_runs', true), ''), ',') || %s, true) FROM channel WHERE id = %s FOR UPDATE"
+)
+HELD_NEW = "channelwatch_counts_held_new"  # key of the connection's ``info``: rows the group's upserts inserted
+
+
 def count_held(conn: Connection, after: int | None) -> None:
-    """End a group started by ``hold_counts``: count its rows (those above ``after``) set-based."""
+    """End a group started by ``hold_counts``: count its rows (those above ``after``) set-based.
+
+    On PostgreSQL a group that inserted nothing (a repeat poll) leaves its settings, local to the transaction,
+    until the transaction ends rather than pay a round trip to clear them: end the transaction next.
+    """
     if after is None:
         return
     conn.info.pop(HELD, None)
+    inserted = conn.info.pop(HELD_NEW, 0)
+    if conn.dialect.name != "sqlite":
+        if inserted:
+            held = conn.exec_driver_sql(
+                "SELECT current_setting('channelwatch.deferred_after', true), "
+                "current_setting('channelwatch.deferred_runs', true), "
+                "set_config('channelwatch.deferred_runs', '', true), "
+                "set_config('channelwatch.deferred_after', '', true)"
+            ).one()
+            runs = [int(r) for r in str(held[1] or "").split(",") if r]
+            if runs and held[0]:
+                _pg_count(conn, int(held[0]), runs)
+        return
     conn.exec_driver_sql("DELETE FROM counts_deferred")
     _count_above(conn, int(after))
 
 
 @contextmanager
 def held_counts(conn: Connection) -> Iterator[None]:
-    """``hold_counts`` before the block and ``count_held`` after it. On an exception nothing is counted (the
-    caller's transaction rolls back) and the pooled connection forgets the hold, or its next bulk upsert
-    would believe a group still counts for it."""
+    """``hold_counts`` before the block and ``count_held`` after it; the transaction should end right after.
+    On an exception nothing is counted (the caller's transaction rolls back) and the pooled connection forgets
+    the hold, or its next bulk upsert would believe a group still counts for it."""
     after = hold_counts(conn)
     try:
         yield
     except BaseException:
         conn.info.pop(HELD, None)
+        conn.info.pop(HELD_NEW, None)
         raise
     count_held(conn, after)
 

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from channelwatch.store.counts import HELD, count_deferred, defer_counts
+from channelwatch.store.counts import HELD, HELD_NEW, PG_LOCK_HELD, count_deferred, defer_counts
 from channelwatch.store.db import utc_now
 
 BATCH_SIZE = 2000
@@ -176,7 +176,10 @@ def upsert_publications(
         # path costs more than this lookup of the rowid tree's last entry (scripts/bench_poll.py).
         before = cursor.execute(_MAX_ID).fetchone()[0]
     else:
-        cursor.execute("SELECT id FROM channel WHERE id = %s FOR UPDATE", (channel_id,))
+        if HELD in conn.info and run_id is not None:  # counted with the rest of the poll's group when it ends
+            cursor.execute(PG_LOCK_HELD, (f"{int(run_id)},", channel_id))
+        else:
+            cursor.execute("SELECT id FROM channel WHERE id = %s FOR UPDATE", (channel_id,))
         cursor.fetchall()
         before = 0 if returning else _channel_rows(cursor, channel_id)
     # Taken once the channel is ours: a later run's last_seen is then always after an earlier run
@@ -239,7 +242,7 @@ def upsert_publications(
         if bulk is not None:
             _end_bulk(conn, cursor, sql, bulk, deferred)
         else:
-            count_deferred(conn, deferred, run_id, channel_id)
+            count_deferred(conn, deferred, run_id)
         if dialect == "sqlite":
             after = cursor.execute(_MAX_ID).fetchone()[0]
         else:
@@ -251,6 +254,8 @@ def upsert_publications(
     finally:
         cursor.close()
     new = int(after) - int(before)
+    if new and HELD in conn.info:
+        conn.info[HELD_NEW] = conn.info.get(HELD_NEW, 0) + new
     return UpsertCounts(new=new, known=total - new)
 
 
