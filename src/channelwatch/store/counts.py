@@ -31,26 +31,26 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection
 
 __all__ = [
-    "HELD",
-    "HELD_NEW",
-    "PG_LOCK_HELD",
     "PUSH",
     "TITLE",
     "count_deferred",
     "count_held",
+    "counts_held",
     "defer_counts",
-    "end_uncount",
     "held_counts",
     "hold_counts",
     "install_counts",
     "install_pg_triggers",
+    "lock_channel",
+    "note_inserted",
     "period_code",
     "rebuild_counts",
-    "uncount_run",
+    "run_uncounted",
 ]
 
 TITLE = "t"  # figure_distinct rows of title keys; owner is the office
@@ -383,11 +383,7 @@ def count_deferred(conn: Connection, after: int | None, run_id: int | None = Non
 def _pg_count(conn: Connection, after: int, run_ids: list[int]) -> None:
     """Count the rows of ``run_ids`` above id ``after`` (none of them counted yet), set-based."""
     runs = ", ".join(str(int(r)) for r in run_ids) or "NULL"
-    # The offices' counters, locked first as the row triggers lock them (in office order): concurrent writers queue.
-    conn.exec_driver_sql(
-        "SELECT pg_advisory_xact_lock(727002, office_id) FROM (SELECT DISTINCT c.office_id FROM run r "
-        f"JOIN channel c ON c.id = r.channel_id WHERE r.id IN ({runs}) ORDER BY 1) AS o"
-    )
+    _lock_offices(conn, f"SELECT c.office_id FROM run r JOIN channel c ON c.id = r.channel_id WHERE r.id IN ({runs})")
     mine = f"p.id > {after} AND p.first_run_id IN ({runs})"
     conn.exec_driver_sql(
         "INSERT INTO publication_count AS c "
@@ -417,18 +413,20 @@ def _pg_count(conn: Connection, after: int, run_ids: list[int]) -> None:
     )
 
 
-def uncount_run(conn: Connection, channel_id: int, run_id: int) -> bool:
-    """Before ``runs undo`` deletes the rows a run stored first (the channel's rows of ``first_run_id``), take
-    them out of the counts set-based, and have the delete trigger leave them; ``end_uncount`` ends this.
+@contextmanager
+def run_uncounted(conn: Connection, channel_id: int, run_id: int) -> Iterator[None]:
+    """Around ``runs undo`` deleting the rows a run stored first (the channel's rows of ``first_run_id``): they are
+    taken out of the counts set-based before the block, and the delete trigger leaves them inside it.
 
     PostgreSQL only (row by row, deleting 100,000 rows took three minutes there, as inserting them did;
-    see ``defer_counts``). Returns whether it did; on SQLite the delete trigger counts each row.
+    see ``defer_counts``); on SQLite the delete trigger counts each row.
     """
     if conn.dialect.name == "sqlite":
-        return False
+        yield
+        return
     conn.exec_driver_sql(_PG_DEFER, (f",{int(run_id)},", "0"))
     channel_id = int(channel_id)
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock(727002, office_id) FROM channel WHERE id = {channel_id}")
+    _lock_offices(conn, f"SELECT office_id FROM channel WHERE id = {channel_id}")
     mine = f"p.channel_id = {channel_id} AND p.first_run_id = {int(run_id)}"
     conn.exec_driver_sql(
         "UPDATE publication_count AS c SET publications = c.publications - d.n, untitled = c.untitled - d.untitled, "
@@ -454,13 +452,17 @@ def uncount_run(conn: Connection, channel_id: int, run_id: int) -> bool:
         f"(kind = '{TITLE}' AND owner_id = (SELECT office_id FROM channel WHERE id = {channel_id})) "
         f"OR (kind = '{PUSH}' AND owner_id = {channel_id}))"
     )
-    return True
+    yield
+    _clear_pg_deferral(conn)  # the triggers count every row again
 
 
-def end_uncount(conn: Connection, done: bool) -> None:
-    """After the rows ``uncount_run`` took out are deleted: the triggers count every row again."""
-    if done:
-        _clear_pg_deferral(conn)
+def _lock_offices(conn: Connection, offices: str) -> None:
+    """Lock the counters of the offices ``offices`` (a query of office ids) as the row triggers lock them, in
+    office order: concurrent writers of an office queue instead of deadlocking."""
+    conn.exec_driver_sql(
+        f"SELECT pg_advisory_xact_lock(727002, office_id) FROM (SELECT DISTINCT office_id FROM ({offices}) AS i "
+        "ORDER BY 1) AS o"
+    )
 
 
 def _clear_pg_deferral(conn: Connection) -> None:
@@ -496,13 +498,13 @@ def hold_counts(conn: Connection) -> int | None:
     with the insert trigger, 0.32 s held and counted at each group's end.
 
     PostgreSQL: each upsert of the group adds its run to the transaction's ``channelwatch.deferred_runs``
-    as it locks its channel (``PG_LOCK_HELD``), which the triggers leave to ``count_held``; a savepoint rolled
+    as it locks its channel (``lock_channel``), which the triggers leave to ``count_held``; a savepoint rolled
     back takes its run out again.
 
     Returns the largest id before the group.
     """
     if conn.dialect.name != "sqlite":
-        # Started by the group's first upsert as it locks its channel (PG_LOCK_HELD): no round trip of its own,
+        # Started by the group's first upsert as it locks its channel (lock_channel): no round trip of its own,
         # as a poll's groups are many and small.
         conn.info[HELD] = 0
         return 0
@@ -515,13 +517,34 @@ def hold_counts(conn: Connection) -> int | None:
 # PostgreSQL, inside ``hold_counts``: lock a channel's row (the second ``%s``: its id) for an upsert of run ``%s``
 # whose rows are counted with the rest of the group; the group's first upsert also notes the largest id before it.
 # One statement, as the lock is taken anyway.
-PG_LOCK_HELD = (
+_PG_LOCK_HELD = (
     "SELECT set_config('channelwatch.deferred_after', coalesce(nullif(current_setting("
     "'channelwatch.deferred_after', true), ''), (SELECT CAST(coalesce(max(id), 0) AS TEXT) FROM publication)), true), "
     "set_config('channelwatch.deferred_runs', coalesce(nullif(current_setting("
     "'channelwatch.deferred_runs', true), ''), ',') || %s, true) FROM channel WHERE id = %s FOR UPDATE"
 )
 HELD_NEW = "channelwatch_counts_held_new"  # key of the connection's ``info``: rows the group's upserts inserted
+
+
+def counts_held(conn: Connection) -> bool:
+    """Whether an upsert on ``conn`` is part of a group whose counts are held (``hold_counts``)."""
+    return HELD in conn.info
+
+
+def lock_channel(conn: Connection, cursor: Any, channel_id: int, run_id: int | None) -> None:
+    """PostgreSQL: lock the channel's row for an upsert of ``run_id``; inside ``hold_counts`` the same statement
+    puts the run's rows into the group's count."""
+    if counts_held(conn) and run_id is not None:
+        cursor.execute(_PG_LOCK_HELD, (f"{int(run_id)},", channel_id))
+    else:
+        cursor.execute("SELECT id FROM channel WHERE id = %s FOR UPDATE", (channel_id,))
+    cursor.fetchall()
+
+
+def note_inserted(conn: Connection, count: int) -> None:
+    """An upsert inserted ``count`` rows: inside ``hold_counts`` its group has rows to count at its end."""
+    if count and counts_held(conn):
+        conn.info[HELD_NEW] = conn.info.get(HELD_NEW, 0) + count
 
 
 def count_held(conn: Connection, after: int | None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, select
 
 from channelwatch.errors import UserError
-from channelwatch.store.counts import end_uncount, uncount_run
+from channelwatch.store.counts import run_uncounted
 from channelwatch.store.models import Channel, Publication, Run
 
 __all__ = ["ChannelRename", "RunUndo", "rename_channel", "undo_run"]
@@ -137,9 +137,8 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
             )
         ).scalar()
         conn.execute(pub.update().where(first_stored, seen_later).values(first_run_id=successor))
-    uncounted = uncount_run(conn, found.channel_id, run_id)  # PostgreSQL: taken out of the counts set-based
-    removed = int(conn.execute(delete(pub).where(first_stored)).rowcount or 0)
-    end_uncount(conn, uncounted)
+    with run_uncounted(conn, found.channel_id, run_id):  # PostgreSQL: taken out of the counts set-based
+        removed = int(conn.execute(delete(pub).where(first_stored)).rowcount or 0)
     note = f"已撤销：删除由本次运行首次写入的 {removed} 条发布记录"
     if kept:
         note += f"，保留后来又被其他运行看到的 {kept} 条"

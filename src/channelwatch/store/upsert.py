@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from channelwatch.store.counts import HELD, HELD_NEW, PG_LOCK_HELD, count_deferred, defer_counts
+from channelwatch.store.counts import count_deferred, counts_held, defer_counts, lock_channel, note_inserted
 from channelwatch.store.db import utc_now
 
 BATCH_SIZE = 2000
@@ -167,7 +167,7 @@ def upsert_publications(
     first = next(batches, [])
     # An import's reading process (``checked``) only hands over large files: bulk from the first row.
     # Inside a group whose counts are held (``hold_counts``, a poll's grouped write), its end counts them.
-    bulk_from = -1 if HELD in conn.info else 0 if checked else 1
+    bulk_from = -1 if counts_held(conn) else 0 if checked else 1
     # Counting a channel's publications costs milliseconds in a county store of ten years (two counts per
     # channel made a county poll 4 s on 10 million rows, scripts/bench_county.py); one plain batch needs none.
     returning = dialect != "sqlite" and len(first) < BATCH_SIZE and bulk_from != 0
@@ -176,11 +176,7 @@ def upsert_publications(
         # path costs more than this lookup of the rowid tree's last entry (scripts/bench_poll.py).
         before = cursor.execute(_MAX_ID).fetchone()[0]
     else:
-        if HELD in conn.info and run_id is not None:  # counted with the rest of the poll's group when it ends
-            cursor.execute(PG_LOCK_HELD, (f"{int(run_id)},", channel_id))
-        else:
-            cursor.execute("SELECT id FROM channel WHERE id = %s FOR UPDATE", (channel_id,))
-        cursor.fetchall()
+        lock_channel(conn, cursor, channel_id, run_id)
         before = 0 if returning else _channel_rows(cursor, channel_id)
     # Taken once the channel is ours: a later run's last_seen is then always after an earlier run
     # finished, which is how ``runs undo`` tells what a later run saw again (docs/counting-rules.md).
@@ -204,17 +200,17 @@ def upsert_publications(
         for number, batch in enumerate(chain([first], batches) if first else ()):
             if number == bulk_from:
                 # A second batch: a bulk import. Its rows are counted set-based at the end rather than by
-                # the per-row triggers (store/counts.py); a poll's few rows stay with the triggers,
-                # which cost less than the grouped statements for a handful of rows. Deferred from the
-                # first batch, a channel empty before the import has no stored row to look up at all.
+                # the per-row triggers (store/counts.py); a single batch outside a poll's group stays with the
+                # triggers, which cost less than the grouped statements for a handful of rows. Deferred from
+                # the first batch, a channel empty before the import has no stored row to look up at all.
                 deferred = defer_counts(conn, run_id)
-                # PostgreSQL keeps its UPDATE trigger through the batch: no known row needs holding back.
-                if deferred is not None and dialect == "sqlite":
+                if dialect != "sqlite":
+                    # PostgreSQL keeps its UPDATE trigger through the batch: no known row needs holding back.
+                    copied = _Copied(cursor)
+                elif deferred is not None:
                     bulk = _KnownRows(cursor, channel_id, deferred, seen_value)
                     if int(before) == 0:
                         bulk.drop_indexes()
-                elif dialect != "sqlite":
-                    copied = _Copied(cursor)
             total += len(batch)
             if as_is:
                 rows = batch
@@ -254,8 +250,7 @@ def upsert_publications(
     finally:
         cursor.close()
     new = int(after) - int(before)
-    if new and HELD in conn.info:
-        conn.info[HELD_NEW] = conn.info.get(HELD_NEW, 0) + new
+    note_inserted(conn, new)
     return UpsertCounts(new=new, known=total - new)
 
 
