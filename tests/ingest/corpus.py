@@ -13,7 +13,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from openpyxl import Workbook
@@ -244,6 +244,33 @@ def patch_xlsx(data: bytes, part: str, change: object) -> bytes:
             if info.filename == part:
                 content = change if isinstance(change, bytes) else change(content.decode()).encode()  # type: ignore[operator]
             target.writestr(info.filename, content)
+    return out.getvalue()
+
+
+def with_shared_strings(data: bytes, sheet: Callable[[bytes], bytes], strings: Callable[[], bytes]) -> bytes:
+    """``data`` with its sheet rewritten by ``sheet`` and a shared strings part holding ``strings()`` (the
+    ``<sst>`` document, asked for once the sheet is rewritten), declared as Excel and WPS declare it."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                content = sheet(content)
+            elif info.filename == "[Content_Types].xml":
+                content = content.replace(
+                    b"</Types>",
+                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
+                )
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                content = content.replace(
+                    b"</Relationships>",
+                    b'<Relationship Id="rIdStrings" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                    b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
+                )
+            target.writestr(info.filename, content)
+        target.writestr("xl/sharedStrings.xml", strings())
     return out.getvalue()
 
 

@@ -7,19 +7,17 @@ resident set of its descendants, the read-ahead child included.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_instance
-from tests.ingest.corpus import xlsx_bomb, xlsx_bytes
+from tests.ingest.corpus import with_shared_strings, xlsx_bomb, xlsx_bytes
 
 LIMIT_KB = 300 * 1024
 _RUNNER = (
@@ -55,7 +53,6 @@ def _csv(path: Path, size: int) -> Path:
 def _shared_strings_xlsx(path: Path, size: int) -> Path:
     """A valid XLSX of about ``size`` bytes whose titles are all different shared strings."""
     rows = xlsx_bytes([["占位", "2020-06-01", "", "原创"]])
-    source = zipfile.ZipFile(io.BytesIO(rows))
     count = size // 24
     strings = "".join(f"<si><t>{os.urandom(12).hex()}</t></si>" for _ in range(count))
     shared = (
@@ -67,25 +64,13 @@ def _shared_strings_xlsx(path: Path, size: int) -> Path:
         f'<row r="{n + 2}"><c r="A{n + 2}" t="s"><v>{n}</v></c><c r="B{n + 2}" t="inlineStr">{date}</c></row>'
         for n in range(0, count, 50)
     )
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                content = content.replace(b"</sheetData>", cells.encode() + b"</sheetData>")
-            if info.filename == "[Content_Types].xml":
-                content = content.replace(
-                    b"</Types>",
-                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
-                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
-                )
-            if info.filename == "xl/_rels/workbook.xml.rels":
-                content = content.replace(
-                    b"</Relationships>",
-                    b'<Relationship Id="rIdSS" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-                    b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
-                )
-            target.writestr(info.filename, content)
-        target.writestr("xl/sharedStrings.xml", shared)
+    path.write_bytes(
+        with_shared_strings(
+            rows,
+            lambda sheet: sheet.replace(b"</sheetData>", cells.encode() + b"</sheetData>"),
+            lambda: shared.encode(),
+        )
+    )
     return path
 
 

@@ -30,6 +30,7 @@ from channelwatch.ingest.readahead import RejectedRows, parsed_in_child
 from channelwatch.sources import fastxlsx
 from channelwatch.sources.base import Observed
 from channelwatch.sources.files import open_export
+from tests.ingest.corpus import patch_xlsx, with_shared_strings
 from tests.sources.readers import LATEST, ZONES, column_records, row_records
 
 HEADER = ["微博ID", "标题", "链接", "发布时间", "是否转发", "栏目"]
@@ -37,43 +38,25 @@ HEADER = ["微博ID", "标题", "链接", "发布时间", "是否转发", "栏�
 
 def shared_strings(data: bytes, rich: bool) -> bytes:
     """The workbook with its inline strings moved to a shared strings part, as Excel and WPS write them."""
-    source = zipfile.ZipFile(io.BytesIO(data))
     items: list[bytes] = []
 
     def to_shared(match: re.Match[bytes]) -> bytes:
         items.append(match.group(2))
         return match.group(1) + b' t="s"><v>' + str(len(items) - 1).encode() + b"</v></c>"
 
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                content = re.sub(
-                    rb'(<c r="[A-Z]+\d+"(?: s="\d+")?) t="inlineStr"><is>(.*?)</is></c>', to_shared, content
-                )
-            elif info.filename == "[Content_Types].xml":
-                content = content.replace(
-                    b"</Types>",
-                    b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
-                    b'officedocument.spreadsheetml.sharedStrings+xml"/></Types>',
-                )
-            elif info.filename == "xl/_rels/workbook.xml.rels":
-                content = content.replace(
-                    b"</Relationships>",
-                    b'<Relationship Id="rIdStrings" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-                    b'relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>',
-                )
-            target.writestr(info.filename, content)
+    def sheet(content: bytes) -> bytes:
+        return re.sub(rb'(<c r="[A-Z]+\d+"(?: s="\d+")?) t="inlineStr"><is>(.*?)</is></c>', to_shared, content)
+
+    def strings() -> bytes:
         # Rich text as Excel writes it: a plain part, then runs (the row-by-row reader joins them).
-        strings = [b"<t>" + b"\xe5\x89\x8d" + b"</t>" + item if rich and b"<r>" in item else item for item in items]
-        target.writestr(
-            "xl/sharedStrings.xml",
+        runs = [b"<t>" + b"\xe5\x89\x8d" + b"</t>" + item if rich and b"<r>" in item else item for item in items]
+        return (
             b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-            + b"".join(b"<si>" + item + b"</si>" for item in strings)
-            + b"</sst>",
+            + b"".join(b"<si>" + item + b"</si>" for item in runs)
+            + b"</sst>"
         )
-    return out.getvalue()
+
+    return with_shared_strings(data, sheet, strings)
 
 
 def write_workbook(path: Path, rows: list[list[Any]], *, epoch_1904: bool, chart_first: bool, shared: bool) -> None:
@@ -266,17 +249,12 @@ def test_what_calamine_reads_otherwise_goes_back_to_the_row_by_row_reader(
 
 
 def patch_sheet(path: Path, change: Any) -> None:
-    source = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for info in source.infolist():
-            content = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                changed = change(content)
-                assert changed != content
-                content = changed
-            target.writestr(info.filename, content)
-    path.write_bytes(out.getvalue())
+    part = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(path) as archive:
+        content = archive.read(part)
+    changed = change(content)
+    assert changed != content
+    path.write_bytes(patch_xlsx(path.read_bytes(), part, changed))
 
 
 @pytest.mark.parametrize(
