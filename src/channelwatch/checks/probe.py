@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TypeVar
 
 from channelwatch import store
 from channelwatch.eventloop import run_coroutine
@@ -18,8 +17,6 @@ from channelwatch.store import Store
 from channelwatch.store.checkstate import ProbeResult
 
 __all__ = ["ProbeOutcome", "probe_homepages"]
-
-T = TypeVar("T")
 
 
 @dataclass
