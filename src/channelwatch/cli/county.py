@@ -201,20 +201,27 @@ def poll_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时抓取的渠道数上限", min=1)] = 100,
 ) -> None:
     """同时抓取所有单位配置了 [channels.poll] 的渠道；某个单位失败不影响其他单位。任一渠道失败时退出码为 1。"""
+    from channelwatch.cli.poll import stop_on_signal
     from channelwatch.county.poll_all import poll_offices
 
     _county, _own, stores = _open(ctx)
-    results = poll_offices(stores, full=full, concurrency=concurrency)
+    with stop_on_signal() as stop:
+        results = poll_offices(stores, full=full, concurrency=concurrency, stop=stop)
     if not results:
         fail("没有可抓取的渠道：各单位文件中都没有 [channels.poll]")
-    failed = 0
+    failed = interrupted = 0
     for key, office_results in results.items():
         for r in office_results:
             if r.status == "ok":
                 echo(f"{key}/{r.channel}：成功，抓取 {r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条")
+            elif r.status == "interrupted":
+                interrupted += 1
+                echo(f"{key}/{r.channel}：中断（运行记录 #{r.run_id}）", err=True)
             else:
                 failed += 1
                 echo(f"{key}/{r.channel}：失败（运行记录 #{r.run_id}）：{r.message}", err=True)
+    if interrupted:
+        fail(f"收到停止信号，{interrupted} 个渠道的抓取已中断，未保存这些渠道的数据")
     if failed:
         fail(f"{failed} 个渠道抓取失败（原因见上方，也可用 channelwatch runs --office 单位id 查看）")
 

@@ -29,7 +29,7 @@ def poll_command(
     from channelwatch.ingest.poll import poll_channels
 
     opened = store_of(ctx)
-    with _stop_on_signal() as stop:
+    with stop_on_signal() as stop:
         results = poll_channels(opened, channels or None, full=full, concurrency=concurrency, stop=stop)
     if not results:
         fail(
@@ -60,7 +60,7 @@ def poll_command(
 
 
 @contextmanager
-def _stop_on_signal() -> Iterator[threading.Event]:
+def stop_on_signal() -> Iterator[threading.Event]:
     """SIGTERM or Ctrl+C cut the polls short and close their runs as interrupted (中断) instead of leaving
     them 进行中; a second signal ends the process at once."""
     stop = threading.Event()

@@ -11,36 +11,101 @@ becomes failed results of its own and never stops the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+import threading
+from typing import TYPE_CHECKING
 
 from channelwatch import eventloop
+from channelwatch.ingest import shares
 from channelwatch.ingest.poll import (
     DEFAULT_CONCURRENCY,
     PollResult,
     StoreThread,
+    hosts_of,
     last_good_seen,
+    latest_run_id,
     poll_channels_async,
     pollable_channels,
+    recovered_results,
 )
+from channelwatch.ingest.shares import WriteTurns
 from channelwatch.store import Store
+
+if TYPE_CHECKING:
+    from channelwatch.instance.config import ChannelConfig
 
 __all__ = ["poll_offices"]
 
+log = logging.getLogger(__name__)
+
 
 def poll_offices(
-    stores: dict[str, Store], *, full: bool = False, concurrency: int = DEFAULT_CONCURRENCY
+    stores: dict[str, Store],
+    *,
+    full: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: threading.Event | None = None,
 ) -> dict[str, list[PollResult]]:
-    """Poll every pollable channel of every office; results per office id."""
-    from channelwatch.sources.http import HttpClient
+    """Poll every pollable channel of every office; results per office id.
 
+    A county's hundreds of channels are split by host over the machine's cores (``ingest/shares.py``),
+    each office's share keeping its part of the office's concurrency.
+    """
     chosen = {key: pollable_channels(opened) for key, opened in stores.items()}
     chosen = {key: channels for key, channels in chosen.items() if channels}
     if not chosen:
         return {}
+    pairs = [(key, channel) for key, channels in chosen.items() for channel in channels]
+    processes = shares.processes_for(len(pairs), concurrency)
+    if processes == 1:
+        return _poll_here(stores, chosen, full, concurrency, stop)
+    engine = next(iter(stores.values())).engine
+    parts = shares.split_by_host(pairs, lambda pair: hosts_of(pair[1]), processes)
+    sizes = [len(part) for part in parts]
+    log.info("county poll of %d channels in %d processes (shares of %s)", len(pairs), len(parts), sizes)
+    mark = latest_run_id(engine)
+    turns = shares.write_turns(engine)
+
+    def poll(share: list[tuple[str, ChannelConfig]], forked: bool) -> dict[str, list[PollResult]]:
+        if forked:
+            shares.start_share(stop)
+            shares.drop_inherited_connections(engine)
+        mine: dict[str, list[ChannelConfig]] = {}
+        for key, channel in share:
+            mine.setdefault(key, []).append(channel)
+        # Each office keeps its share of its own concurrency: together at most ``concurrency`` per office.
+        limits = {key: max(1, concurrency * len(channels) // len(chosen[key])) for key, channels in mine.items()}
+        return _poll_here(stores, mine, full, limits, stop, turns)
+
+    def recover(share: list[tuple[str, ChannelConfig]], why: str) -> dict[str, list[PollResult]]:
+        found = recovered_results(engine, [(stores[key], channel) for key, channel in share], mark, why)
+        back: dict[str, list[PollResult]] = {}
+        for (key, _), result in zip(share, found, strict=True):
+            back.setdefault(key, []).append(result)
+        return back
+
+    results: dict[tuple[str, str], PollResult] = {}
+    for outcome in shares.poll_in_processes(parts, poll, recover, stop):
+        for key, found in outcome.items():
+            results.update(((key, r.channel), r) for r in found)
+    return {key: [results[key, c.id] for c in channels] for key, channels in chosen.items()}
+
+
+def _poll_here(
+    stores: dict[str, Store],
+    chosen: dict[str, list[ChannelConfig]],
+    full: bool,
+    concurrency: int | dict[str, int],
+    stop: threading.Event | None,
+    turns: WriteTurns | None = None,
+) -> dict[str, list[PollResult]]:
+    """The chosen channels of each office polled on one event loop in this process."""
+    from channelwatch.sources.http import HttpClient
 
     async def run() -> dict[str, list[PollResult]]:
         engine = next(iter(stores.values())).engine
-        database = StoreThread(engine)
+        database = StoreThread(engine, turns)
         try:
             # What every channel's last good poll saw, in one query for the whole county: a query per
             # office would hold each office's first request until the store thread got to it.
@@ -53,10 +118,11 @@ def poll_offices(
                             stores[key],
                             channels,
                             full=full,
-                            concurrency=concurrency,
+                            concurrency=concurrency if isinstance(concurrency, int) else concurrency[key],
                             client=client,
                             database=database,
                             last_good=seen,
+                            stop=stop,
                         )
                         for key, channels in chosen.items()
                     ),

@@ -30,19 +30,22 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.eventloop import run_coroutine
+from channelwatch.ingest import shares
 from channelwatch.ingest.runs import record_of, store_observed
+from channelwatch.ingest.shares import WriteTurns
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
@@ -59,10 +62,13 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "PollResult",
     "StoreThread",
+    "hosts_of",
     "last_good_seen",
+    "latest_run_id",
     "poll_channels",
     "poll_channels_async",
     "pollable_channels",
+    "recovered_results",
 ]
 
 log = logging.getLogger(__name__)
@@ -127,24 +133,105 @@ def poll_channels(
     channels = pollable_channels(opened, channel_keys)
     if not channels:
         return []
+    processes = shares.processes_for(len(channels), concurrency)
+    if processes == 1:
+        return _poll_here(opened, channels, full, job_id, concurrency, settings, stop)
+    parts = shares.split_by_host(channels, hosts_of, processes)
+    log.info("poll of %d channels in %d processes (shares of %s)", len(channels), len(parts), [len(p) for p in parts])
+    mark = latest_run_id(opened.engine)
+    turns = shares.write_turns(opened.engine)
 
-    def run() -> list[PollResult]:
-        # The event loop (HTTP, parsing) and the store thread share the GIL, and SQLite releases it on
-        # every row it writes: with the default 5 ms switch interval the store thread waits up to
-        # 5 ms to get it back each time. 1 ms cuts a 1,000-channel poll by a fifth (bench_poll.py).
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, 0.001))
+    def poll(share: list[ChannelConfig], forked: bool) -> list[PollResult]:
+        if forked:
+            shares.start_share(stop)
+            shares.drop_inherited_connections(opened.engine)
+        part = max(1, concurrency * len(share) // len(channels))
+        return _poll_here(opened, share, full, job_id, part, settings, stop, turns)
+
+    def recover(share: list[ChannelConfig], why: str) -> list[PollResult]:
+        return recovered_results(opened.engine, [(opened, c) for c in share], mark, why)
+
+    found = {r.channel: r for outcome in shares.poll_in_processes(parts, poll, recover, stop) for r in outcome}
+    return [found[c.id] for c in channels]
+
+
+def _poll_here(
+    opened: Store,
+    channels: list[ChannelConfig],
+    full: bool,
+    job_id: str | None,
+    concurrency: int,
+    settings: HttpSettings | None,
+    stop: threading.Event | None,
+    turns: WriteTurns | None = None,
+) -> list[PollResult]:
+    """``channels`` polled on an event loop in this process; ``turns``: see ``_Database``."""
+    # The event loop (HTTP, parsing) and the store thread share the GIL, and SQLite releases it on
+    # every row it writes: with the default 5 ms switch interval the store thread waits up to
+    # 5 ms to get it back each time. 1 ms cuts a 1,000-channel poll by a fifth (bench_poll.py).
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, 0.001))
+    try:
+        database = _Database(opened.engine, turns)
         try:
             # Called from inside an event loop (a caller's async code), it polls on a loop of its own.
             return run_coroutine(
                 lambda: poll_channels_async(
-                    opened, channels, full=full, job_id=job_id, concurrency=concurrency, settings=settings, stop=stop
+                    opened,
+                    channels,
+                    full=full,
+                    job_id=job_id,
+                    concurrency=concurrency,
+                    settings=settings,
+                    stop=stop,
+                    database=database,
                 )
             )
         finally:
-            sys.setswitchinterval(previous)
+            database.close()
+    finally:
+        sys.setswitchinterval(previous)
 
-    return run()
+
+def hosts_of(channel: ChannelConfig) -> list[str]:
+    """The hosts a channel's poll asks (its configured URLs and its source's defaults): a share keeps them together."""
+    from channelwatch.sources.base import poll_source_class
+
+    assert channel.poll is not None
+    options = poll_source_class(channel.poll["type"]).Options.model_validate(channel.poll)
+    hosts = [urlsplit(url).netloc.lower() for url in options.given_urls()]
+    return hosts or [f"type:{channel.poll['type']}"]  # no URL: its source's fixed service, shared by its kind
+
+
+def latest_run_id(engine: Engine) -> int:
+    """The newest run's id: runs above it were started after this moment."""
+    with store.read(engine) as conn:
+        return int(conn.execute(select(func.max(Run.__table__.c.id))).scalar() or 0)  # type: ignore[attr-defined]
+
+
+def recovered_results(
+    engine: Engine, pairs: list[tuple[Store, ChannelConfig]], mark: int, why: str
+) -> list[PollResult]:
+    """What the store says of channels whose poll process ended without reporting: finished runs as they
+    are; runs it left running (which stored nothing) closed as failed; channels it never started failed."""
+    message = f"抓取进程意外结束（{why}），本次未保存该渠道的数据，下次抓取会重新读取"
+    keys = {opened.channel_id(channel.id): channel.id for opened, channel in pairs}
+    found: dict[str, PollResult] = {}
+    table = Run.__table__  # type: ignore[attr-defined]
+    with store.write(engine) as conn:
+        rows = conn.execute(
+            table.select()
+            .where(table.c.id > mark, table.c.kind == "poll", table.c.channel_id.in_(list(keys)))
+            .order_by(table.c.id)
+        ).all()
+        for run in rows:
+            status, text = run.status, run.message
+            if status == "running":
+                status, text = "failed", message
+                _close_run(conn, run.id, status, text, rows_read=run.rows_read, pages_fetched=run.pages_fetched)
+            key = keys[run.channel_id]
+            found[key] = PollResult(key, int(run.id), status, run.pages_fetched, run.rows_read, run.rows_new, text)
+    return [found.get(channel.id) or PollResult(channel.id, 0, "failed", 0, 0, 0, message) for _, channel in pairs]
 
 
 class _Database:
@@ -157,8 +244,10 @@ class _Database:
     a savepoint of its own: a channel's result is still stored whole or not at all.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, turns: WriteTurns | None = None) -> None:
         self.engine = engine
+        # A poll split over processes (ingest/shares.py): their store threads take turns writing.
+        self.turns: AbstractContextManager[Any] = turns if turns is not None else nullcontext()
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelwatch-db")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], bool]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -196,7 +285,7 @@ class _Database:
         outcomes: list[tuple[bool, Any]] = []
         # The group's new publications are counted together at its end (store/counts.py, hold_counts) rather
         # than by the insert trigger's seven statements per row: a fifth less store time for new rows.
-        with store.write(self.engine) as conn, held_counts(conn) if publications else nullcontext():
+        with self.turns, store.write(self.engine) as conn, held_counts(conn) if publications else nullcontext():
             # Savepoints said to the driver itself: SQLAlchemy's begin_nested() costs more per channel
             # than the channel's few statements (profile of scripts/bench_poll.py).
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

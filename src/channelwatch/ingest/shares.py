@@ -1,0 +1,245 @@
+"""Large polls on every core: the channels split by host into shares, each extra share polled by a forked process.
+
+A poll's time is almost all CPU on one thread (HTTP, HTML parsing and the store thread share one GIL):
+1,000 channels take about 0.9 ms of CPU per page, twice the 0.5 s the network alone needs at
+concurrency 100 (scripts/bench_poll.py). A second core halves that. So a poll of many channels, in a
+process that can fork safely, splits them:
+
+* **by host**: every channel whose configured URLs share a host with another's stays in its share, so
+  the per-host limit and pacing (``sources/http.py``) still hold for each site as a whole;
+* **the concurrency is shared out**: the shares' limits add up to the poll's ``--concurrency``;
+* **each forked process is a whole poller** (its own event loop, HTTP client, store thread and
+  connections: the pool it inherited is dropped unused); it records and stores its channels' runs
+  exactly as the parent does, and sends back only their results;
+* **a process that dies** (killed, out of memory) loses nothing stored: the parent reads its channels'
+  runs from the store, reports the finished ones as they are and closes the ones left running as failed;
+* **stopping**: SIGTERM or Ctrl+C reaches the parent, which passes the stop on (the children ignore
+  Ctrl+C themselves, so one Ctrl+C is one stop, not two).
+
+Only where ``fork`` is safe: Linux, no other thread in the process, no event loop running (the daemon
+runs jobs in threads and polls in one process as before). ``CHANNELWATCH_POLL_PROCESSES`` caps the
+number of processes (1: never split).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from multiprocessing.connection import Connection as Pipe
+from typing import Any, TypeVar
+
+__all__ = [
+    "MIN_SHARE",
+    "WriteTurns",
+    "drop_inherited_connections",
+    "poll_in_processes",
+    "processes_for",
+    "split_by_host",
+    "start_share",
+    "write_turns",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Below this many channels a share's process (fork, a store connection, an event loop) costs more than its core saves.
+MIN_SHARE = 100
+MAX_PROCESSES = 4  # beyond a few, writers queue for SQLite's one write lock
+PROCESSES_VARIABLE = "CHANNELWATCH_POLL_PROCESSES"
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _may_fork() -> bool:
+    """Whether forking this process is safe: a lock another thread holds would stay held in the child."""
+    import asyncio
+
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
+def processes_for(channels: int, concurrency: int) -> int:
+    """How many processes a poll of ``channels`` channels at most ``concurrency`` at a time uses (1: this one)."""
+    wanted = min(_cores(), MAX_PROCESSES)
+    given = os.environ.get(PROCESSES_VARIABLE, "").strip()
+    if given.isdigit() and int(given) >= 1:
+        wanted = int(given)
+    # Every share polls at least one channel at a time: no more shares than the concurrency allows.
+    wanted = min(wanted, channels // MIN_SHARE, concurrency)
+    return wanted if wanted > 1 and _may_fork() else 1
+
+
+def split_by_host(items: Sequence[T], hosts: Callable[[T], Iterable[Hashable]], parts: int) -> list[list[T]]:
+    """``items`` in at most ``parts`` shares of about equal size, items sharing a host in the same share.
+
+    Shares keep the items' order, and the first share is never smaller than the others (the parent
+    polls it, and starts the children first).
+    """
+    owner: dict[Hashable, int] = {}
+    root = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for index, item in enumerate(items):
+        for host in hosts(item):
+            other = owner.setdefault(host, index)
+            root[find(index)] = find(other)
+    groups: dict[int, list[int]] = {}
+    for index in range(len(items)):
+        groups.setdefault(find(index), []).append(index)
+    bins: list[list[int]] = [[] for _ in range(max(1, parts))]
+    for group in sorted(groups.values(), key=len, reverse=True):
+        min(bins, key=len).extend(group)
+    bins = sorted((b for b in bins if b), key=len, reverse=True)
+    return [[items[i] for i in sorted(b)] for b in bins]
+
+
+class WriteTurns:
+    """The shares' store threads (one per process) take turns writing to SQLite by this lock.
+
+    SQLite lets one writer in at a time and has a waiting one sleep 1, 2, 5, … ms in its busy handler;
+    a lock wakes it as soon as the other is done. A turn is waited for at most ``WAIT`` seconds: a
+    process killed during its turn takes the lock's release with it, and must not hold the others
+    forever (SQLite's own busy wait still keeps their writes apart).
+    """
+
+    WAIT = 2.0
+
+    def __init__(self) -> None:
+        self._lock = multiprocessing.get_context("fork").Lock()
+        self._taken = False
+
+    def __enter__(self) -> WriteTurns:
+        self._taken = self._lock.acquire(timeout=self.WAIT)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._taken:
+            self._taken = False
+            self._lock.release()
+
+
+def write_turns(engine: Any) -> WriteTurns | None:
+    """Turns for SQLite's one writer; None for PostgreSQL, whose row locks wake a waiter at once."""
+    return WriteTurns() if engine.dialect.name == "sqlite" else None
+
+
+_INHERITED: list[Any] = []
+
+
+def drop_inherited_connections(engine: Any) -> None:
+    """In a forked child: new connections from here on, and the parent's left untouched.
+
+    The parent's pool stays referenced until the child ends (with ``os._exit``, as multiprocessing's
+    children do), so that not even a finalizer closes a connection the parent is using.
+    """
+    _INHERITED.append(engine.pool)
+    engine.dispose(close=False)
+
+
+def start_share(stop: threading.Event | None) -> None:
+    """In a forked child, before it polls: Ctrl+C is the parent's to pass on, SIGTERM sets the child's stop."""
+    if stop is None:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+
+
+def poll_in_processes(
+    shares: Sequence[T],
+    poll: Callable[[T, bool], R],
+    recover: Callable[[T, str], R],
+    stop: threading.Event | None,
+) -> list[R]:
+    """``poll(share, forked)`` of each share, the first here, the others in forked children, in order.
+
+    A child that ends without its results gets ``recover(share, why)``: what the store says of them.
+    """
+    context = multiprocessing.get_context("fork")
+    children: list[tuple[T, Any, Pipe]] = []
+    for number, share in enumerate(shares[1:], 1):
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_child, args=(poll, share, sending), name=f"channelwatch-poll-{number}", daemon=True
+        )
+        child.start()
+        sending.close()
+        children.append((share, child, receiving))
+    done = threading.Event()
+    if stop is not None:
+        threading.Thread(
+            target=_pass_stop_on, args=(stop, done, [c for _, c, _ in children]), name="channelwatch-stop", daemon=True
+        ).start()
+    try:
+        outcomes = [poll(shares[0], False)]
+        for share, child, receiving in children:
+            outcomes.append(_collect(share, child, receiving, recover))
+        return outcomes
+    finally:
+        done.set()
+        for _, child, receiving in children:
+            receiving.close()
+            child.join(timeout=5)
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+
+def _child(poll: Callable[[Any, bool], Any], share: Any, sending: Pipe) -> None:
+    try:
+        outcome: tuple[str, Any] = ("ok", poll(share, True))
+    except BaseException as exc:  # anything: the parent reads the store instead
+        outcome = ("failed", f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        sending.send(outcome)
+    except OSError:  # the parent is gone (killed): what this share stored is in the store
+        pass
+    finally:
+        sending.close()
+
+
+def _collect(share: T, child: Any, receiving: Pipe, recover: Callable[[T, str], R]) -> R:
+    try:
+        status, value = receiving.recv()
+    except (EOFError, OSError):
+        child.join()
+        why = f"退出码 {child.exitcode}" if child.exitcode is not None and child.exitcode >= 0 else "被信号结束"
+        log.warning("poll process %s ended without its results (exit code %s)", child.name, child.exitcode)
+        return recover(share, why)
+    if status == "ok":
+        return value
+    log.warning("poll process %s failed: %s", child.name, value)
+    return recover(share, "发生意外错误")
+
+
+def _pass_stop_on(stop: threading.Event, done: threading.Event, children: list[Any]) -> None:
+    """SIGTERM to the children once this process is asked to stop (its signal handler set ``stop``)."""
+    while not done.wait(0.1):
+        if stop.is_set():
+            for child in children:
+                if child.is_alive() and child.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+                        os.kill(child.pid, signal.SIGTERM)
+            return

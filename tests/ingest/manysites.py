@@ -1,0 +1,108 @@
+"""Many government sites on loopback: one port per site (each its own host), each a list page of dated links.
+
+A poll of hundreds of channels is split over processes by host (``ingest/shares.py``); these tests need
+that many hosts. The server runs on an event loop in a thread of the test process, which serves the
+polls' separate processes over real sockets. ``hold`` keeps every answer back until it is cleared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from types import TracebackType
+
+ENTRIES = 3
+
+
+def page(port: int) -> bytes:
+    items = "".join(
+        f'<li><a href="./202006/t202006{day:02d}_{port}.html">第{port}号网站第{day}条通知</a>'
+        f"<span>2020-06-{day:02d}</span></li>"
+        for day in range(1, ENTRIES + 1)
+    )
+    head = '<!DOCTYPE html><html><head><meta charset="utf-8"></head>'
+    return f'{head}<body><ul class="list">{items}</ul></body></html>'.encode()
+
+
+class ManySites:
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.ports: list[int] = []
+        self.hits = 0
+        self.hold = threading.Event()  # set: answers wait until it is cleared
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="many-sites", daemon=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        body = page(port)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                self.hits += 1
+                while self.hold.is_set():
+                    await asyncio.sleep(0.05)
+                writer.write(head.encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _start(self) -> list[asyncio.Server]:
+        return [await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=128) for _ in range(self.count)]
+
+    def __enter__(self) -> ManySites:
+        self._thread.start()
+        self._servers = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        self.ports = [s.sockets[0].getsockname()[1] for s in self._servers]
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.hold.clear()
+
+        async def close() -> None:
+            for server in self._servers:
+                server.close()
+            handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def channels(self, ports: list[int] | None = None) -> str:
+        """``[[channels]]`` tables for these sites (default: all), ids ``s<port>``."""
+        return "".join(
+            f'\n[[channels]]\nid = "s{port}"\nkind = "website"\nname = "网站{port}"\n'
+            f'  [channels.poll]\n  type = "html-list"\n  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+            '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "0s"\n'
+            for port in (self.ports if ports is None else ports)
+        )
+
+    def office(self, root: Path) -> Path:
+        """A single-office instance polling every site, on SQLite."""
+        (root / "config").mkdir(parents=True)
+        (root / "config" / "channelwatch.toml").write_text(
+            '[office]\nname = "测试单位"\nshort_name = "本单位"\n\n[database]\nurl = "sqlite:///data/channelwatch.db"\n'
+            + self.channels(),
+            encoding="utf-8",
+        )
+        return root
+
+    def county(self, root: Path, offices: int) -> Path:
+        """A county instance of ``offices`` offices sharing the sites, on SQLite."""
+        (root / "config" / "offices").mkdir(parents=True)
+        (root / "config" / "channelwatch.toml").write_text(
+            '[county]\nname = "测试县"\n\n[database]\nurl = "sqlite:///data/channelwatch.db"\n', encoding="utf-8"
+        )
+        for office in range(offices):
+            (root / "config" / "offices" / f"o{office}.toml").write_text(
+                f'[office]\nname = "测试县第{office}单位"\n' + self.channels(self.ports[office::offices]),
+                encoding="utf-8",
+            )
+        return root
