@@ -117,7 +117,8 @@ def _county(root: Path, ports: list[int], offices: int, url: str) -> None:
         (root / "config" / "offices" / f"o{office:03d}.toml").write_text("".join(body), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, figures: dict[str, float] | None = None) -> int:
+    """Run the benchmark and print it; ``figures`` (when given) receives wall, ideal, cpu_per_page and repeat."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channels", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
@@ -219,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ideal:        {ideal:.2f} s  ({args.channels} pages, {at_once} at a time, {args.delay * 1000:.0f} ms each)")
     print(f"ratio:        {wall / ideal:.2f} (target ≤ 1.5)")
     pages = sum(r.pages for r in results) or 1
-    print(f"CPU:          {cpu:.2f} s = {cpu / pages * 1000:.2f} ms per channel page (fetch, parse, store; all processes)")
+    per_page = f"{cpu / pages * 1000:.2f} ms per channel page"
+    print(f"CPU:          {cpu:.2f} s = {per_page} (fetch, parse, store; every process of the poll)")
     print(f"server CPU:   {server_cpu:.2f} s during the poll (the loopback sites, on the same two cores)")
     print(f"channels ok:  {ok}/{len(results)}; publications new: {new} (expected {args.channels * ENTRIES_PER_PAGE})")
     print(f"repeat poll:  {again_wall:.2f} s, new: {sum(r.new for r in again)}")
     print(f"as a process: {process_wall:.2f} s for `{' '.join(command[2:])}` (the repeat poll with start-up)")
     print(f"target:       ≤ 1.5 × ideal — {'met' if wall <= 1.5 * ideal else 'NOT met'}")
+    if figures is not None:
+        figures.update(wall=wall, ideal=ideal, cpu_per_page=cpu / pages, repeat=again_wall, processes=processes)
     failed = [r for r in results if r.status != "ok"]
     for result in failed[:5]:
         print(f"  failed {result.channel}: {result.message}", file=sys.stderr)

@@ -6,6 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from channelwatch.dates import parse_datetime
 from channelwatch.errors import LayoutError
@@ -187,3 +189,39 @@ def test_antibot_521_says_a_browser_check_blocks_and_what_to_do(poll_env_factory
     assert "RSS" in result.message and "白名单" in result.message and "导出" in result.message
     assert len(env.server.requests_to("/site/")) == 1  # never retried: retrying cannot get past it
     assert env.stored() == 0
+
+
+# --- links joined without urljoin (website._joined) ------------------------------------------------------------
+
+_PLAIN = ["a", "xxgk", "t2020_1.html", "...", "a.b", "~u", "-", "_", "A-Z", "a..b"]
+_ODD = [".", "..", ".x", "%20", "a:b", "?q=1", "#f", "@", ";p", "", "中文", "a b"]
+# Mostly plain pieces, so that most examples take the direct join and the rest probe its edges.
+_PIECE = st.one_of(st.sampled_from(_PLAIN), st.sampled_from(_PLAIN), st.sampled_from(_PLAIN), st.sampled_from(_ODD))
+
+
+@given(
+    scheme=st.sampled_from(["http", "https", "http", "https", "HTTP", "ftp"]),
+    host=st.sampled_from(["127.0.0.1", "www.gov.cn", "h:8080", "user@h", "H.example", "", "h:"]),
+    base_path=st.lists(_PIECE, max_size=5),
+    href_path=st.lists(_PIECE, min_size=1, max_size=5),
+    lead=st.sampled_from(["", "./", "", "./", "../", "/", "//", "?", "#"]),
+)
+@settings(max_examples=3000, deadline=None)
+def test_joined_links_equal_urljoin(
+    scheme: str, host: str, base_path: list[str], href_path: list[str], lead: str
+) -> None:
+    from urllib.parse import urljoin
+
+    from channelwatch.sources.website import _joined
+
+    base = f"{scheme}://{host}/" + "/".join(base_path)
+    href = lead + "/".join(href_path)
+    assert _joined.__wrapped__(base, href) == urljoin(base, href)
+
+
+def test_plain_links_take_the_direct_join() -> None:
+    # The property test above proves the direct join right; this one that the poll's usual links take it.
+    from channelwatch.sources import website
+
+    assert website._PLAIN_HREF.fullmatch("./202006/t20200601_123.html")
+    assert website._PLAIN_BASE.fullmatch("http://www.gov.cn:8080/xxgk/")

@@ -325,7 +325,6 @@ class HttpClient:
         if not checked and (reason := self._second_opinion(url, policy, request.url)) is not None:
             raise FetchError(f"不访问 {redact(url)[:300]}：{reason}{_allow_hint(reason)}")
         full_url = str(request.url)
-        shown = redact(full_url)
         redirects = 0
         cached = self.cache.get(full_url) if conditional and method == "GET" else None
         if cached is not None:
@@ -344,11 +343,11 @@ class HttpClient:
                 except FetchError:
                     raise
                 except httpx.TimeoutException as exc:
-                    problem = f"请求 {shown} 超时（{type(exc).__name__}）"
+                    problem = f"请求 {redact(full_url)} 超时（{type(exc).__name__}）"
                     retry_after = None
                     status = 0
                 except httpx.TransportError as exc:
-                    problem = f"无法连接 {shown}：{redact(str(exc)) or type(exc).__name__}"
+                    problem = f"无法连接 {redact(full_url)}：{redact(str(exc)) or type(exc).__name__}"
                     retry_after = None
                     status = 0
             if status in REDIRECT_STATUSES and response_headers.get("location"):
@@ -368,13 +367,14 @@ class HttpClient:
                     return Fetched(full_url, status, response_headers, content)
                 if _browser_check(status, content):
                     raise BlockedError(
-                        f"{shown} 返回 HTTP {status}：网站启用了反爬虫的浏览器验证（加速乐等），要求先在浏览器中运行 "
+                        f"{redact(full_url)} 返回 HTTP {status}：网站启用了反爬虫的浏览器验证（加速乐等），"
+                        "要求先在浏览器中运行 "
                         "JavaScript，程序无法自动通过，也不应绕过。请联系网站运营方：提供该栏目的 RSS 订阅或导出文件，"
                         "或把本服务器的 IP 加入白名单；在此之前可从网站后台导出发布记录，用 channelwatch import 导入"
                     )
                 if status not in RETRY_STATUSES:
-                    raise FetchError(f"{shown} 返回 HTTP {status}")
-                problem = f"{shown} 返回 HTTP {status}"
+                    raise FetchError(f"{redact(full_url)} 返回 HTTP {status}")
+                problem = f"{redact(full_url)} 返回 HTTP {status}"
                 retry_after = _retry_after(response_headers.get("retry-after"))
             if not may_retry or attempt > s.retries:
                 raise FetchError(f"{problem}（已尝试 {attempt} 次）")
@@ -455,7 +455,11 @@ class HttpClient:
                 raise FetchError(f"{redact(str(request.url))} 的响应过大（{declared} 字节，上限 {limit} 字节）")
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_bytes():
+            # A body sent as it is (no Content-Encoding) is read from the transport's stream itself:
+            # httpx's decoding layers around it cost a poll more than its parsing of the page.
+            encoding = response.headers.get("content-encoding", "").strip().lower()
+            body = response.aiter_bytes() if encoding not in ("", "identity") else response.stream
+            async for chunk in body:  # type: ignore[union-attr]
                 size += len(chunk)
                 if size > limit:
                     raise FetchError(f"{redact(str(request.url))} 的响应超过上限 {limit} 字节，已中止")
