@@ -64,6 +64,33 @@ def test_invalid_row_rejects_the_whole_file(opened: Store, tmp_path: Path) -> No
     assert (tmp_path / "big.rejected.csv").read_text(encoding="utf-8-sig").splitlines()[1].startswith("7000,坏日期")
 
 
+def test_invalid_rows_travel_in_batches_of_the_usual_size(tmp_path: Path) -> None:
+    # A file of invalid rows only (here: dates far in the future) used to be held whole in the reading
+    # process and sent as one message: a million such rows took 450 MiB in each process.
+    import io
+    import pickle
+
+    from channelwatch.ingest.readahead import _BATCH, _child
+
+    path = tmp_path / "future.csv"
+    rows = 3 * _BATCH + 5
+    path.write_text(
+        "微博ID,微博内容,发布时间\n" + "".join(f"{n},第{n}条,2099-05-01 08:00\n" for n in range(rows)), encoding="utf-8"
+    )
+    spec = {"path": str(path), "zone": "Asia/Shanghai", "kind": "weibo", "format": None, "encoding": None,
+            "now": "2026-01-01T00:00:00+00:00", "latest": None, "sqlite": True, "fast": False}  # fmt: skip
+    out = io.BytesIO()
+    _child(spec, out)
+    out.seek(0)
+    messages = []
+    while out.tell() < len(out.getvalue()):
+        messages.append(pickle.load(out))
+    batches = [m for m in messages if m[0] == "batch"]
+    assert all(len(m[1]) + len(m[2]) <= _BATCH for m in batches)
+    assert sum(len(m[2]) for m in batches) == rows and not any(m[1] for m in batches)
+    assert messages[-1] == ("end", rows)
+
+
 def test_undecodable_file_fails_cleanly(opened: Store, tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     head = "微博ID,微博内容,发布时间\n" + "".join(f"{n},第{n}条,2020-05-01\n" for n in range(2000))

@@ -135,7 +135,9 @@ def _child(spec: dict[str, Any], out: IO[bytes]) -> None:
                     records.append(storable(tuple(record)))
             else:
                 rejected.append(entry)  # type: ignore[arg-type]
-            if len(records) >= _BATCH:
+            # Counted in rows read, not rows kept: a file of millions of invalid rows (dates in the future, a
+            # wrong column) must not pile them all up here and send them in one message.
+            if len(records) + len(rejected) >= _BATCH:
                 send(("batch", records, rejected, read, export.position(), export.size))
                 records, rejected = [], []
         send(("batch", records, rejected, read, export.size, export.size))
