@@ -91,6 +91,34 @@ def test_invalid_rows_travel_in_batches_of_the_usual_size(tmp_path: Path) -> Non
     assert messages[-1] == ("end", rows)
 
 
+def test_skip_invalid_keeps_every_rejected_row_in_order_beyond_those_held_in_memory(
+    opened: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelwatch.ingest import readahead
+
+    # Hold only 5 rows in memory: the other rejected rows wait in the temporary file, and all come back in order.
+    monkeypatch.setitem(readahead.RejectedRows.__init__.__kwdefaults__, "kept", 5)
+    spooled: list[int] = []
+    real_append = readahead.RejectedRows.append
+
+    def append(self: readahead.RejectedRows, row: object) -> None:
+        real_append(self, row)  # type: ignore[arg-type]
+        spooled.append(self._spool is not None)
+
+    monkeypatch.setattr(readahead.RejectedRows, "append", append)
+    path = tmp_path / "half.csv"
+    lines = ["微博ID,微博内容,发布时间"]
+    for n in range(3000):
+        lines.append(f"{n},第{n}条,{'2099-05-01 08:00' if n % 2 else '2020-05-01 08:00'}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = import_file(opened, "weibo", path, skip_invalid=True)
+    assert (result.rows_read, result.rows_new, result.rows_rejected) == (3000, 1500, 1500)
+    written = (tmp_path / "half.rejected.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in written[1:]] == [str(n) for n in range(1, 3000, 2)]
+    assert all("2099-05-01 08:00" in line for line in written[1:])
+    assert spooled.count(True) == 1500 - 5  # every row past the fifth went to the temporary file
+
+
 def test_undecodable_file_fails_cleanly(opened: Store, tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     head = "微博ID,微博内容,发布时间\n" + "".join(f"{n},第{n}条,2020-05-01\n" for n in range(2000))

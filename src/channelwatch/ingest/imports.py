@@ -230,7 +230,7 @@ def import_file(
                         )
                     if rejected:
                         result.rejected_file = rejected_path(path)
-                        write_rejected(export, list(rejected), result.rejected_file)
+                        write_rejected(export, rejected, result.rejected_file)
                     result.warning = export.warning
                     notes = [export.warning] if export.warning else []
                     if result.rejected_file:
@@ -249,6 +249,7 @@ def import_file(
                 if not fast:
                     raise
                 log.info("import %s: read again row by row", shown(path.name))
+                rejected.close()
                 rejected = RejectedRows(keep_all=skip_invalid)
                 result.rows_read = result.rows_new = result.rows_known = 0
                 continue
@@ -269,6 +270,7 @@ def import_file(
         finish_run(opened.engine, run_id, "failed", shown(f"{type(exc).__name__}: {exc}")[:2000])
         raise
     finally:
+        rejected.close()
         if export is not None:
             export.close()
     log.info(
@@ -347,7 +349,7 @@ def _dry_run(
         path, zone=zone, kind=channel.kind, format=format, encoding=encoding, now=mtime, latest=datetime.now(UTC)
     )
     result.format, result.encoding = export.format, export.encoding
-    rejected = RejectedRows(keep_all=skip_invalid)
+    rejected = RejectedRows()  # a dry run writes no .rejected.csv: the first rows for the message are enough
     pub = Publication.__table__  # type: ignore[attr-defined]
     links = None if force else LinkKinds(channel.kind)
     try:

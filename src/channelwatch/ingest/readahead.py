@@ -19,6 +19,7 @@ import json
 import pickle
 import subprocess
 import sys
+import tempfile
 from array import array
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -43,18 +44,25 @@ class RejectedRows:
     """The invalid rows of an import: every one counted, the first ``kept`` kept for the message.
 
     A hostile file of millions of invalid rows must not hold them all in memory to say that the
-    file is rejected; with ``--skip-invalid`` every row is kept, because each is written out.
+    file is rejected. With ``--skip-invalid`` every row is kept, because each is written out to the
+    ``.rejected.csv``: those beyond the first ``kept`` wait in a temporary file, not in memory.
     """
 
     def __init__(self, *, keep_all: bool = False, kept: int = 1000) -> None:
         self.count = 0
         self.rows: list[Row] = []
-        self._limit = None if keep_all else kept
+        self._kept = kept
+        self._keep_all = keep_all
+        self._spool: IO[bytes] | None = None
 
     def append(self, row: Row) -> None:
         self.count += 1
-        if self._limit is None or len(self.rows) < self._limit:
+        if len(self.rows) < self._kept:
             self.rows.append(row)
+        elif self._keep_all:
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), after the import
+            pickle.dump(row, self._spool, protocol=pickle.HIGHEST_PROTOCOL)
 
     def extend(self, rows: list[Row]) -> None:
         for row in rows:
@@ -64,7 +72,22 @@ class RejectedRows:
         return self.count
 
     def __iter__(self) -> Iterator[Row]:
-        return iter(self.rows)
+        """The kept rows in the file's order (with ``keep_all``: every invalid row)."""
+        yield from self.rows
+        if self._spool is not None:
+            self._spool.flush()
+            self._spool.seek(0)
+            while True:
+                try:
+                    yield pickle.load(self._spool)
+                except EOFError:
+                    break
+            self._spool.seek(0, 2)  # further rows go after these
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 class ReaderFailed(UserError):

@@ -15,13 +15,14 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import os
 import re
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -967,10 +968,12 @@ def open_export(
     raise InputError(f"未知的格式「{_quote(str(format))}」，可选：{'、'.join(FORMATS)}")
 
 
-def write_rejected(export: ExportFile, rejected: list[Row], target: Path) -> None:
+def write_rejected(export: ExportFile, rejected: Iterable[Row], target: Path) -> None:
     """The rejected rows as read, with the reason in a last column, as UTF-8 with BOM for Excel.
 
     A cell that a spreadsheet would run as a formula gets a leading ``'`` (see ``spreadsheet.py``).
     """
     header = [*export.header, "拒收原因"]
-    write_csv(target, [header, *([*row.cells, "；".join(p.describe() for p in row.problems)] for row in rejected)])
+    # One row at a time: with --skip-invalid a hostile file may have millions of them.
+    lines = ([*row.cells, "；".join(p.describe() for p in row.problems)] for row in rejected)
+    write_csv(target, itertools.chain([header], lines))
