@@ -99,7 +99,7 @@ def start_postgres(base: Path) -> tuple[str, list[str]]:
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
 
 
-def write_county(root: Path, url: str, offices: int, channels: int, ports: list[int] | None) -> None:
+def write_county(root: Path, url: str, offices: int, channels: int, ports: list[str] | None) -> None:
     (root / "config" / "offices").mkdir(parents=True, exist_ok=True)
     (root / "config" / "channelwatch.toml").write_text(
         f'[county]\nname = "基准县"\n\n[database]\nurl = "{url}"\n', encoding="utf-8"
@@ -111,10 +111,10 @@ def write_county(root: Path, url: str, offices: int, channels: int, ports: list[
             key = key if index < 3 else f"{key}{index}"
             body.append(f'\n[[channels]]\nid = "{key}"\nkind = "{kind}"\nname = "{name}"\n')
             if ports:
-                port = ports[office * channels + index]
+                site = ports[office * channels + index]  # "address:port"
                 body.append(
                     '  [channels.poll]\n  type = "html-list"\n'
-                    f'  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+                    f'  url = "http://{site}/xxgk/index.html"\n'
                     '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "10ms"\n'
                 )
         (root / "config" / "offices" / f"o{office:03d}.toml").write_text("".join(body), encoding="utf-8")

@@ -1,10 +1,11 @@
 """Benchmark: 1,000 website channels polled by one ``poll`` against a loopback server.
 
 The server runs in its own process (so it does not share the GIL with the poller), listens on one
-127.0.0.1 port per channel (each channel is its own host, as real channels are), and answers every
-list page after 50 ms. The poll goes through the same library call as ``channelwatch poll``, into a
-SQLite store in a temporary instance. Printed: wall time, the ideal (channels × 50 ms ÷ concurrency),
-their ratio, the poller's CPU per channel page, and the counts. Target: ≤ 1.5 × the ideal.
+loopback address per channel (127.1.0.1, 127.1.0.2, …: each channel is its own host, as real channels
+are), and answers every list page after 50 ms. The poll goes through the same library call as
+``channelwatch poll``, into a SQLite store in a temporary instance. Printed: wall time, the ideal
+(channels × 50 ms ÷ concurrency), their ratio, the poller's CPU per channel page, and the counts.
+Target: ≤ 1.5 × the ideal.
 
 ``--offices N`` polls the channels as a county instance of N offices instead (``--channels`` in all,
 spread evenly), through the library call of ``channelwatch county poll`` (``poll_offices``: one event
@@ -35,9 +36,9 @@ from pathlib import Path
 ENTRIES_PER_PAGE = 10
 
 
-def _page(port: int) -> bytes:
+def _page(site: int) -> bytes:
     items = "".join(
-        f'<li><a href="./202006/t202006{day:02d}_{port}{day}.html">第{port}号渠道第{day}条通知</a>'
+        f'<li><a href="./202006/t202006{day:02d}_{site}{day}.html">第{site}号渠道第{day}条通知</a>'
         f"<span>2020-06-{day:02d}</span></li>"
         for day in range(1, ENTRIES_PER_PAGE + 1)
     )
@@ -45,10 +46,15 @@ def _page(port: int) -> bytes:
     return f'{head}<body><ul class="list">{items}</ul></body></html>'.encode()
 
 
+def site_address(number: int) -> str:
+    """The loopback address of the ``number``-th site: 127.1.0.1, 127.1.0.2, …"""
+    return f"127.1.{number // 250}.{number % 250 + 1}"
+
+
 def _serve(count: int, delay: float, conn: Connection) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        port = writer.get_extra_info("sockname")[1]
-        body = _page(port)
+        address, port = writer.get_extra_info("sockname")[:2]
+        body = _page(sites[f"{address}:{port}"])
         head = (
             f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
@@ -65,9 +71,16 @@ def _serve(count: int, delay: float, conn: Connection) -> None:
         finally:
             writer.close()
 
+    sites: dict[str, int] = {}
+
     async def main() -> None:
-        servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=64) for _ in range(count)]
-        conn.send([s.sockets[0].getsockname()[1] for s in servers])
+        # Each site on an address of its own (Linux answers on all of 127.0.0.0/8): its own host, as real
+        # channels are, so that a large poll splits them over processes by host (ingest/shares.py).
+        servers = [await asyncio.start_server(handle, site_address(n), 0, backlog=64) for n in range(count)]
+        for number, server in enumerate(servers):
+            address, port = server.sockets[0].getsockname()[:2]
+            sites[f"{address}:{port}"] = number
+        conn.send(list(sites))
         while await asyncio.get_running_loop().run_in_executor(None, conn.recv) == "cpu":  # until told to stop
             conn.send(time.process_time())
 
@@ -85,33 +98,33 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _config(ports: list[int], db: Path) -> str:
+def _config(sites: list[str], db: Path) -> str:
     parts = [
         '[office]\nname = "基准测试单位"\nshort_name = "本单位"\ntimezone = "Asia/Shanghai"\n\n'
         f'[database]\nurl = "sqlite:///{db}"\n'
     ]
-    for index, port in enumerate(ports):
+    for index, site in enumerate(sites):
         parts.append(
             f'\n[[channels]]\nid = "site{index:04d}"\nkind = "website"\nname = "网站{index}"\n'
-            f'  [channels.poll]\n  type = "html-list"\n  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+            f'  [channels.poll]\n  type = "html-list"\n  url = "http://{site}/xxgk/index.html"\n'
             '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "10ms"\n'
         )
     return "".join(parts)
 
 
-def _county(root: Path, ports: list[int], offices: int, url: str) -> None:
-    """A county instance: ``offices`` office files sharing the ports (channels) evenly."""
+def _county(root: Path, sites: list[str], offices: int, url: str) -> None:
+    """A county instance: ``offices`` office files sharing the sites (channels) evenly."""
     (root / "config" / "offices").mkdir(parents=True)
     (root / "config" / "channelwatch.toml").write_text(
         f'[county]\nname = "基准县"\n\n[database]\nurl = "{url}"\n', encoding="utf-8"
     )
     for office in range(offices):
-        mine = ports[office::offices]
+        mine = sites[office::offices]
         body = [f'[office]\nname = "基准县第{office:03d}单位"\n']
-        for index, port in enumerate(mine):
+        for index, site in enumerate(mine):
             body.append(
                 f'\n[[channels]]\nid = "site{index}"\nkind = "website"\nname = "网站{index}"\n'
-                f'  [channels.poll]\n  type = "html-list"\n  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+                f'  [channels.poll]\n  type = "html-list"\n  url = "http://{site}/xxgk/index.html"\n'
                 '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "10ms"\n'
             )
         (root / "config" / "offices" / f"o{office:03d}.toml").write_text("".join(body), encoding="utf-8")
@@ -146,7 +159,7 @@ def main(argv: list[str] | None = None, figures: dict[str, float] | None = None)
     parent, child = multiprocessing.Pipe()
     server = multiprocessing.Process(target=_serve, args=(args.channels, args.delay, child), daemon=True)
     server.start()
-    ports: list[int] = parent.recv()
+    ports: list[str] = parent.recv()  # "address:port" of each site
     try:
         with tempfile.TemporaryDirectory(prefix="cw-bench-poll-") as folder:
             root = Path(folder)

@@ -1,4 +1,4 @@
-"""Many government sites on loopback: one port per site (each its own host), each a list page of dated links.
+"""Many government sites on loopback: one address per site (each its own host), each a list page of dated links.
 
 A poll of hundreds of channels is split over processes by host (``ingest/shares.py``); these tests need
 that many hosts. The server runs on an event loop in a thread of the test process, which serves the
@@ -15,9 +15,9 @@ from types import TracebackType
 ENTRIES = 3
 
 
-def page(port: int) -> bytes:
+def page(site: int) -> bytes:
     items = "".join(
-        f'<li><a href="./202006/t202006{day:02d}_{port}.html">第{port}号网站第{day}条通知</a>'
+        f'<li><a href="./202006/t202006{day:02d}_{site}.html">第{site}号网站第{day}条通知</a>'
         f"<span>2020-06-{day:02d}</span></li>"
         for day in range(1, ENTRIES + 1)
     )
@@ -28,15 +28,15 @@ def page(port: int) -> bytes:
 class ManySites:
     def __init__(self, count: int) -> None:
         self.count = count
-        self.ports: list[int] = []
+        self.sites: list[str] = []  # "address:port" of each site, on 127.1.0.1, 127.1.0.2, …
         self.hits = 0
         self.hold = threading.Event()  # set: answers wait until it is cleared
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="many-sites", daemon=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        port = writer.get_extra_info("sockname")[1]
-        body = page(port)
+        address, port = writer.get_extra_info("sockname")[:2]
+        body = page(self.sites.index(f"{address}:{port}"))
         head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
         try:
             while await reader.readuntil(b"\r\n\r\n"):
@@ -51,12 +51,16 @@ class ManySites:
             writer.close()
 
     async def _start(self) -> list[asyncio.Server]:
-        return [await asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=128) for _ in range(self.count)]
+        # Linux answers on all of 127.0.0.0/8: an address per site makes each its own host.
+        return [
+            await asyncio.start_server(self._handle, f"127.1.{n // 250}.{n % 250 + 1}", 0, backlog=128)
+            for n in range(self.count)
+        ]
 
     def __enter__(self) -> ManySites:
         self._thread.start()
         self._servers = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
-        self.ports = [s.sockets[0].getsockname()[1] for s in self._servers]
+        self.sites = ["{}:{}".format(*s.sockets[0].getsockname()[:2]) for s in self._servers]
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
@@ -75,13 +79,13 @@ class ManySites:
         self._thread.join(10)
         self._loop.close()
 
-    def channels(self, ports: list[int] | None = None) -> str:
-        """``[[channels]]`` tables for these sites (default: all), ids ``s<port>``."""
+    def channels(self, numbers: list[int] | None = None) -> str:
+        """``[[channels]]`` tables for these sites (default: all), ids ``s<number>``."""
         return "".join(
-            f'\n[[channels]]\nid = "s{port}"\nkind = "website"\nname = "网站{port}"\n'
-            f'  [channels.poll]\n  type = "html-list"\n  url = "http://127.0.0.1:{port}/xxgk/index.html"\n'
+            f'\n[[channels]]\nid = "s{n}"\nkind = "website"\nname = "网站{n}"\n'
+            f'  [channels.poll]\n  type = "html-list"\n  url = "http://{self.sites[n]}/xxgk/index.html"\n'
             '  item = "ul.list li"\n  max_pages = 1\n  min_interval = "0s"\n'
-            for port in (self.ports if ports is None else ports)
+            for n in (range(self.count) if numbers is None else numbers)
         )
 
     def office(self, root: Path) -> Path:
@@ -102,7 +106,7 @@ class ManySites:
         )
         for office in range(offices):
             (root / "config" / "offices" / f"o{office}.toml").write_text(
-                f'[office]\nname = "测试县第{office}单位"\n' + self.channels(self.ports[office::offices]),
+                f'[office]\nname = "测试县第{office}单位"\n' + self.channels(list(range(office, self.count, offices))),
                 encoding="utf-8",
             )
         return root

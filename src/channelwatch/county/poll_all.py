@@ -24,12 +24,11 @@ from channelwatch.ingest.poll import (
     StoreThread,
     hosts_of,
     last_good_seen,
-    latest_run_id,
     poll_channels_async,
     pollable_channels,
     recovered_results,
 )
-from channelwatch.ingest.shares import WriteTurns
+from channelwatch.ingest.shares import RunLog, WriteTurns
 from channelwatch.store import Store
 
 if TYPE_CHECKING:
@@ -57,18 +56,18 @@ def poll_offices(
     if not chosen:
         return {}
     pairs = [(key, channel) for key, channels in chosen.items() for channel in channels]
-    processes = shares.processes_for(len(pairs), concurrency)
+    engine = next(iter(stores.values())).engine
+    processes = shares.processes_for(len(pairs), concurrency, engine)
     if processes == 1:
         return _poll_here(stores, chosen, full, concurrency, stop)
-    engine = next(iter(stores.values())).engine
     parts = shares.split_by_host(pairs, lambda pair: hosts_of(pair[1]), processes)
     sizes = [len(part) for part in parts]
     log.info("county poll of %d channels in %d processes (shares of %s)", len(pairs), len(parts), sizes)
-    mark = latest_run_id(engine)
     turns = shares.write_turns(engine)
+    engine.dispose()  # no open connection crosses the fork (SQLite warns against it)
 
-    def poll(share: list[tuple[str, ChannelConfig]], forked: bool) -> dict[str, list[PollResult]]:
-        if forked:
+    def poll(share: list[tuple[str, ChannelConfig]], runs: shares.RunLog | None) -> dict[str, list[PollResult]]:
+        if runs is not None:  # in a forked child
             shares.start_share(stop)
             shares.drop_inherited_connections(engine)
         mine: dict[str, list[ChannelConfig]] = {}
@@ -76,10 +75,10 @@ def poll_offices(
             mine.setdefault(key, []).append(channel)
         # Each office keeps its share of its own concurrency: together at most ``concurrency`` per office.
         limits = {key: max(1, concurrency * len(channels) // len(chosen[key])) for key, channels in mine.items()}
-        return _poll_here(stores, mine, full, limits, stop, turns)
+        return _poll_here(stores, mine, full, limits, stop, turns, runs)
 
-    def recover(share: list[tuple[str, ChannelConfig]], why: str) -> dict[str, list[PollResult]]:
-        found = recovered_results(engine, [(stores[key], channel) for key, channel in share], mark, why)
+    def recover(share: list[tuple[str, ChannelConfig]], run_ids: list[int], why: str) -> dict[str, list[PollResult]]:
+        found = recovered_results(engine, [(stores[key], channel) for key, channel in share], run_ids, why)
         back: dict[str, list[PollResult]] = {}
         for (key, _), result in zip(share, found, strict=True):
             back.setdefault(key, []).append(result)
@@ -99,13 +98,14 @@ def _poll_here(
     concurrency: int | dict[str, int],
     stop: threading.Event | None,
     turns: WriteTurns | None = None,
+    runs: RunLog | None = None,
 ) -> dict[str, list[PollResult]]:
     """The chosen channels of each office polled on one event loop in this process."""
     from channelwatch.sources.http import HttpClient
 
     async def run() -> dict[str, list[PollResult]]:
         engine = next(iter(stores.values())).engine
-        database = StoreThread(engine, turns)
+        database = StoreThread(engine, turns, runs)
         try:
             # What every channel's last good poll saw, in one query for the whole county: a query per
             # office would hold each office's first request until the store thread got to it.

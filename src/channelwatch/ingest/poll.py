@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from channelwatch import store
 from channelwatch.dates import to_office
@@ -45,7 +44,7 @@ from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.eventloop import run_coroutine
 from channelwatch.ingest import shares
 from channelwatch.ingest.runs import record_of, store_observed
-from channelwatch.ingest.shares import WriteTurns
+from channelwatch.ingest.shares import RunLog, WriteTurns
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
@@ -64,7 +63,6 @@ __all__ = [
     "StoreThread",
     "hosts_of",
     "last_good_seen",
-    "latest_run_id",
     "poll_channels",
     "poll_channels_async",
     "pollable_channels",
@@ -133,23 +131,23 @@ def poll_channels(
     channels = pollable_channels(opened, channel_keys)
     if not channels:
         return []
-    processes = shares.processes_for(len(channels), concurrency)
+    processes = shares.processes_for(len(channels), concurrency, opened.engine)
     if processes == 1:
         return _poll_here(opened, channels, full, job_id, concurrency, settings, stop)
     parts = shares.split_by_host(channels, hosts_of, processes)
     log.info("poll of %d channels in %d processes (shares of %s)", len(channels), len(parts), [len(p) for p in parts])
-    mark = latest_run_id(opened.engine)
     turns = shares.write_turns(opened.engine)
+    opened.engine.dispose()  # no open connection crosses the fork (SQLite warns against it)
 
-    def poll(share: list[ChannelConfig], forked: bool) -> list[PollResult]:
-        if forked:
+    def poll(share: list[ChannelConfig], runs: shares.RunLog | None) -> list[PollResult]:
+        if runs is not None:  # in a forked child
             shares.start_share(stop)
             shares.drop_inherited_connections(opened.engine)
         part = max(1, concurrency * len(share) // len(channels))
-        return _poll_here(opened, share, full, job_id, part, settings, stop, turns)
+        return _poll_here(opened, share, full, job_id, part, settings, stop, turns, runs)
 
-    def recover(share: list[ChannelConfig], why: str) -> list[PollResult]:
-        return recovered_results(opened.engine, [(opened, c) for c in share], mark, why)
+    def recover(share: list[ChannelConfig], run_ids: list[int], why: str) -> list[PollResult]:
+        return recovered_results(opened.engine, [(opened, c) for c in share], run_ids, why, job_id)
 
     found = {r.channel: r for outcome in shares.poll_in_processes(parts, poll, recover, stop) for r in outcome}
     return [found[c.id] for c in channels]
@@ -164,15 +162,16 @@ def _poll_here(
     settings: HttpSettings | None,
     stop: threading.Event | None,
     turns: WriteTurns | None = None,
+    runs: RunLog | None = None,
 ) -> list[PollResult]:
-    """``channels`` polled on an event loop in this process; ``turns``: see ``_Database``."""
+    """``channels`` polled on an event loop in this process; ``turns`` and ``runs``: see ``_Database``."""
     # The event loop (HTTP, parsing) and the store thread share the GIL, and SQLite releases it on
     # every row it writes: with the default 5 ms switch interval the store thread waits up to
     # 5 ms to get it back each time. 1 ms cuts a 1,000-channel poll by a fifth (bench_poll.py).
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, 0.001))
     try:
-        database = _Database(opened.engine, turns)
+        database = _Database(opened.engine, turns, runs)
         try:
             # Called from inside an event loop (a caller's async code), it polls on a loop of its own.
             return run_coroutine(
@@ -194,44 +193,59 @@ def _poll_here(
 
 
 def hosts_of(channel: ChannelConfig) -> list[str]:
-    """The hosts a channel's poll asks (its configured URLs and its source's defaults): a share keeps them together."""
+    """The hosts a channel's poll may ask: its configured URLs with its source's defaults, ``allow_hosts``
+    (redirects and article pages) and its columns' pages. A share keeps them together."""
     from channelwatch.sources.base import poll_source_class
+    from channelwatch.sources.hosts import host_of
 
     assert channel.poll is not None
     options = poll_source_class(channel.poll["type"]).Options.model_validate(channel.poll)
-    hosts = [urlsplit(url).netloc.lower() for url in options.given_urls()]
+    urls = [*options.given_urls(), *(column.url for column in channel.columns)]
+    urls += [f"http://{host.strip()}/" for host in options.allow_hosts if host.strip()]
+    hosts = [host for host in (host_of(url) for url in urls) if host]
     return hosts or [f"type:{channel.poll['type']}"]  # no URL: its source's fixed service, shared by its kind
 
 
-def latest_run_id(engine: Engine) -> int:
-    """The newest run's id: runs above it were started after this moment."""
-    with store.read(engine) as conn:
-        return int(conn.execute(select(func.max(Run.__table__.c.id))).scalar() or 0)  # type: ignore[attr-defined]
-
-
 def recovered_results(
-    engine: Engine, pairs: list[tuple[Store, ChannelConfig]], mark: int, why: str
+    engine: Engine,
+    pairs: list[tuple[Store, ChannelConfig]],
+    run_ids: list[int],
+    why: str,
+    job_id: str | None = None,
 ) -> list[PollResult]:
-    """What the store says of channels whose poll process ended without reporting: finished runs as they
-    are; runs it left running (which stored nothing) closed as failed; channels it never started failed."""
+    """What the store says of channels whose poll process ended without reporting, from the runs it started
+    (``run_ids``, and no other: another process may be polling the same channels). Finished runs are reported
+    as they are; runs it left running (which stored nothing) are closed as failed; a channel it never started
+    gets a failed run of its own, so that the store shows the failure too."""
     message = f"抓取进程意外结束（{why}），本次未保存该渠道的数据，下次抓取会重新读取"
-    keys = {opened.channel_id(channel.id): channel.id for opened, channel in pairs}
-    found: dict[str, PollResult] = {}
+    wanted = {opened.channel_id(channel.id) for opened, channel in pairs}
+    found: dict[int, PollResult] = {}
     table = Run.__table__  # type: ignore[attr-defined]
     with store.write(engine) as conn:
-        rows = conn.execute(
-            table.select()
-            .where(table.c.id > mark, table.c.kind == "poll", table.c.channel_id.in_(list(keys)))
-            .order_by(table.c.id)
-        ).all()
-        for run in rows:
+        query = table.select().where(table.c.id.in_(run_ids), table.c.kind == "poll").order_by(table.c.id)
+        for run in conn.execute(query).all() if run_ids else []:
+            if run.channel_id not in wanted:
+                continue
             status, text = run.status, run.message
             if status == "running":
                 status, text = "failed", message
                 _close_run(conn, run.id, status, text, rows_read=run.rows_read, pages_fetched=run.pages_fetched)
-            key = keys[run.channel_id]
-            found[key] = PollResult(key, int(run.id), status, run.pages_fetched, run.rows_read, run.rows_new, text)
-    return [found.get(channel.id) or PollResult(channel.id, 0, "failed", 0, 0, 0, message) for _, channel in pairs]
+            found[run.channel_id] = PollResult(
+                "", int(run.id), status, run.pages_fetched, run.rows_read, run.rows_new, text
+            )
+        for opened, channel in pairs:
+            key = opened.channel_id(channel.id)
+            if key not in found:
+                source = str((channel.poll or {}).get("type", "poll"))
+                run_id = _insert_run(conn, channel_id=key, source=source, job_id=job_id)
+                _close_run(conn, run_id, "failed", message, rows_read=0, pages_fetched=0)
+                found[key] = PollResult("", run_id, "failed", 0, 0, 0, message)
+    results = []
+    for opened, channel in pairs:
+        result = found[opened.channel_id(channel.id)]
+        result.channel = channel.id
+        results.append(result)
+    return results
 
 
 class _Database:
@@ -244,10 +258,12 @@ class _Database:
     a savepoint of its own: a channel's result is still stored whole or not at all.
     """
 
-    def __init__(self, engine: Engine, turns: WriteTurns | None = None) -> None:
+    def __init__(self, engine: Engine, turns: WriteTurns | None = None, runs: RunLog | None = None) -> None:
         self.engine = engine
-        # A poll split over processes (ingest/shares.py): their store threads take turns writing.
+        # A poll split over processes (ingest/shares.py): their store threads take turns writing, and a
+        # forked poller notes each run it starts, for the parent to recover should this process die.
         self.turns: AbstractContextManager[Any] = turns if turns is not None else nullcontext()
+        self.runs = runs
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelwatch-db")
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any], bool]] = []
         self._flushing: asyncio.Task[None] | None = None
@@ -442,6 +458,8 @@ async def _poll_one(
             database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
         )
         run_insert.add_done_callback(_retrieve)
+        if database.runs is not None:
+            run_insert.add_done_callback(partial(_note_run, database.runs))
         walk = _Walk()
         status = "failed"
         message: str | None = None
@@ -541,6 +559,12 @@ def _failure(channel: ChannelConfig, exc: Exception) -> str:
     # A bug or an unforeseen answer must not stop the other channels.
     TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=exc)
     return upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
+
+
+def _note_run(runs: RunLog, future: asyncio.Future[Any]) -> None:
+    """A started run (committed) into the run log of a forked poller."""
+    if not future.cancelled() and future.exception() is None:
+        runs.add(int(future.result()))
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

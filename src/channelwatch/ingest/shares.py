@@ -28,7 +28,9 @@ import logging
 import multiprocessing
 import os
 import signal
+import struct
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from multiprocessing.connection import Connection as Pipe
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "MIN_SHARE",
+    "RunLog",
     "WriteTurns",
     "drop_inherited_connections",
     "poll_in_processes",
@@ -76,8 +79,10 @@ def _may_fork() -> bool:
     return False
 
 
-def processes_for(channels: int, concurrency: int) -> int:
+def processes_for(channels: int, concurrency: int, engine: Any = None) -> int:
     """How many processes a poll of ``channels`` channels at most ``concurrency`` at a time uses (1: this one)."""
+    if engine is not None and engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return 1  # a database in this process's memory: a child would see a new, empty one
     wanted = min(_cores(), MAX_PROCESSES)
     given = os.environ.get(PROCESSES_VARIABLE, "").strip()
     if given.isdigit() and int(given) >= 1:
@@ -130,9 +135,14 @@ class WriteTurns:
     def __init__(self) -> None:
         self._lock = multiprocessing.get_context("fork").Lock()
         self._taken = False
+        self._abandoned = False  # per process: a turn timed out once, so the lock may be a dead process's
 
     def __enter__(self) -> WriteTurns:
-        self._taken = self._lock.acquire(timeout=self.WAIT)
+        if not self._abandoned:
+            self._taken = self._lock.acquire(timeout=self.WAIT)
+            if not self._taken:
+                log.warning("poll: no write turn in %.0f s; this process writes on SQLite's own waiting", self.WAIT)
+                self._abandoned = True
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -159,6 +169,29 @@ def drop_inherited_connections(engine: Any) -> None:
     engine.dispose(close=False)
 
 
+class RunLog:
+    """The ids of the runs a share's process started, written as each is committed.
+
+    If the process dies, the parent reads them here: its recovery then touches only this poll's runs,
+    never those another process (the daemon, a second command) has running on the same channels.
+    The file is shared across the fork; the child appends, the parent reads from the start.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), after the poll
+
+    def add(self, run_id: int) -> None:
+        os.write(self._file.fileno(), struct.pack("<q", run_id))
+
+    def ids(self) -> list[int]:
+        fd = self._file.fileno()
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        return [value for (value,) in struct.iter_unpack("<q", data[: len(data) // 8 * 8])]
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def start_share(stop: threading.Event | None) -> None:
     """In a forked child, before it polls: Ctrl+C is the parent's to pass on, SIGTERM sets the child's stop."""
     if stop is None:
@@ -167,49 +200,87 @@ def start_share(stop: threading.Event | None) -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
 
 
+# How long a failing parent waits for its children to stop and close their runs (they stop within a second).
+STOP_WAIT = 10.0
+
+
+class _Child:
+    """A share polled by a forked process: the process, the pipe its results come by, its run log."""
+
+    def __init__(self, share: Any, process: Any, receiving: Pipe, runs: RunLog) -> None:
+        self.share, self.process, self.receiving, self.runs = share, process, receiving, runs
+        self.collected = False
+
+
 def poll_in_processes(
     shares: Sequence[T],
-    poll: Callable[[T, bool], R],
-    recover: Callable[[T, str], R],
+    poll: Callable[[T, RunLog | None], R],
+    recover: Callable[[T, list[int], str], R],
     stop: threading.Event | None,
 ) -> list[R]:
-    """``poll(share, forked)`` of each share, the first here, the others in forked children, in order.
+    """``poll(share, runs)`` of each share: the first here (``runs`` None), the others in forked children.
 
-    A child that ends without its results gets ``recover(share, why)``: what the store says of them.
+    A child that ends without its results gets ``recover(share, run ids, why)``: what the store says
+    of the runs it started. A share whose process cannot be started is polled here, after the first.
+    If this process fails (or a second Ctrl+C ends it), the children are stopped and recovered too,
+    not left polling or killed with their runs open.
     """
     context = multiprocessing.get_context("fork")
-    children: list[tuple[T, Any, Pipe]] = []
+    here: list[T] = [shares[0]]
+    children: list[_Child] = []
     for number, share in enumerate(shares[1:], 1):
+        runs = RunLog()
         receiving, sending = context.Pipe(duplex=False)
-        child = context.Process(
-            target=_child, args=(poll, share, sending), name=f"channelwatch-poll-{number}", daemon=True
+        process = context.Process(
+            target=_child, args=(poll, share, runs, sending), name=f"channelwatch-poll-{number}", daemon=True
         )
-        child.start()
+        try:
+            process.start()
+        except OSError as exc:  # no memory or no process left for it: this process polls the share
+            log.warning("poll: could not start a process for share %d (%s); polled here", number, exc)
+            for end in (receiving, sending):
+                end.close()
+            runs.close()
+            here.append(share)
+            continue
         sending.close()
-        children.append((share, child, receiving))
+        children.append(_Child(share, process, receiving, runs))
     done = threading.Event()
-    if stop is not None:
+    if stop is not None and children:
         threading.Thread(
-            target=_pass_stop_on, args=(stop, done, [c for _, c, _ in children]), name="channelwatch-stop", daemon=True
+            target=_pass_stop_on,
+            args=(stop, done, [c.process for c in children]),
+            name="channelwatch-stop",
+            daemon=True,
         ).start()
     try:
-        outcomes = [poll(shares[0], False)]
-        for share, child, receiving in children:
-            outcomes.append(_collect(share, child, receiving, recover))
+        outcomes = [poll(share, None) for share in here]
+        for child in children:
+            outcomes.append(_collect(child, recover))
         return outcomes
+    except BaseException:
+        _signal(children, signal.SIGTERM)
+        for child in children:
+            if not child.collected:
+                try:
+                    _collect(child, recover, wait=STOP_WAIT, why="主进程出错而停止")
+                except Exception:  # the store itself may be what failed: the runs then show as interrupted
+                    log.warning("poll: the runs of process %s could not be read back", child.process.name)
+        raise
     finally:
         done.set()
-        for _, child, receiving in children:
-            receiving.close()
-            child.join(timeout=5)
-            if child.is_alive():
-                child.kill()
-                child.join()
+        for child in children:
+            child.receiving.close()
+            child.process.join(timeout=5)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
+            child.runs.close()
 
 
-def _child(poll: Callable[[Any, bool], Any], share: Any, sending: Pipe) -> None:
+def _child(poll: Callable[[Any, RunLog | None], Any], share: Any, runs: RunLog, sending: Pipe) -> None:
     try:
-        outcome: tuple[str, Any] = ("ok", poll(share, True))
+        outcome: tuple[str, Any] = ("ok", poll(share, runs))
     except BaseException as exc:  # anything: the parent reads the store instead
         outcome = ("failed", f"{type(exc).__name__}: {exc}"[:500])
     try:
@@ -220,26 +291,42 @@ def _child(poll: Callable[[Any, bool], Any], share: Any, sending: Pipe) -> None:
         sending.close()
 
 
-def _collect(share: T, child: Any, receiving: Pipe, recover: Callable[[T, str], R]) -> R:
+def _collect(child: _Child, recover: Callable[[Any, list[int], str], R], wait: float | None = None, why: str = "") -> R:
+    """The child's results, or (it ended without them, or gave none within ``wait``) its recovered runs."""
+    child.collected = True
+    process = child.process
     try:
-        status, value = receiving.recv()
+        if wait is not None and not child.receiving.poll(wait):
+            process.kill()
+            raise EOFError
+        status, value = child.receiving.recv()
     except (EOFError, OSError):
-        child.join()
-        why = f"退出码 {child.exitcode}" if child.exitcode is not None and child.exitcode >= 0 else "被信号结束"
-        log.warning("poll process %s ended without its results (exit code %s)", child.name, child.exitcode)
-        return recover(share, why)
+        process.join()
+        if not why:
+            why = (
+                f"退出码 {process.exitcode}" if process.exitcode is not None and process.exitcode >= 0 else "被信号结束"
+            )
+        log.warning("poll process %s ended without its results (exit code %s)", process.name, process.exitcode)
+        return recover(child.share, child.runs.ids(), why)
     if status == "ok":
         return value
-    log.warning("poll process %s failed: %s", child.name, value)
-    return recover(share, "发生意外错误")
+    log.warning("poll process %s failed: %s", process.name, value)
+    return recover(child.share, child.runs.ids(), why or "发生意外错误")
+
+
+def _signal(children: list[_Child], signum: int) -> None:
+    for child in children:
+        if child.process.is_alive() and child.process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+                os.kill(child.process.pid, signum)
 
 
 def _pass_stop_on(stop: threading.Event, done: threading.Event, children: list[Any]) -> None:
     """SIGTERM to the children once this process is asked to stop (its signal handler set ``stop``)."""
     while not done.wait(0.1):
         if stop.is_set():
-            for child in children:
-                if child.is_alive() and child.pid is not None:
+            for process in children:
+                if process.is_alive() and process.pid is not None:
                     with contextlib.suppress(ProcessLookupError):  # ended meanwhile
-                        os.kill(child.pid, signal.SIGTERM)
+                        os.kill(process.pid, signal.SIGTERM)
             return
