@@ -11,7 +11,6 @@ becomes failed results of its own and never stops the others.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -36,8 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["poll_offices"]
 
-log = logging.getLogger(__name__)
-
 
 def poll_offices(
     stores: dict[str, Store],
@@ -60,16 +57,10 @@ def poll_offices(
     processes = shares.processes_for(len(pairs), concurrency, engine)
     if processes == 1:
         return _poll_here(stores, chosen, full, concurrency, stop)
-    parts = shares.split_by_host(pairs, lambda pair: hosts_of(pair[1]), processes)
-    sizes = [len(part) for part in parts]
-    log.info("county poll of %d channels in %d processes (shares of %s)", len(pairs), len(parts), sizes)
-    turns = shares.write_turns(engine)
-    engine.dispose()  # no open connection crosses the fork (SQLite warns against it)
 
-    def poll(share: list[tuple[str, ChannelConfig]], runs: shares.RunLog | None) -> dict[str, list[PollResult]]:
-        if runs is not None:  # in a forked child
-            shares.start_share(stop)
-            shares.drop_inherited_connections(engine)
+    def poll(
+        share: list[tuple[str, ChannelConfig]], turns: WriteTurns | None, runs: RunLog | None
+    ) -> dict[str, list[PollResult]]:
         mine: dict[str, list[ChannelConfig]] = {}
         for key, channel in share:
             mine.setdefault(key, []).append(channel)
@@ -84,8 +75,18 @@ def poll_offices(
             back.setdefault(key, []).append(result)
         return back
 
+    outcomes = shares.poll_split(
+        pairs,
+        lambda pair: hosts_of(pair[1]),
+        processes,
+        engine=engine,
+        stop=stop,
+        poll=poll,
+        recover=recover,
+        what="county poll",
+    )
     results: dict[tuple[str, str], PollResult] = {}
-    for outcome in shares.poll_in_processes(parts, poll, recover, stop):
+    for outcome in outcomes:
         for key, found in outcome.items():
             results.update(((key, r.channel), r) for r in found)
     return {key: [results[key, c.id] for c in channels] for key, channels in chosen.items()}

@@ -134,22 +134,18 @@ def poll_channels(
     processes = shares.processes_for(len(channels), concurrency, opened.engine)
     if processes == 1:
         return _poll_here(opened, channels, full, job_id, concurrency, settings, stop)
-    parts = shares.split_by_host(channels, hosts_of, processes)
-    log.info("poll of %d channels in %d processes (shares of %s)", len(channels), len(parts), [len(p) for p in parts])
-    turns = shares.write_turns(opened.engine)
-    opened.engine.dispose()  # no open connection crosses the fork (SQLite warns against it)
 
-    def poll(share: list[ChannelConfig], runs: shares.RunLog | None) -> list[PollResult]:
-        if runs is not None:  # in a forked child
-            shares.start_share(stop)
-            shares.drop_inherited_connections(opened.engine)
+    def poll(share: list[ChannelConfig], turns: WriteTurns | None, runs: RunLog | None) -> list[PollResult]:
         part = max(1, concurrency * len(share) // len(channels))
         return _poll_here(opened, share, full, job_id, part, settings, stop, turns, runs)
 
     def recover(share: list[ChannelConfig], run_ids: list[int], why: str) -> list[PollResult]:
         return recovered_results(opened.engine, [(opened, c) for c in share], run_ids, why, job_id)
 
-    found = {r.channel: r for outcome in shares.poll_in_processes(parts, poll, recover, stop) for r in outcome}
+    outcomes = shares.poll_split(
+        channels, hosts_of, processes, engine=opened.engine, stop=stop, poll=poll, recover=recover
+    )
+    found = {r.channel: r for outcome in outcomes for r in outcome}
     return [found[c.id] for c in channels]
 
 
@@ -219,7 +215,8 @@ def recovered_results(
     gets a failed run of its own, so that the store shows the failure too."""
     message = f"抓取进程意外结束（{why}），本次未保存该渠道的数据，下次抓取会重新读取"
     wanted = {opened.channel_id(channel.id) for opened, channel in pairs}
-    found: dict[int, PollResult] = {}
+    # channel's store id -> (run id, status, pages, seen, new, message)
+    found: dict[int, tuple[int, str, int, int, int, str | None]] = {}
     table = Run.__table__  # type: ignore[attr-defined]
     with store.write(engine) as conn:
         query = table.select().where(table.c.id.in_(run_ids), table.c.kind == "poll").order_by(table.c.id)
@@ -230,22 +227,15 @@ def recovered_results(
             if status == "running":
                 status, text = "failed", message
                 _close_run(conn, run.id, status, text, rows_read=run.rows_read, pages_fetched=run.pages_fetched)
-            found[run.channel_id] = PollResult(
-                "", int(run.id), status, run.pages_fetched, run.rows_read, run.rows_new, text
-            )
+            found[run.channel_id] = (int(run.id), status, run.pages_fetched, run.rows_read, run.rows_new, text)
         for opened, channel in pairs:
             key = opened.channel_id(channel.id)
             if key not in found:
                 source = str((channel.poll or {}).get("type", "poll"))
                 run_id = _insert_run(conn, channel_id=key, source=source, job_id=job_id)
                 _close_run(conn, run_id, "failed", message, rows_read=0, pages_fetched=0)
-                found[key] = PollResult("", run_id, "failed", 0, 0, 0, message)
-    results = []
-    for opened, channel in pairs:
-        result = found[opened.channel_id(channel.id)]
-        result.channel = channel.id
-        results.append(result)
-    return results
+                found[key] = (run_id, "failed", 0, 0, 0, message)
+    return [PollResult(channel.id, *found[opened.channel_id(channel.id)]) for opened, channel in pairs]
 
 
 class _Database:

@@ -5,14 +5,16 @@ A poll's time is almost all CPU on one thread (HTTP, HTML parsing and the store 
 concurrency 100 (scripts/bench_poll.py). A second core halves that. So a poll of many channels, in a
 process that can fork safely, splits them:
 
-* **by host**: every channel whose configured URLs share a host with another's stays in its share, so
-  the per-host limit and pacing (``sources/http.py``) still hold for each site as a whole;
+* **by host**: channels that may ask the same host name (configured URLs, the source's defaults,
+  ``allow_hosts``, column pages: ``ingest.poll.hosts_of``) stay in one share, so the per-host limit and
+  pacing (``sources/http.py``) still hold for each site as a whole;
 * **the concurrency is shared out**: the shares' limits add up to the poll's ``--concurrency``;
 * **each forked process is a whole poller** (its own event loop, HTTP client, store thread and
-  connections: the pool it inherited is dropped unused); it records and stores its channels' runs
-  exactly as the parent does, and sends back only their results;
-* **a process that dies** (killed, out of memory) loses nothing stored: the parent reads its channels'
-  runs from the store, reports the finished ones as they are and closes the ones left running as failed;
+  connections: the parent closes its pooled ones before forking); it records and stores its channels'
+  runs exactly as the parent does, and sends back only their results;
+* **a process that dies** (killed, out of memory) loses nothing stored: the parent reads back the runs it
+  noted (``RunLog``), reports the finished ones as they are and closes the ones left running as failed;
+* **a parent that fails** stops its children and reads their runs back before it raises;
 * **stopping**: SIGTERM or Ctrl+C reaches the parent, which passes the stop on (the children ignore
   Ctrl+C themselves, so one Ctrl+C is one stop, not two).
 
@@ -40,12 +42,10 @@ __all__ = [
     "MIN_SHARE",
     "RunLog",
     "WriteTurns",
-    "drop_inherited_connections",
     "poll_in_processes",
+    "poll_split",
     "processes_for",
     "split_by_host",
-    "start_share",
-    "write_turns",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,22 +151,41 @@ class WriteTurns:
             self._lock.release()
 
 
-def write_turns(engine: Any) -> WriteTurns | None:
+def _write_turns(engine: Any) -> WriteTurns | None:
     """Turns for SQLite's one writer; None for PostgreSQL, whose row locks wake a waiter at once."""
     return WriteTurns() if engine.dialect.name == "sqlite" else None
 
 
-_INHERITED: list[Any] = []
+def poll_split(
+    items: Sequence[T],
+    hosts: Callable[[T], Iterable[Hashable]],
+    processes: int,
+    *,
+    engine: Any,
+    stop: threading.Event | None,
+    poll: Callable[[list[T], WriteTurns | None, RunLog | None], R],
+    recover: Callable[[list[T], list[int], str], R],
+    what: str = "poll",
+) -> list[R]:
+    """``items`` (channels) split by host into at most ``processes`` shares, each polled by
+    ``poll(share, turns, runs)``: the first here, the others in forked children (``poll_in_processes``).
 
-
-def drop_inherited_connections(engine: Any) -> None:
-    """In a forked child: new connections from here on, and the parent's left untouched.
-
-    The parent's pool stays referenced until the child ends (with ``os._exit``, as multiprocessing's
-    children do), so that not even a finalizer closes a connection the parent is using.
+    ``turns`` is the SQLite writers' lock (None on PostgreSQL) and ``runs`` a child's run log (None here);
+    the poll hands both to its store thread. A child takes over the stop signals before ``poll`` runs in it.
     """
-    _INHERITED.append(engine.pool)
-    engine.dispose(close=False)
+    parts = split_by_host(items, hosts, processes)
+    log.info("%s of %d channels in %d processes (shares of %s)", what, len(items), len(parts), [len(p) for p in parts])
+    turns = _write_turns(engine)
+    # No open connection crosses the fork (SQLite warns against it): the children and this process then
+    # each open their own, and none can close or use another's.
+    engine.dispose()
+
+    def share_poll(share: list[T], runs: RunLog | None) -> R:
+        if runs is not None:  # in a forked child
+            _start_share(stop)
+        return poll(share, turns, runs)
+
+    return poll_in_processes(parts, share_poll, recover, stop)
 
 
 class RunLog:
@@ -192,7 +211,7 @@ class RunLog:
         self._file.close()
 
 
-def start_share(stop: threading.Event | None) -> None:
+def _start_share(stop: threading.Event | None) -> None:
     """In a forked child, before it polls: Ctrl+C is the parent's to pass on, SIGTERM sets the child's stop."""
     if stop is None:
         return
