@@ -48,6 +48,8 @@ __all__ = [
     "split_by_host",
 ]
 
+# At INFO, shown by --verbose: what the terminal needs (which channels failed, and why) is in each
+# channel's Chinese result; these English lines say which process ended and how.
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -141,7 +143,7 @@ class WriteTurns:
         if not self._abandoned:
             self._taken = self._lock.acquire(timeout=self.WAIT)
             if not self._taken:
-                log.warning("poll: no write turn in %.0f s; this process writes on SQLite's own waiting", self.WAIT)
+                log.info("poll: no write turn in %.0f s; this process writes on SQLite's own waiting", self.WAIT)
                 self._abandoned = True
         return self
 
@@ -256,7 +258,7 @@ def poll_in_processes(
         try:
             process.start()
         except OSError as exc:  # no memory or no process left for it: this process polls the share
-            log.warning("poll: could not start a process for share %d (%s); polled here", number, exc)
+            log.info("poll: could not start a process for share %d (%s); polled here", number, exc)
             for end in (receiving, sending):
                 end.close()
             runs.close()
@@ -284,7 +286,7 @@ def poll_in_processes(
                 try:
                     _collect(child, recover, wait=STOP_WAIT, why="主进程出错而停止")
                 except Exception:  # the store itself may be what failed: the runs then show as interrupted
-                    log.warning("poll: the runs of process %s could not be read back", child.process.name)
+                    log.info("poll: the runs of process %s could not be read back", child.process.name)
         raise
     finally:
         done.set()
@@ -325,11 +327,11 @@ def _collect(child: _Child, recover: Callable[[Any, list[int], str], R], wait: f
             why = (
                 f"退出码 {process.exitcode}" if process.exitcode is not None and process.exitcode >= 0 else "被信号结束"
             )
-        log.warning("poll process %s ended without its results (exit code %s)", process.name, process.exitcode)
+        log.info("poll process %s ended without its results (exit code %s)", process.name, process.exitcode)
         return recover(child.share, child.runs.ids(), why)
     if status == "ok":
         return value
-    log.warning("poll process %s failed: %s", process.name, value)
+    log.info("poll process %s failed: %s", process.name, value)
     return recover(child.share, child.runs.ids(), why or "发生意外错误")
 
 
