@@ -334,3 +334,5 @@ def test_a_stop_reaches_every_share_and_no_run_is_left_running(tmp_path: Path, c
         # yet started have no run, and all are reported as interrupted.
         assert len(statuses) >= 100 and set(statuses) == {"interrupted"}, statuses
         assert err.count("：中断") == SITES
+        # Channels stopped before they began have no run, and say so rather than "run #0".
+        assert err.count("中断（尚未开始抓取）") == SITES - len(statuses) and "#0）" not in err

@@ -201,7 +201,7 @@ def poll_command(
     concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时抓取的渠道数上限", min=1)] = 100,
 ) -> None:
     """同时抓取所有单位配置了 [channels.poll] 的渠道；某个单位失败不影响其他单位。任一渠道失败时退出码为 1。"""
-    from channelwatch.cli.poll import stop_on_signal
+    from channelwatch.cli.poll import interrupted_note, stop_on_signal
     from channelwatch.county.poll_all import poll_offices
 
     _county, _own, stores = _open(ctx)
@@ -216,7 +216,7 @@ def poll_command(
                 echo(f"{key}/{r.channel}：成功，抓取 {r.pages} 页，看到 {r.seen} 条，新增 {r.new} 条")
             elif r.status == "interrupted":
                 interrupted += 1
-                echo(f"{key}/{r.channel}：中断（运行记录 #{r.run_id}）", err=True)
+                echo(f"{key}/{r.channel}：{interrupted_note(r.run_id)}", err=True)
             else:
                 failed += 1
                 echo(f"{key}/{r.channel}：失败（运行记录 #{r.run_id}）：{r.message}", err=True)

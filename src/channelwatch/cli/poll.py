@@ -48,7 +48,7 @@ def poll_command(
             if result.message:
                 echo(f"  注意：{result.message}")
         elif result.status == "interrupted":
-            echo(f"{result.channel}：中断（运行记录 #{result.run_id}）", err=True)
+            echo(f"{result.channel}：{interrupted_note(result.run_id)}", err=True)
         else:
             failed.append(result)
             echo(f"{result.channel}：失败（运行记录 #{result.run_id}）：{result.message}", err=True)
@@ -57,6 +57,11 @@ def poll_command(
     if failed:
         names = "、".join(r.channel for r in failed)
         fail(f"{len(failed)} 个渠道抓取失败：{names}（原因见上方，也可用 channelwatch runs 查看）")
+
+
+def interrupted_note(run_id: int) -> str:
+    """How an interrupted channel reads: with its run, or (stopped before it began) without one."""
+    return f"中断（运行记录 #{run_id}）" if run_id else "中断（尚未开始抓取）"
 
 
 @contextmanager
