@@ -198,7 +198,7 @@ def offices_command(ctx: typer.Context) -> None:
 def poll_command(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="一直翻到 max_pages 或列表末尾")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时抓取的渠道数上限", min=1)] = 100,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="每个单位同时发出的请求数上限", min=1)] = 100,
 ) -> None:
     """同时抓取所有单位配置了 [channels.poll] 的渠道；某个单位失败不影响其他单位。任一渠道失败时退出码为 1。"""
     from channelwatch.cli.poll import interrupted_note, stop_on_signal

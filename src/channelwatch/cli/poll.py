@@ -23,7 +23,7 @@ def poll_command(
     full: Annotated[
         bool, typer.Option("--full", help="不在“整页都已抓过”时停止，一直翻到 max_pages 或列表末尾")
     ] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="同时抓取的渠道数上限", min=1, max=1000)] = 100,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="同时发出的请求数上限", min=1, max=1000)] = 100,
 ) -> None:
     """立即抓取网站、微博、公众号的新发布（默认增量：遇到整页都已保存过即停止）。任一渠道失败时退出码为 1。"""
     from channelwatch.ingest.poll import poll_channels

@@ -17,8 +17,10 @@ Rules:
   counted in the run's message.
 * **Failures** never raise out of ``poll_channels``: each becomes a failed run with its Chinese reason
   and a ``PollResult`` with ``status == "failed"``. Messages pass ``http.redact`` (no secret).
-* **Concurrency**: channels run concurrently on one event loop, at most ``concurrency`` at a time;
-  the HTTP layer also limits requests per host and keeps each channel's ``min_interval``.
+* **Concurrency**: channels run concurrently on one event loop, at most ``concurrency`` requests on
+  the wire at a time (``sources.http.RequestSlots``; a channel parsing or storing holds no place, and
+  its deadline leaves out the time it queued for one); at most twice that many channels are under way.
+  The HTTP layer also limits requests per host and keeps each channel's ``min_interval``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from channelwatch.store.schema import latest_run_ids
 if TYPE_CHECKING:
     from channelwatch.instance.config import ChannelConfig
     from channelwatch.sources.base import Observed, Page, PollSource
-    from channelwatch.sources.http import ConditionalCache, HttpClient, HttpSettings
+    from channelwatch.sources.http import ConditionalCache, HttpClient, HttpSettings, RequestSlots
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -386,7 +388,7 @@ def _where(opened: Store, key: str, positions: dict[str, int] | None = None) -> 
 async def _each(
     channels: list[ChannelConfig], concurrency: int, poll: Callable[[ChannelConfig], Awaitable[PollResult]]
 ) -> list[PollResult]:
-    """``poll`` of every channel, at most ``concurrency`` fetching at a time, results in the channels' order.
+    """``poll`` of every channel, at most twice ``concurrency`` under way, results in the channels' order.
 
     A fixed set of workers taking the next channel, rather than a task per channel queued on the
     semaphore: a thousand waiting tasks cost the event loop more per page than a page's parsing.
@@ -398,10 +400,25 @@ async def _each(
         for index, channel in queue:
             results[index] = await poll(channel)
 
-    # Twice the concurrency: a worker whose channel waits for the store thread to commit its rows has given
-    # its place among the ``concurrency`` back (``limit`` in ``_poll_one``), and another worker takes it.
+    # Twice the concurrency: a worker whose channel parses its page or waits for the store thread holds no
+    # place among the ``concurrency`` requests in flight (``limit`` in ``_poll_one``); another worker takes it.
     await asyncio.gather(*(worker() for _ in range(max(1, min(2 * concurrency, len(channels))))))
     return [r for r in results if r is not None]
+
+
+async def _within(waiters: set[asyncio.Future[Any]], timeout: float, slots: RequestSlots) -> None:
+    """Until one of ``waiters`` is done, or the channel has used ``timeout`` seconds of its own time.
+
+    The time it queued for a place among the poll's requests in flight is the poll's, not the channel's:
+    a channel behind a hundred slow sites must not be failed as overdue before it asked anything.
+    """
+    counted = 0.0
+    while True:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        queued = slots.queued()
+        if done or queued - counted <= 0.001:
+            return
+        timeout, counted = queued - counted, queued
 
 
 async def _poll_one(
@@ -418,6 +435,7 @@ async def _poll_one(
 ) -> PollResult:
     from channelwatch.sources.base import PollContext, poll_source_class
     from channelwatch.sources.hosts import HostPolicy
+    from channelwatch.sources.http import RequestSlots, request_slots
 
     assert channel.poll is not None
     engine = opened.engine
@@ -437,63 +455,64 @@ async def _poll_one(
     context.where = where
     context.last_good, context.last_good_pages = last_good, last_good_pages
     source: PollSource = cls(options, context)
-    async with limit:
-        if stopping is not None and stopping.done():
-            return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
-        started = time.monotonic()
-        # The run is recorded while the first page is on its way (it is committed long before anything
-        # is stored under it): waiting for the store thread before each channel's first request held
-        # the channel's place among the ``concurrency`` doing nothing (scripts/bench_poll.py).
-        run_insert = asyncio.ensure_future(
-            database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
+    # Every request of this channel (its walk's, in a task that copies this context, and its columns')
+    # takes a place among the poll's ``concurrency`` requests in flight.
+    slots = RequestSlots(limit)
+    request_slots.set(slots)
+    if stopping is not None and stopping.done():
+        return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
+    started = time.monotonic()
+    # The run is recorded while the first page is on its way (it is committed long before anything
+    # is stored under it): waiting for the store thread before each channel's first request held
+    # the channel's place among the ``concurrency`` doing nothing (scripts/bench_poll.py).
+    run_insert = asyncio.ensure_future(
+        database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
+    )
+    run_insert.add_done_callback(_retrieve)
+    if database.runs is not None:
+        run_insert.add_done_callback(partial(_note_run, database.runs))
+    walk = _Walk()
+    status = "failed"
+    message: str | None = None
+    read: tuple[int, list[PageRecord], str | None] | None = None  # what the walk read, when it succeeded
+    work = asyncio.ensure_future(_walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good))
+    waiters: set[asyncio.Future[Any]] = {work} if stopping is None else {work, stopping}
+    try:
+        await _within(waiters, options.timeout, slots)
+    finally:
+        if not work.done():
+            # Cancelling ends the request being read and kills a parsing child (sources/isolated.py).
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+    try:
+        if not work.cancelled():
+            work.result()  # the source's own failure, if any
+        elif stopping is not None and stopping.done():
+            raise _Stopped
+        else:
+            raise _Overdue
+        # The run's rows_read and pages_fetched describe the list walked above: the layout alarm
+        # compares the next first page with them. Column entries are stored (new/known) beside it.
+        listed = len(walk.collected)
+        pages_read = await _read_site_pages(channel, client, zone, walk.collected)
+        warning = None
+        if not walk.collected and not last_good:
+            warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
+        if walk.skipped:
+            # Spacers and pagers among a list's entries: counted, so a change in them shows.
+            note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
+            warning = f"{warning}；{note}" if warning else note
+        read = (listed, pages_read, warning)
+    except _Stopped:
+        status, message = INTERRUPTED, STOPPED_MESSAGE
+    except _Overdue:
+        message = (
+            f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
+            f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
         )
-        run_insert.add_done_callback(_retrieve)
-        if database.runs is not None:
-            run_insert.add_done_callback(partial(_note_run, database.runs))
-        walk = _Walk()
-        status = "failed"
-        message: str | None = None
-        read: tuple[int, list[PageRecord], str | None] | None = None  # what the walk read, when it succeeded
-        work = asyncio.ensure_future(
-            _walk(source, walk, database, engine, channel_id, zone, channel.kind, full, last_good)
-        )
-        waiters: set[asyncio.Future[Any]] = {work} if stopping is None else {work, stopping}
-        try:
-            await asyncio.wait(waiters, timeout=options.timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not work.done():
-                # Cancelling ends the request being read and kills a parsing child (sources/isolated.py).
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)
-        try:
-            if not work.cancelled():
-                work.result()  # the source's own failure, if any
-            elif stopping is not None and stopping.done():
-                raise _Stopped
-            else:
-                raise _Overdue
-            # The run's rows_read and pages_fetched describe the list walked above: the layout alarm
-            # compares the next first page with them. Column entries are stored (new/known) beside it.
-            listed = len(walk.collected)
-            pages_read = await _read_site_pages(channel, client, zone, walk.collected)
-            warning = None
-            if not walk.collected and not last_good:
-                warning = "未找到任何条目：如果该渠道确有发布，请检查配置中的地址和选择器"
-            if walk.skipped:
-                # Spacers and pagers among a list's entries: counted, so a change in them shows.
-                note = f"跳过 {walk.skipped} 个不是条目的元素（分隔线、翻页、导航链接等）"
-                warning = f"{warning}；{note}" if warning else note
-            read = (listed, pages_read, warning)
-        except _Stopped:
-            status, message = INTERRUPTED, STOPPED_MESSAGE
-        except _Overdue:
-            message = (
-                f"抓取超过时限 {options.timeout:g} 秒（[channels.poll] timeout）仍未完成，已中止"
-                f"（已读 {walk.pages} 页）；本次未保存任何数据。如该渠道确实需要更长时间，请调大 timeout"
-            )
-        except Exception as exc:
-            message = _failure(channel, exc)
-    # Stored after the channel's place is given back: the network waits of other channels go on meanwhile.
+    except Exception as exc:
+        message = _failure(channel, exc)
+    # Stored after the walk, holding no place among the requests in flight: other channels' requests go on meanwhile.
     run_id = await run_insert
     if read is not None:
         listed, pages_read, warning = read

@@ -26,6 +26,7 @@ because WeChat's token request carries the app secret in its query string.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
 import random
@@ -49,8 +50,10 @@ __all__ = [
     "Fetched",
     "HttpClient",
     "HttpSettings",
+    "RequestSlots",
     "redact",
     "register_secret",
+    "request_slots",
 ]
 
 log = logging.getLogger(__name__)
@@ -168,6 +171,33 @@ class ConditionalCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class RequestSlots:
+    """A poll's requests in flight, at most ``limit`` at once, and the time one channel waited for a place.
+
+    A poll's ``concurrency`` counts requests on the wire, not channels: a channel that is parsing its page
+    or waiting for the store thread holds no place, so the next channel's request goes out meanwhile.
+    (Holding a place for a channel's whole walk kept every answer's parsing between it and the next
+    request: about a quarter of a thousand-channel poll's time, scripts/bench_poll.py.) One object per
+    channel, sharing the poll's semaphore; ``waited`` lets the channel's deadline leave out its queueing.
+    """
+
+    __slots__ = ("asked", "semaphore", "waited")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self.semaphore = semaphore
+        self.waited = 0.0
+        self.asked: float | None = None  # when the channel began waiting for the place it waits for now
+
+    def queued(self) -> float:
+        """Seconds the channel has spent waiting for places, including a wait still going on."""
+        return self.waited + (time.monotonic() - self.asked if self.asked is not None else 0.0)
+
+
+# Set by a poll for each channel's walk (the task's context): HttpClient.request then takes a place for every
+# request. The HTTP client is shared by every office of a county poll, and each office has its own limit.
+request_slots: contextvars.ContextVar[RequestSlots | None] = contextvars.ContextVar("request_slots", default=None)
 
 
 @dataclass
@@ -339,7 +369,7 @@ class HttpClient:
                 await self._pace(host, min_interval)
                 self.requests_sent += 1
                 try:
-                    status, response_headers, content = await self._send(host, request)
+                    status, response_headers, content = await self._send_in_place(host, request)
                 except FetchError:
                     raise
                 except httpx.TimeoutException as exc:
@@ -437,6 +467,22 @@ class HttpClient:
         if host != host_of(url):
             return f"地址中的主机有歧义（{host} 或 {host_of(url)}）"
         return refusal(str(parsed), policy)
+
+    async def _send_in_place(self, host: _Host, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
+        """``_send``, within the poll's limit of requests in flight when the caller's context names one."""
+        slots = request_slots.get()
+        if slots is None:
+            return await self._send(host, request)
+        slots.asked = time.monotonic()
+        try:
+            await slots.semaphore.acquire()
+        finally:
+            slots.waited += time.monotonic() - slots.asked
+            slots.asked = None
+        try:
+            return await self._send(host, request)
+        finally:
+            slots.semaphore.release()
 
     async def _send(self, host: _Host, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
         """Send and read the body, stopping at ``max_bytes``."""

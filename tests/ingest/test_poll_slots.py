@@ -1,0 +1,86 @@
+"""A poll's ``concurrency`` counts requests on the wire (sources.http.RequestSlots), and the time a channel
+queues for a place is not counted against its own ``timeout``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from channelwatch import store
+from channelwatch.ingest.poll import poll_channels
+from channelwatch.instance.config import load_instance
+from tests.ingest.manysites import ManySites, page
+
+
+class SlowSites(ManySites):
+    """Loopback sites that answer after ``delays[n]`` seconds, counting the requests open at once."""
+
+    def __init__(self, delays: list[float]) -> None:
+        super().__init__(len(delays))
+        self.delays = delays
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.arrived: dict[int, float] = {}  # site → when its request came (monotonic)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        address, port = writer.get_extra_info("sockname")[:2]
+        site = self.sites.index(f"{address}:{port}")
+        body = page(site)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                self.arrived[site] = time.monotonic()
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                try:
+                    await asyncio.sleep(self.delays[site])
+                finally:
+                    self.in_flight -= 1
+                writer.write(head.encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+def _office(root: Path, sites: SlowSites, timeouts: list[str]) -> store.Store:
+    (root / "config").mkdir(parents=True)
+    channels = sites.channels()
+    for number, timeout in enumerate(timeouts):
+        mark = f'url = "http://{sites.sites[number]}/xxgk/index.html"\n'
+        channels = channels.replace(mark, f'{mark}  timeout = "{timeout}"\n')
+    (root / "config" / "channelwatch.toml").write_text(
+        '[office]\nname = "测试单位"\nshort_name = "本单位"\n\n[database]\nurl = "sqlite:///data/channelwatch.db"\n'
+        + channels,
+        encoding="utf-8",
+    )
+    return store.open_store(load_instance(root))
+
+
+def test_concurrency_counts_the_requests_on_the_wire(tmp_path: Path) -> None:
+    with SlowSites([0.2] * 8) as sites:
+        opened = _office(tmp_path, sites, ["30s"] * 8)
+        try:
+            results = poll_channels(opened, concurrency=3)
+        finally:
+            opened.dispose()
+    assert [r.status for r in results] == ["ok"] * 8
+    assert sites.most_in_flight == 3  # never more than asked, and the places are used
+
+
+def test_queueing_for_a_place_is_not_the_channels_own_time(tmp_path: Path) -> None:
+    # One request at a time. Two slow sites take the place for 0.8 s each; the third channel (timeout
+    # 0.3 s) queues about 0.8 s behind the second before it asks anything, then is answered at once. The
+    # fourth is itself slower than its 0.3 s: it still fails as overdue.
+    with SlowSites([0.8, 0.8, 0.0, 0.8]) as sites:
+        opened = _office(tmp_path, sites, ["30s", "30s", "300ms", "300ms"])
+        try:
+            results = poll_channels(opened, concurrency=1)
+        finally:
+            opened.dispose()
+    assert [r.status for r in results] == ["ok", "ok", "ok", "failed"]
+    assert sites.arrived[2] - min(sites.arrived[0], sites.arrived[1]) >= 0.75  # it did queue for its place
+    assert "抓取超过时限 0.3 秒" in (results[3].message or "")
+    assert sites.most_in_flight == 1
