@@ -60,7 +60,8 @@ def _office(root: Path, sites: SlowSites, timeouts: list[str]) -> store.Store:
 
 
 def test_concurrency_counts_the_requests_on_the_wire(tmp_path: Path) -> None:
-    with SlowSites([0.2] * 8) as sites:
+    sites = SlowSites([0.2] * 8)
+    with sites:
         opened = _office(tmp_path, sites, ["30s"] * 8)
         try:
             results = poll_channels(opened, concurrency=3)
@@ -74,7 +75,8 @@ def test_queueing_for_a_place_is_not_the_channels_own_time(tmp_path: Path) -> No
     # One request at a time. Two slow sites take the place for 0.8 s each; the third channel (timeout
     # 0.3 s) queues about 0.8 s behind the second before it asks anything, then is answered at once. The
     # fourth is itself slower than its 0.3 s: it still fails as overdue.
-    with SlowSites([0.8, 0.8, 0.0, 0.8]) as sites:
+    sites = SlowSites([0.8, 0.8, 0.0, 0.8])
+    with sites:
         opened = _office(tmp_path, sites, ["30s", "30s", "300ms", "300ms"])
         try:
             results = poll_channels(opened, concurrency=1)
