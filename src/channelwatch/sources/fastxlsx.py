@@ -20,7 +20,9 @@ with numpy by the same arithmetic as openpyxl's ``from_excel``. What the checks 
 a sheet that is not well-formed XML, a cell written in another form than ``<c r="B2" s="1"><v>…</v></c>`` —
 raises ``Undecided``, as does any row the converter finds invalid: the caller then reads the whole file again
 row by row (``ingest.imports``), which names the file, line, field and value of every invalid row exactly as
-before. tests/sources/test_fastxlsx.py compares both readers on generated workbooks.
+before. Rows are handed on while a large sheet's bytes are still being checked; the checks' answer comes before
+the reader's end, so a caller that stores every row before it commits never keeps a row the checks refuse.
+tests/sources/test_fastxlsx.py compares both readers on generated workbooks.
 """
 
 from __future__ import annotations
@@ -89,11 +91,14 @@ def xlsx_columns(
             start, end = found.start, found.end
             if end is not None and end[1] >= _MAX_COLUMNS:
                 raise Undecided("a column past XFD")
-            raw = checks.result()  # before any row is handed on
+            raw = checks.result()
             # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
             rows = found.iter_rows()
             offset = start[1] if start else 0
             yield from _batches(path, converter, workbook, rows, offset, raw, header_line, typed_value, as_text)
+            # Asked when the caller wants a row after the last one, before it can commit: the rows handed on were
+            # read while the sheet's bytes were being checked, and go back with the file if the checks fail.
+            checks.verdict()
     except Undecided:
         raise
     except Exception as exc:  # calamine refusing a cell, a damaged part: the row-by-row reader says what
@@ -104,16 +109,20 @@ def xlsx_columns(
 
 
 class _Checks:
-    """``xlsxcheck.typed_cells`` of the sheet: in a process of its own for a large sheet, while calamine reads it.
+    """``xlsxcheck`` of the sheet: in a process of its own for a large sheet, while calamine reads it.
 
     The checks (about a third of the reading) then take the machine's other core instead of adding to this one;
-    a small sheet is checked here, where a process would cost more than the checks.
+    a small sheet is checked here, where a process would cost more than the checks. The process sends the typed
+    cells first (``result``) and its checks' answer once they are done (``verdict``): rows go on to the store
+    while it checks, and are rolled back with the file if the answer is a mismatch.
     """
 
     def __init__(self, path: Path, part: str, columns: list[int]) -> None:
         self._letters = {_column_letters(i): i for i in columns}
         self._process: subprocess.Popen[bytes] | None = None
-        self._answer: tuple[str, Any] | None = None  # ("ok", cells) or ("mismatch", reason)
+        self._typed: Any = None
+        self._mismatch: str | None = None
+        self._answered = False
         with zipfile.ZipFile(path) as archive:
             size = archive.getinfo(part).file_size
         spec = {"path": str(path), "part": part, "letters": list(self._letters)}
@@ -125,25 +134,47 @@ class _Checks:
                 stdin=subprocess.DEVNULL,
             )
             return
+        self._answered = True
         try:
-            self._answer = ("ok", xlsxcheck.typed_cells(str(path), part, list(self._letters)))
+            self._typed = xlsxcheck.typed_cells(str(path), part, list(self._letters))
         except xlsxcheck.Mismatch as exc:
-            self._answer = ("mismatch", str(exc))
+            self._mismatch = str(exc)
+
+    def _receive(self) -> tuple[Any, ...]:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            answer: tuple[Any, ...] = pickle.load(self._process.stdout)
+        except (EOFError, pickle.UnpicklingError):
+            answer = ("mismatch", f"the checking process ended ({self._process.wait()})")
+        if answer[0] == "mismatch":
+            self._mismatch = str(answer[1])
+            self._answered = True
+        return answer
 
     def result(self) -> Raw:
-        """Column → line → (t, s, ``<v>`` text) of the typed cells; raises ``Undecided``."""
-        if self._answer is None:
-            assert self._process is not None and self._process.stdout is not None
-            try:
-                self._answer = pickle.load(self._process.stdout)
-            except (EOFError, pickle.UnpicklingError):
-                self._answer = ("mismatch", f"the checking process ended ({self._process.wait()})")
-        tag: str = self._answer[0]
-        value: Any = self._answer[1]
-        if tag != "ok":
-            raise Undecided(str(value))
-        typed: xlsxcheck.Typed = value
+        """Column → line → (t, s, ``<v>`` text) of the typed cells; raises ``Undecided``.
+
+        From a process, before its checks are done: ``verdict`` must be asked before what was read is kept.
+        """
+        if self._typed is None and self._mismatch is None:
+            answer = self._receive()
+            if answer[0] == "typed":
+                self._typed = answer[1]
+        if self._mismatch is not None:
+            raise Undecided(self._mismatch)
+        typed: xlsxcheck.Typed = self._typed
+        self._typed = None  # memory: the caller holds it now
         return {self._letters[letters.decode()]: cells for letters, cells in typed.items()}
+
+    def verdict(self) -> None:
+        """Wait for the checks of the sheet's bytes; ``Undecided`` if they found what calamine reads otherwise."""
+        if not self._answered:
+            answer = self._receive()
+            self._answered = True
+            if answer[0] != "ok" and self._mismatch is None:
+                self._mismatch = f"an unexpected answer of the checking process ({answer[0]})"
+        if self._mismatch is not None:
+            raise Undecided(self._mismatch)
 
     def close(self) -> None:
         if self._process is not None:
