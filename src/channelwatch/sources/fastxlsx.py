@@ -31,6 +31,7 @@ import json
 import pickle
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -87,15 +88,21 @@ def xlsx_columns(
         used = [i for i in converter._text_indices if i < _MAX_COLUMNS]
         checks = _Checks(path, sheet._worksheet_path, used)
         with CalamineWorkbook.from_path(str(path)) as book:
-            found = book.get_sheet_by_name(sheet.title)
+            reading = _Reading(book, sheet.title)
+            try:  # while calamine reads, without the GIL: the typed cells, and the date cells among them
+                raw = checks.result()
+                serials = _date_serials(raw, converter._text_indices[0], workbook)
+            finally:
+                found = reading.sheet()
             start, end = found.start, found.end
             if end is not None and end[1] >= _MAX_COLUMNS:
                 raise Undecided("a column past XFD")
-            raw = checks.result()
             # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
             rows = found.iter_rows()
             offset = start[1] if start else 0
-            yield from _batches(path, converter, workbook, rows, offset, raw, header_line, typed_value, as_text)
+            yield from _batches(
+                path, converter, workbook, rows, offset, raw, serials, header_line, typed_value, as_text
+            )
             # Asked when the caller wants a row after the last one, before it can commit: the rows handed on were
             # read while the sheet's bytes were being checked, and go back with the file if the checks fail.
             checks.verdict()
@@ -185,6 +192,52 @@ class _Checks:
             self._process.wait()
 
 
+class _Reading:
+    """calamine reading a sheet in a thread of its own: it holds no GIL while it parses, so that the importing
+    thread meanwhile takes the checking process's typed cells and prepares the date cells (``_date_serials``)."""
+
+    def __init__(self, book: Any, name: str) -> None:
+        self._found: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(book, name), name="calamine", daemon=True)
+        self._thread.start()
+
+    def _read(self, book: Any, name: str) -> None:
+        try:
+            self._found = book.get_sheet_by_name(name)
+        except BaseException as exc:  # raised in the importing thread by ``sheet``
+            self._error = exc
+
+    def sheet(self) -> Any:
+        """The sheet, once read; what calamine raised, if it could not."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+
+def _date_serials(raw: Raw, date_column: int, workbook: Any) -> dict[int, float]:
+    """Line → serial of the date cells the vectorised path reads: numbers with a date (not duration) style.
+
+    Taken out of ``raw`` (memory: each is kept once, as its serial).
+    """
+    date_styles, duration_styles = set(workbook._date_formats), set(workbook._timedelta_formats)
+    serials: dict[int, float] = {}
+    cells = raw.get(date_column, {})
+    for line, (kind, style, text) in cells.items():
+        index = int(style or 0)
+        if kind in (b"", b"n") and index in date_styles and index not in duration_styles:
+            try:
+                serial = float(text)
+            except ValueError:
+                continue
+            if _SERIAL_LOW <= serial <= _SERIAL_HIGH:
+                serials[line] = serial
+    for line in serials:
+        del cells[line]
+    return serials
+
+
 def _batches(
     path: Path,
     converter: Any,
@@ -192,6 +245,7 @@ def _batches(
     rows: Iterator[list[Any]],
     offset: int,
     raw: Raw,
+    serials: dict[int, float],
     header_line: int,
     typed_value: Any,
     as_text: Any,
@@ -221,20 +275,7 @@ def _batches(
     def shifted(index: int, line: int) -> Any:
         return exact(index + offset, line)
 
-    # Date cells the vectorised path reads: numbers with a date (not duration) style.
-    serials: dict[int, float] = {}
     date_column = converter._text_indices[0]
-    for line, (kind, style, text) in raw.get(date_column, {}).items():
-        index = int(style or 0)
-        if kind in (b"", b"n") and index in date_styles and index not in duration_styles:
-            try:
-                serial = float(text)
-            except ValueError:
-                continue
-            if _SERIAL_LOW <= serial <= _SERIAL_HIGH:
-                serials[line] = serial
-    for line in serials:
-        del raw[date_column][line]  # memory: kept once, as the serial
     epoch_days = (epoch - _UNIX_EPOCH).days
     earliest_ms = (EARLIEST - _UNIX_EPOCH) // timedelta(milliseconds=1)
     latest_us = (converter._latest - _UNIX_EPOCH.replace(tzinfo=UTC)) // timedelta(microseconds=1)
