@@ -17,6 +17,7 @@ from channelwatch.identity import (
     normalise_title,
     title_fingerprint,
     title_key,
+    title_key_list,
     title_keys,
     wechat_article_key,
     wechat_push_key,
@@ -190,6 +191,7 @@ def test_title_keys_by_columns_are_title_key(values: list[str | None]) -> None:
     expected = [title_key(value) if value else None for value in values]
     keys = title_keys(pa.array([value or None for value in values], pa.string()))
     assert keys.to_pylist() == expected
+    assert title_key_list(values) == expected
 
 
 def test_usual_titles_are_normalised_by_columns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import re
 import unicodedata
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -30,6 +32,7 @@ __all__ = [
     "normalise_title",
     "title_fingerprint",
     "title_key",
+    "title_key_list",
     "title_keys",
     "wechat_article_id",
     "wechat_article_key",
@@ -220,6 +223,23 @@ def title_key(title: str) -> str:
     return hashlib.blake2b(normalise_title(title).encode("utf-8"), digest_size=8).hexdigest()
 
 
+def title_key_list(titles: list[str | None]) -> list[str | None]:
+    """``title_key`` of each title of a list (None where there is no title), by the column.
+
+    For an import's batches that hold lists rather than Arrow arrays (the XLSX reader, which does not load
+    pyarrow): the same steps as ``normalise_title``, each over the whole column in one C loop (``map``), and
+    ``normalise_title`` itself only for the titles that are not NFKC-stable after the first step.
+    """
+    texts = list(map(_NOT_WORD.sub, repeat(""), map(str.lower, [title or "" for title in titles])))
+    for index, stable in enumerate(map(_nfkc_stable, texts)):
+        if not stable:
+            texts[index] = normalise_title(titles[index] or "")
+    keys: list[str | None] = list(map(_hexdigest, map(_short_blake2b, map(_utf8, texts))))
+    if not all(titles):
+        keys = [key if title else None for key, title in zip(keys, titles, strict=True)]
+    return keys
+
+
 # Code points whose part in ``normalise_title`` needs no Unicode tables beyond the ones Python itself
 # gives here: kept as they are (ASCII letters lower-cased) or removed. A title of only these has as its
 # normal form the kept characters, which are NFKC-stable, so that ``title_keys`` can normalise it by
@@ -275,6 +295,9 @@ def _title_classes() -> tuple[str, str]:
 
 _TITLE_CLASSES: tuple[str, str] | None = None
 _short_blake2b = functools.partial(hashlib.blake2b, digest_size=8)
+_hexdigest = operator.methodcaller("hexdigest")
+_nfkc_stable = functools.partial(unicodedata.is_normalized, "NFKC")
+_utf8 = operator.methodcaller("encode", "utf-8")
 
 
 def title_keys(titles: Any) -> Any:

@@ -179,3 +179,23 @@ def test_the_reading_process_reads_by_columns_without_the_store_modules() -> Non
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
     assert IDENTITY_MAX == store.IDENTITY_MAX
+
+
+@pytest.mark.parametrize(
+    "platform_ids",
+    [
+        ["4400000000000000", " 12 ", "x" * (IDENTITY_MAX - 3)],  # by the column
+        ["4400000000000000", "x" * (IDENTITY_MAX - 2)],  # a long one: hashed, row by row
+        ["4400000000000000", None, ""],  # rows without an id: their link or title decides
+    ],
+)
+@pytest.mark.parametrize("kind", ["weibo", "wechat"])
+def test_identities_of_a_batch_are_identity_of_each_row(platform_ids: list[str | None], kind: str) -> None:
+    from channelwatch.ingest.columnar import _identities, identity_of
+
+    count = len(platform_ids)
+    urls = [f"https://mp.weixin.qq.com/s/{n}" for n in range(count)]
+    titles = [f"标题{n}" for n in range(count)]
+    days = ["2020-06-01"] * count
+    expected = [identity_of(*row, kind) for row in zip(platform_ids, urls, titles, days, strict=True)]
+    assert _identities(platform_ids, urls, titles, days, kind) == expected

@@ -346,3 +346,51 @@ def test_a_sheet_larger_than_calamine_may_hold_is_streamed(tmp_path: Path, monke
     assert export.columnar is None
     assert len([e for e in export.rows() if e.__class__ is Observed]) == 50
     export.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        None,
+        # Each read by calamine as a valid sheet whose rows the checks refuse only after they were handed on.
+        lambda xml: xml.replace(b'<c r="B4" t="inlineStr"><is><t>', b'<c r="B4" t="inlineStr"><is><t>&#1;', 1),
+        lambda xml: xml.replace(b'<row r="4">', b'<row r="40">', 1),
+        lambda xml: re.sub(rb'<c r="F7"[^>]*>.*?</c>', b'<c r="F7" t="e"><v>#REF!</v></c>', xml, count=1),
+    ],
+    ids=["plain", "control character", "rows out of order", "error cell"],
+)
+def test_an_import_checked_in_a_process_stores_what_the_row_by_row_import_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any
+) -> None:
+    """The rows go to the store before the checking process answers: its mismatch still gives the file back."""
+    from channelwatch.ingest import imports as ingest_imports
+    from channelwatch.sources import files
+    from tests.conftest import write_instance
+    from tests.ingest.test_fastpath import _import, _stored
+
+    path = tmp_path / "export.xlsx"
+    write_workbook(path, plain_rows(3000), epoch_1904=False, chart_first=False, shared=False)
+    if change is not None:
+        patch_sheet(path, change)
+    monkeypatch.setattr(fastxlsx, "CHECK_IN_PROCESS_BYTES", 0)
+    monkeypatch.setattr(ingest_imports, "READAHEAD_MIN_BYTES", 1 << 40)  # the columnar reader in this process
+    given_back: list[str] = []
+    verdict = fastxlsx._Checks.verdict
+
+    def watched(self: Any) -> None:
+        try:
+            verdict(self)
+        except fastxlsx.Undecided as exc:
+            given_back.append(str(exc))
+            raise
+
+    monkeypatch.setattr(fastxlsx._Checks, "verdict", watched)
+    outcomes = []
+    for fast in (True, False):
+        monkeypatch.setattr(files, "_CALAMINE_MAX_SHEET", 64 << 20 if fast else 0)
+        root = write_instance(tmp_path / f"instance-{fast}")
+        outcomes.append((_import(root, "weibo", path, True, False), _stored(root)))
+    assert outcomes[0] == outcomes[1]
+    assert bool(given_back) == (change is not None)  # by the checks' answer, after the rows were handed on
+    if change is None:
+        assert outcomes[0][0][:3] == (3000, 3000, 0)

@@ -11,7 +11,7 @@ from datetime import date
 from itertools import repeat
 from typing import Any
 
-from channelwatch.identity import identity_key, title_key, title_keys
+from channelwatch.identity import identity_key, title_key_list, title_keys
 from channelwatch.sources.fastcsv import ColumnBatch
 
 __all__ = ["IDENTITY_MAX", "columns_of_batch", "identity_of", "rows_of_columns"]
@@ -41,7 +41,7 @@ def columns_of_batch(batch: ColumnBatch, kind: str) -> list[Any]:
         keys: Any = title_keys(batch.title)
     else:
         identities = _identities(batch.platform_id, batch.url, batch.title, batch.local_date, kind)
-        keys = [title_key(title) if title else None for title in batch.title]
+        keys = title_key_list(batch.title)
     return [
         identities,
         batch.platform_id,
@@ -67,6 +67,11 @@ def rows_of_columns(columns: list[Any]) -> Iterator[tuple[Any, ...]]:
 def _identities(
     platform_ids: list[str | None], urls: list[str | None], titles: list[str | None], days: list[str], kind: str
 ) -> list[str]:
+    if kind != "wechat" and all(platform_ids):
+        # Every row has its platform id (a Weibo export): identity_of's common case, by the column.
+        identities = list(map("id:".__add__, map(str.strip, platform_ids)))  # type: ignore[arg-type]
+        if max(map(len, identities), default=0) <= IDENTITY_MAX:
+            return identities
     return [identity_of(*row, kind) for row in zip(platform_ids, urls, titles, days, strict=True)]
 
 

@@ -20,7 +20,9 @@ with numpy by the same arithmetic as openpyxl's ``from_excel``. What the checks 
 a sheet that is not well-formed XML, a cell written in another form than ``<c r="B2" s="1"><v>…</v></c>`` —
 raises ``Undecided``, as does any row the converter finds invalid: the caller then reads the whole file again
 row by row (``ingest.imports``), which names the file, line, field and value of every invalid row exactly as
-before. tests/sources/test_fastxlsx.py compares both readers on generated workbooks.
+before. Rows are handed on while a large sheet's bytes are still being checked; the checks' answer comes before
+the reader's end, so a caller that stores every row before it commits never keeps a row the checks refuse.
+tests/sources/test_fastxlsx.py compares both readers on generated workbooks.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import pickle
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -85,15 +88,24 @@ def xlsx_columns(
         used = [i for i in converter._text_indices if i < _MAX_COLUMNS]
         checks = _Checks(path, sheet._worksheet_path, used)
         with CalamineWorkbook.from_path(str(path)) as book:
-            found = book.get_sheet_by_name(sheet.title)
+            reading = _Reading(book, sheet.title)
+            try:  # while calamine reads, without the GIL: the typed cells, and the date cells among them
+                raw = checks.result()
+                serials = _date_serials(raw, converter._text_indices[0], workbook)
+            finally:
+                found = reading.sheet()
             start, end = found.start, found.end
             if end is not None and end[1] >= _MAX_COLUMNS:
                 raise Undecided("a column past XFD")
-            raw = checks.result()  # before any row is handed on
             # iter_rows makes Python rows one at a time (memory), from row 0 and from the first used column.
             rows = found.iter_rows()
             offset = start[1] if start else 0
-            yield from _batches(path, converter, workbook, rows, offset, raw, header_line, typed_value, as_text)
+            yield from _batches(
+                path, converter, workbook, rows, offset, raw, serials, header_line, typed_value, as_text
+            )
+            # Asked when the caller wants a row after the last one, before it can commit: the rows handed on were
+            # read while the sheet's bytes were being checked, and go back with the file if the checks fail.
+            checks.verdict()
     except Undecided:
         raise
     except Exception as exc:  # calamine refusing a cell, a damaged part: the row-by-row reader says what
@@ -104,16 +116,20 @@ def xlsx_columns(
 
 
 class _Checks:
-    """``xlsxcheck.typed_cells`` of the sheet: in a process of its own for a large sheet, while calamine reads it.
+    """``xlsxcheck`` of the sheet: in a process of its own for a large sheet, while calamine reads it.
 
     The checks (about a third of the reading) then take the machine's other core instead of adding to this one;
-    a small sheet is checked here, where a process would cost more than the checks.
+    a small sheet is checked here, where a process would cost more than the checks. The process sends the typed
+    cells first (``result``) and its checks' answer once they are done (``verdict``): rows go on to the store
+    while it checks, and are rolled back with the file if the answer is a mismatch.
     """
 
     def __init__(self, path: Path, part: str, columns: list[int]) -> None:
         self._letters = {_column_letters(i): i for i in columns}
         self._process: subprocess.Popen[bytes] | None = None
-        self._answer: tuple[str, Any] | None = None  # ("ok", cells) or ("mismatch", reason)
+        self._typed: Any = None
+        self._mismatch: str | None = None
+        self._answered = False
         with zipfile.ZipFile(path) as archive:
             size = archive.getinfo(part).file_size
         spec = {"path": str(path), "part": part, "letters": list(self._letters)}
@@ -125,25 +141,47 @@ class _Checks:
                 stdin=subprocess.DEVNULL,
             )
             return
+        self._answered = True
         try:
-            self._answer = ("ok", xlsxcheck.typed_cells(str(path), part, list(self._letters)))
+            self._typed = xlsxcheck.typed_cells(str(path), part, list(self._letters))
         except xlsxcheck.Mismatch as exc:
-            self._answer = ("mismatch", str(exc))
+            self._mismatch = str(exc)
+
+    def _receive(self) -> tuple[Any, ...]:
+        assert self._process is not None and self._process.stdout is not None
+        try:
+            answer: tuple[Any, ...] = pickle.load(self._process.stdout)
+        except (EOFError, pickle.UnpicklingError):
+            answer = ("mismatch", f"the checking process ended ({self._process.wait()})")
+        if answer[0] == "mismatch":
+            self._mismatch = str(answer[1])
+            self._answered = True
+        return answer
 
     def result(self) -> Raw:
-        """Column → line → (t, s, ``<v>`` text) of the typed cells; raises ``Undecided``."""
-        if self._answer is None:
-            assert self._process is not None and self._process.stdout is not None
-            try:
-                self._answer = pickle.load(self._process.stdout)
-            except (EOFError, pickle.UnpicklingError):
-                self._answer = ("mismatch", f"the checking process ended ({self._process.wait()})")
-        tag: str = self._answer[0]
-        value: Any = self._answer[1]
-        if tag != "ok":
-            raise Undecided(str(value))
-        typed: xlsxcheck.Typed = value
+        """Column → line → (t, s, ``<v>`` text) of the typed cells; raises ``Undecided``.
+
+        From a process, before its checks are done: ``verdict`` must be asked before what was read is kept.
+        """
+        if self._typed is None and self._mismatch is None:
+            answer = self._receive()
+            if answer[0] == "typed":
+                self._typed = answer[1]
+        if self._mismatch is not None:
+            raise Undecided(self._mismatch)
+        typed: xlsxcheck.Typed = self._typed
+        self._typed = None  # memory: the caller holds it now
         return {self._letters[letters.decode()]: cells for letters, cells in typed.items()}
+
+    def verdict(self) -> None:
+        """Wait for the checks of the sheet's bytes; ``Undecided`` if they found what calamine reads otherwise."""
+        if not self._answered:
+            answer = self._receive()
+            self._answered = True
+            if answer[0] != "ok" and self._mismatch is None:
+                self._mismatch = f"an unexpected answer of the checking process ({answer[0]})"
+        if self._mismatch is not None:
+            raise Undecided(self._mismatch)
 
     def close(self) -> None:
         if self._process is not None:
@@ -154,6 +192,52 @@ class _Checks:
             self._process.wait()
 
 
+class _Reading:
+    """calamine reading a sheet in a thread of its own: it holds no GIL while it parses, so that the importing
+    thread meanwhile takes the checking process's typed cells and prepares the date cells (``_date_serials``)."""
+
+    def __init__(self, book: Any, name: str) -> None:
+        self._found: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(book, name), name="calamine", daemon=True)
+        self._thread.start()
+
+    def _read(self, book: Any, name: str) -> None:
+        try:
+            self._found = book.get_sheet_by_name(name)
+        except BaseException as exc:  # raised in the importing thread by ``sheet``
+            self._error = exc
+
+    def sheet(self) -> Any:
+        """The sheet, once read; what calamine raised, if it could not."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._found
+
+
+def _date_serials(raw: Raw, date_column: int, workbook: Any) -> dict[int, float]:
+    """Line → serial of the date cells the vectorised path reads: numbers with a date (not duration) style.
+
+    Taken out of ``raw`` (memory: each is kept once, as its serial).
+    """
+    date_styles, duration_styles = set(workbook._date_formats), set(workbook._timedelta_formats)
+    serials: dict[int, float] = {}
+    cells = raw.get(date_column, {})
+    for line, (kind, style, text) in cells.items():
+        index = int(style or 0)
+        if kind in (b"", b"n") and index in date_styles and index not in duration_styles:
+            try:
+                serial = float(text)
+            except ValueError:
+                continue
+            if _SERIAL_LOW <= serial <= _SERIAL_HIGH:
+                serials[line] = serial
+    for line in serials:
+        del cells[line]
+    return serials
+
+
 def _batches(
     path: Path,
     converter: Any,
@@ -161,6 +245,7 @@ def _batches(
     rows: Iterator[list[Any]],
     offset: int,
     raw: Raw,
+    serials: dict[int, float],
     header_line: int,
     typed_value: Any,
     as_text: Any,
@@ -190,20 +275,7 @@ def _batches(
     def shifted(index: int, line: int) -> Any:
         return exact(index + offset, line)
 
-    # Date cells the vectorised path reads: numbers with a date (not duration) style.
-    serials: dict[int, float] = {}
     date_column = converter._text_indices[0]
-    for line, (kind, style, text) in raw.get(date_column, {}).items():
-        index = int(style or 0)
-        if kind in (b"", b"n") and index in date_styles and index not in duration_styles:
-            try:
-                serial = float(text)
-            except ValueError:
-                continue
-            if _SERIAL_LOW <= serial <= _SERIAL_HIGH:
-                serials[line] = serial
-    for line in serials:
-        del raw[date_column][line]  # memory: kept once, as the serial
     epoch_days = (epoch - _UNIX_EPOCH).days
     earliest_ms = (EARLIEST - _UNIX_EPOCH) // timedelta(milliseconds=1)
     latest_us = (converter._latest - _UNIX_EPOCH.replace(tzinfo=UTC)) // timedelta(microseconds=1)

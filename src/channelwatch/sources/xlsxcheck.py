@@ -103,6 +103,13 @@ def typed_cells(path: str, part: str, letters: list[str]) -> Typed:
 
     Raises ``Mismatch``, or what zipfile raises for a damaged archive.
     """
+    xml, strings = _unpacked(path, part)
+    check(xml, strings)
+    return _typed(xml, letters)
+
+
+def _unpacked(path: str, part: str) -> tuple[bytearray, list[bytes]]:
+    """The sheet ``part`` and the shared strings parts of the workbook at ``path``."""
     with zipfile.ZipFile(path) as archive:
         strings = [archive.read(n) for n in archive.namelist() if n.lower().endswith("sharedstrings.xml")]
         info = archive.getinfo(part)
@@ -117,9 +124,16 @@ def typed_cells(path: str, part: str, letters: list[str]) -> Typed:
             if done != len(xml) or source.read(1):
                 raise Mismatch("a sheet of another size than its entry says")
         view.release()
+    return xml, strings
+
+
+def check(xml: bytearray, strings: list[bytes]) -> None:
+    """Raise ``Mismatch`` when calamine reads the sheet or its shared strings otherwise than the row-by-row reader."""
     _prescan(xml, strings)  # type: ignore[arg-type]
-    del strings
     _rows_in_order(xml)  # type: ignore[arg-type]
+
+
+def _typed(xml: bytearray, letters: list[str]) -> Typed:
     found: Typed = {letter.encode(): {} for letter in letters}
     for column, number, style, kind, text in _TYPED_CELL.findall(xml):
         cells = found.get(column)
@@ -129,16 +143,29 @@ def typed_cells(path: str, part: str, letters: list[str]) -> Typed:
 
 
 def main(arguments: str) -> None:
-    """Check one sheet; pickle ``("ok", typed cells)`` or ``("mismatch", reason)`` to standard output."""
+    """Check one sheet, writing two pickles to standard output: ``("typed", cells)``, then ``("ok",)``.
+
+    The typed cells go first, before the checks (two thirds of the work): the importing process starts on its
+    rows with them and asks for the checks' answer only before its last row is stored. ``("mismatch", reason)``
+    takes the place of either pickle, and ends the output.
+    """
     spec = json.loads(arguments)
+
+    def send(answer: tuple[Any, ...]) -> None:
+        pickle.dump(answer, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        sys.stdout.buffer.flush()
+
     try:
-        answer: tuple[str, Any] = ("ok", typed_cells(spec["path"], spec["part"], spec["letters"]))
+        xml, strings = _unpacked(spec["path"], spec["part"])
+        send(("typed", _typed(xml, spec["letters"])))
+        check(xml, strings)
+        send(("ok",))
+    except BrokenPipeError:
+        pass  # the importing process has stopped listening (it gave the file back for another reason)
     except Mismatch as exc:
-        answer = ("mismatch", str(exc))
+        send(("mismatch", str(exc)))
     except Exception as exc:  # a damaged archive: the row-by-row reader says what
-        answer = ("mismatch", type(exc).__name__)
-    pickle.dump(answer, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.flush()
+        send(("mismatch", type(exc).__name__))
 
 
 if __name__ == "__main__":
