@@ -278,3 +278,62 @@ def test_https_checks_the_certificate() -> None:
     body, refused = asyncio.run(run())
     assert body.decode() == "第1页"
     assert refused is httpx.ConnectError
+
+
+def test_a_preconnected_connection_carries_the_request_and_a_refused_one_fails_as_a_request_would() -> None:
+    async def run() -> tuple[int, int, int, bytes, type[BaseException]]:
+        transport = PooledTransport()
+        timeouts = httpx.Timeout(1.0).as_dict()
+        try:
+            async with Server(keep_alive) as server:
+                request = httpx.Request("GET", server.url, extensions={"timeout": timeouts})
+                await transport.preconnect(request)
+                await asyncio.sleep(0.05)
+                opened_ahead = server.connections  # connected, nothing asked yet
+                asked_ahead = len(server.requests)
+                await transport.preconnect(request)  # one is kept already: no second connection
+                response = await transport.handle_async_request(request)
+                body = await response.aread()
+                connections = server.connections
+                url = server.url
+            await transport.aclose()  # its kept connection would still serve the URL
+            transport = PooledTransport()
+            refused: type[BaseException] = type(None)
+            try:  # nothing listens on the port any more
+                await transport.preconnect(httpx.Request("GET", url, extensions={"timeout": timeouts}))
+            except httpx.HTTPError as exc:
+                refused = type(exc)
+        finally:
+            await transport.aclose()
+        return opened_ahead, asked_ahead, connections, body, refused
+
+    opened_ahead, asked_ahead, connections, body, refused = asyncio.run(run())
+    assert (opened_ahead, asked_ahead) == (1, 0)
+    assert connections == 1 and body == "第1页".encode()
+    assert refused is httpx.ConnectError
+
+
+def test_a_poll_connects_before_it_queues_and_reports_a_refused_site_once() -> None:
+    from channelwatch.sources.http import RequestSlots, request_slots
+
+    async def run() -> tuple[list[str], int, str]:
+        async with Server(keep_alive) as server, HttpClient(FAST) as client:
+            limit = asyncio.Semaphore(1)
+
+            async def one(url: str) -> str:
+                request_slots.set(RequestSlots(limit))
+                try:
+                    return (await client.request("GET", url)).content.decode()
+                except FetchError as exc:
+                    return str(exc)
+
+            pages = await asyncio.gather(*(one(server.url) for _ in range(3)))
+            connections = server.connections
+            dead = server.url
+        refused = await one(dead)  # the server is closed: refused at the preconnect
+        return list(pages), connections, refused
+
+    pages, connections, refused = asyncio.run(run())
+    assert sorted(pages) == ["第1页", "第2页", "第3页"]
+    assert 1 <= connections <= 3  # one place: the three asked one after another, on connections opened ahead
+    assert refused.startswith("无法连接 http://127.0.0.1:") and "已尝试 1 次" in refused
