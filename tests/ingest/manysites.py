@@ -34,15 +34,20 @@ class ManySites:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="many-sites", daemon=True)
 
+    async def _before_answer(self, site: int) -> None:
+        """What happens between a request and its answer: here, ``hold``."""
+        while self.hold.is_set():
+            await asyncio.sleep(0.05)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         address, port = writer.get_extra_info("sockname")[:2]
-        body = page(self.sites.index(f"{address}:{port}"))
+        site = self.sites.index(f"{address}:{port}")
+        body = page(site)
         head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
         try:
             while await reader.readuntil(b"\r\n\r\n"):
                 self.hits += 1
-                while self.hold.is_set():
-                    await asyncio.sleep(0.05)
+                await self._before_answer(site)
                 writer.write(head.encode() + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):

@@ -10,7 +10,7 @@ from pathlib import Path
 from channelwatch import store
 from channelwatch.ingest.poll import poll_channels
 from channelwatch.instance.config import load_instance
-from tests.ingest.manysites import ManySites, page
+from tests.ingest.manysites import ManySites
 
 
 class SlowSites(ManySites):
@@ -23,26 +23,14 @@ class SlowSites(ManySites):
         self.most_in_flight = 0
         self.arrived: dict[int, float] = {}  # site → when its request came (monotonic)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        address, port = writer.get_extra_info("sockname")[:2]
-        site = self.sites.index(f"{address}:{port}")
-        body = page(site)
-        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    async def _before_answer(self, site: int) -> None:
+        self.arrived[site] = time.monotonic()
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                self.arrived[site] = time.monotonic()
-                self.in_flight += 1
-                self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                try:
-                    await asyncio.sleep(self.delays[site])
-                finally:
-                    self.in_flight -= 1
-                writer.write(head.encode() + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass
+            await asyncio.sleep(self.delays[site])
         finally:
-            writer.close()
+            self.in_flight -= 1
 
 
 def _office(root: Path, sites: SlowSites, timeouts: list[str]) -> store.Store:
