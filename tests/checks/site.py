@@ -142,17 +142,27 @@ class InspectionSite:
                     site.started.append((time.monotonic(), path))
                     site.in_flight += 1
                     site.max_in_flight = max(site.max_in_flight, site.in_flight)
-                try:
-                    self._answer(path, body_wanted)
-                finally:
-                    with site._lock:
-                        site.in_flight -= 1
+                answered = [False]
 
-            def _answer(self, path: str, body_wanted: bool) -> None:
+                def answering() -> None:
+                    # Out of flight before the answer leaves: a client that has it may ask again at once,
+                    # before this thread would otherwise get to count it done.
+                    if not answered[0]:
+                        answered[0] = True
+                        with site._lock:
+                            site.in_flight -= 1
+
+                try:
+                    self._answer(path, body_wanted, answering)
+                finally:
+                    answering()
+
+            def _answer(self, path: str, body_wanted: bool, answering: Any) -> None:
                 status, body, delay = site.answer(path)
                 if delay:
                     time.sleep(delay)
                 content = body.encode("utf-8")
+                answering()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "text/html; charset=utf-8")
