@@ -396,8 +396,8 @@ def bench_summary(rows: int, databases: list[str]) -> None:
                 fill = _FILL_SQLITE.format(rows=rows)
                 floor = ["sqlite3", str(work / "cw.db"), _GROUPED]
             config = INSTANCE_CONFIG.replace('"sqlite:///{db}"', f'"{url}"')
-            for key in ("website", "wechat"):
-                config += f'\n[[channels]]\nid = "{key}"\nkind = "{key}"\nname = "{key}"\n'
+            for key, name in (("website", "政府网站"), ("wechat", "微信公众号")):
+                config += f'\n[[channels]]\nid = "{key}"\nkind = "{key}"\nname = "{name}"\n'
             (work / "config" / "channelwatch.toml").write_text(config, encoding="utf-8")
             try:
                 out = subprocess.run([sys.executable, "-c", _FILL_CHILD, str(work), fill], check=False,
