@@ -337,3 +337,30 @@ def test_a_poll_connects_before_it_queues_and_reports_a_refused_site_once() -> N
     assert sorted(pages) == ["第1页", "第2页", "第3页"]
     assert 1 <= connections <= 3  # one place: the three asked one after another, on connections opened ahead
     assert refused.startswith("无法连接 http://127.0.0.1:") and "已尝试 1 次" in refused
+
+
+def test_network_failures_read_in_chinese_with_the_systems_words_in_brackets() -> None:
+    import socket
+    import ssl
+
+    from channelwatch.sources.wire import network_problem
+
+    async def refused() -> str:
+        async with Server(keep_alive) as server:
+            url = server.url
+        await asyncio.sleep(0.05)
+        async with HttpClient(FAST) as client:
+            try:
+                await client.request("GET", url)
+            except FetchError as exc:
+                return str(exc)
+        return ""
+
+    message = asyncio.run(refused())
+    assert "：对方拒绝连接，该地址上没有网站服务在运行（[Errno 111] " in message
+    named = network_problem(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert named == "找不到网址中的主机名，域名无法解析（[Errno -2] Name or service not known）"
+    certificate = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert network_problem(certificate).startswith("网站的 HTTPS 证书无法验证：")
+    assert network_problem(ConnectionResetError(104, "Connection reset by peer")).startswith("连接被对方中断（")
+    assert network_problem(OSError(113, "No route to host")).startswith("网络或主机不可达（")

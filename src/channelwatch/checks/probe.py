@@ -49,9 +49,23 @@ async def _probe_one(channel: str, url: str, timeout: float) -> ProbeOutcome:
     except (TimeoutError, httpx.TimeoutException):
         error = f"{timeout:g} 秒内未打开"
     except httpx.HTTPError as exc:
-        error = redact(f"无法连接：{exc or type(exc).__name__}")[:500]
+        error = redact(f"无法连接：{_problem(exc)}")[:500]
     elapsed = int((time.monotonic() - started) * 1000)
     return ProbeOutcome(channel, url, error is None, status, elapsed, error)
+
+
+def _problem(exc: BaseException) -> str:
+    """The network failure under httpx's error, in Chinese (``sources.wire.network_problem``), when there is one."""
+    from channelwatch.sources.wire import network_problem
+
+    # The deepest: anyio's "All connection attempts failed" stands on the attempts' own error (refused, …).
+    found: OSError | None = None
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):
+            found = cause
+        cause = cause.__cause__ or cause.__context__
+    return network_problem(found) if found is not None else str(exc) or type(exc).__name__
 
 
 def probe_homepages(opened: Store, channel_keys: list[str] | None = None) -> list[ProbeOutcome]:

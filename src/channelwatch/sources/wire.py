@@ -25,6 +25,8 @@ No proxies: ``HttpClient`` never used the environment's (``trust_env=False``).
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -35,7 +37,7 @@ import httpx
 
 from channelwatch.sources.hosts import address_of
 
-__all__ = ["PooledTransport"]
+__all__ = ["PooledTransport", "network_problem"]
 
 # What httpcore allows for a response's head: h11's own default (16 KiB) refuses some real sites' cookies.
 MAX_HEAD_BYTES = 100 * 1024
@@ -43,6 +45,28 @@ READ_SIZE = 64 * 1024
 
 _Key = tuple[str, str, int]
 _RESEND = frozenset({"GET", "HEAD", "OPTIONS"})  # safe to send again when a kept connection was dropped
+
+
+def network_problem(exc: OSError) -> str:
+    """A failed connection, read or write as a clerk reads it: what happened in Chinese, the system's words
+    (English, for whoever looks into it) in brackets."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        what = "网站的 HTTPS 证书无法验证：不受信任、已过期或与域名不符"
+    elif isinstance(exc, ssl.SSLError):
+        what = "加密连接（TLS）失败"
+    elif isinstance(exc, socket.gaierror):
+        what = "找不到网址中的主机名，域名无法解析"
+    elif isinstance(exc, ConnectionRefusedError):
+        what = "对方拒绝连接，该地址上没有网站服务在运行"
+    elif isinstance(exc, ConnectionResetError | BrokenPipeError):
+        what = "连接被对方中断"
+    elif isinstance(exc, TimeoutError):
+        what = "连接超时"
+    elif exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        what = "网络或主机不可达"
+    else:
+        what = "网络错误"
+    return f"{what}（{str(exc) or type(exc).__name__}）"
 
 
 class _Connection:
@@ -75,7 +99,7 @@ class _Connection:
         except TimeoutError:
             raise httpx.ReadTimeout("读取超时", request=request) from None
         except OSError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from None
+            raise httpx.ReadError(network_problem(exc), request=request) from None
 
     async def next_event(self, timeout: float | None, request: httpx.Request) -> Any:
         while True:
@@ -187,7 +211,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.ConnectTimeout("连接超时", request=request) from None
         except (OSError, ssl.SSLError) as exc:  # refused, unreachable, name not found, a bad certificate
-            raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from None
+            raise httpx.ConnectError(network_problem(exc), request=request) from None
         return _Connection(key, reader, writer)
 
     @staticmethod
@@ -254,7 +278,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.WriteTimeout("发送超时", request=request) from None
         except OSError as exc:
-            raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from None
+            raise httpx.WriteError(network_problem(exc), request=request) from None
         read_timeout = _timeout(request, "read")
         while True:
             event = await connection.next_event(read_timeout, request)
