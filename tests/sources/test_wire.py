@@ -364,3 +364,41 @@ def test_network_failures_read_in_chinese_with_the_systems_words_in_brackets() -
     assert network_problem(certificate).startswith("网站的 HTTPS 证书无法验证：")
     assert network_problem(ConnectionResetError(104, "Connection reset by peer")).startswith("连接被对方中断（")
     assert network_problem(OSError(113, "No route to host")).startswith("网络或主机不可达（")
+
+
+def test_requests_of_one_channel_waiting_at_once_each_give_their_place_back() -> None:
+    from channelwatch.sources.http import RequestSlots, request_slots
+
+    async def run() -> tuple[list[str], bool, float]:
+        async with Server(keep_alive) as server, HttpClient(FAST) as client:
+            limit = asyncio.Semaphore(1)
+            slots = RequestSlots(limit)
+            request_slots.set(slots)  # one channel's context: its three requests queue at once
+            fetched = await asyncio.gather(*(client.request("GET", server.url) for _ in range(3)))
+            return sorted(f.content.decode() for f in fetched), limit.locked(), slots.queued()
+
+    pages, locked, queued = asyncio.run(run())
+    assert pages == ["第1页", "第2页", "第3页"]
+    assert not locked  # every place given back
+    assert queued > 0  # two of them waited, and nothing of a wait is left going on
+
+
+def test_a_preconnect_clears_expired_connections_instead_of_being_crowded_out() -> None:
+    async def run() -> int:
+        transport = PooledTransport(keep=1, keepalive=0.2)
+        timeouts = httpx.Timeout(1.0).as_dict()
+        try:
+            async with Server(keep_alive) as server:
+                request = httpx.Request("GET", server.url, extensions={"timeout": timeouts})
+                await (await transport.handle_async_request(request)).aread()  # kept, then expires
+                await asyncio.sleep(0.3)
+                before = server.connections
+                await transport.preconnect(request)
+                response = await transport.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+                return server.connections - before
+        finally:
+            await transport.aclose()
+
+    assert asyncio.run(run()) == 1  # the preconnected one carried the request

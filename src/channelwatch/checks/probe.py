@@ -58,13 +58,17 @@ def _problem(exc: BaseException) -> str:
     """The network failure under httpx's error, in Chinese (``sources.wire.network_problem``), when there is one."""
     from channelwatch.sources.wire import network_problem
 
-    # The deepest: anyio's "All connection attempts failed" stands on the attempts' own error (refused, …).
+    # The deepest: anyio's "All connection attempts failed" stands on the attempts' own errors (refused, …),
+    # gathered in an exception group when the name has several addresses.
     found: OSError | None = None
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, OSError):
             found = cause
-        cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        else:
+            cause = cause.__cause__ or cause.__context__
     return network_problem(found) if found is not None else str(exc) or type(exc).__name__
 
 

@@ -26,6 +26,7 @@ because WeChat's token request carries the app secret in its query string.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import email.utils
 import logging
@@ -33,6 +34,7 @@ import random
 import re
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -181,21 +183,39 @@ class RequestSlots:
     connection is opened while it queues (``PooledTransport.preconnect``), so that a place is held for the
     exchange alone. (A place held for a channel's whole walk, handshake and parsing included, made every
     round of requests wait for the last round's answers to be processed: a 1,000-channel poll took 0.85 s
-    instead of 0.72 s, scripts/bench_poll.py.) A poll may so have up to twice ``limit`` connections open,
-    one per channel under way. One object per channel, sharing the poll's semaphore; ``waited`` lets the
+    instead of 0.72 s, scripts/bench_poll.py.) One connection per channel under way may so be open, besides
+    the idle ones kept per host. One object per channel, sharing the poll's semaphore; ``queued`` lets the
     channel's deadline leave out its queueing.
     """
 
-    __slots__ = ("asked", "semaphore", "waited")
+    __slots__ = ("_asked_at", "_asking", "semaphore", "waited")
 
     def __init__(self, semaphore: asyncio.Semaphore) -> None:
         self.semaphore = semaphore
-        self.waited = 0.0
-        self.asked: float | None = None  # when the channel began waiting for the place it waits for now
+        self.waited = 0.0  # seconds of waits that ended
+        self._asking = 0  # waits going on (a source may send a channel's requests at once)
+        self._asked_at = 0.0  # the sum of their start times
 
     def queued(self) -> float:
-        """Seconds the channel has spent waiting for places, including a wait still going on."""
-        return self.waited + (time.monotonic() - self.asked if self.asked is not None else 0.0)
+        """Seconds the channel's requests have spent waiting for places, waits still going on included."""
+        return self.waited + self._asking * time.monotonic() - self._asked_at
+
+    @contextlib.asynccontextmanager
+    async def place(self) -> AsyncIterator[None]:
+        """A place among the poll's requests in flight, held until the block ends; the wait for it is noted."""
+        asked = time.monotonic()
+        self._asking += 1
+        self._asked_at += asked
+        try:
+            await self.semaphore.acquire()
+        finally:
+            self._asking -= 1
+            self._asked_at -= asked
+            self.waited += time.monotonic() - asked
+        try:
+            yield
+        finally:
+            self.semaphore.release()
 
 
 # Set by a poll for each channel's walk (the task's context): HttpClient.request then takes a place for every
@@ -368,21 +388,20 @@ class HttpClient:
         attempt = 0
         while True:
             attempt += 1
-            async with host.semaphore:
-                await self._pace(host, min_interval)
-                self.requests_sent += 1
-                try:
-                    status, response_headers, content = await self._send_in_place(host, request)
-                except FetchError:
-                    raise
-                except httpx.TimeoutException as exc:
-                    problem = f"请求 {redact(full_url)} 超时（{type(exc).__name__}）"
-                    retry_after = None
-                    status = 0
-                except httpx.TransportError as exc:
-                    problem = f"无法连接 {redact(full_url)}：{redact(str(exc)) or type(exc).__name__}"
-                    retry_after = None
-                    status = 0
+            try:
+                async with self._turn(host, request, min_interval):
+                    self.requests_sent += 1
+                    status, response_headers, content = await self._send(host, request)
+            except FetchError:
+                raise
+            except httpx.TimeoutException as exc:
+                problem = f"请求 {redact(full_url)} 超时（{type(exc).__name__}）"
+                retry_after = None
+                status = 0
+            except httpx.TransportError as exc:
+                problem = f"无法连接 {redact(full_url)}：{redact(str(exc)) or type(exc).__name__}"
+                retry_after = None
+                status = 0
             if status in REDIRECT_STATUSES and response_headers.get("location"):
                 redirects += 1
                 attempt -= 1  # a redirect is not a failed attempt
@@ -471,27 +490,28 @@ class HttpClient:
             return f"地址中的主机有歧义（{host} 或 {host_of(url)}）"
         return refusal(str(parsed), policy)
 
-    async def _send_in_place(self, host: _Host, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
-        """``_send``, within the poll's limit of requests in flight when the caller's context names one.
+    @contextlib.asynccontextmanager
+    async def _turn(self, host: _Host, request: httpx.Request, min_interval: float) -> AsyncIterator[None]:
+        """The request's turn to be sent: the host's limit and ``min_interval``, and inside a poll its place.
 
-        The connection is opened first (``PooledTransport.preconnect``), then the place is waited for.
+        Inside a poll (the caller's context names ``request_slots``) the connection is opened first, within the
+        host's limit (``PooledTransport.preconnect``), then a place among the poll's requests in flight is waited
+        for, and only then the host's limit and pacing are taken, so that the interval runs from when requests
+        really leave. Places before the host's limit, always: whoever holds a host's turn holds a place already.
         """
         slots = request_slots.get()
         if slots is None:
-            return await self._send(host, request)
+            async with host.semaphore:
+                await self._pace(host, min_interval)
+                yield
+            return
         wire = self._wire()
-        if hasattr(wire, "preconnect"):  # connected while queueing, the place is held for the exchange only
-            await wire.preconnect(request)
-        slots.asked = time.monotonic()
-        try:
-            await slots.semaphore.acquire()
-        finally:
-            slots.waited += time.monotonic() - slots.asked
-            slots.asked = None
-        try:
-            return await self._send(host, request)
-        finally:
-            slots.semaphore.release()
+        if hasattr(wire, "preconnect"):  # connected while queueing: the place is held for the exchange only
+            async with host.semaphore:
+                await wire.preconnect(request)
+        async with slots.place(), host.semaphore:
+            await self._pace(host, min_interval)
+            yield
 
     async def _send(self, host: _Host, request: httpx.Request) -> tuple[int, dict[str, str], bytes]:
         """Send and read the body, stopping at ``max_bytes``."""

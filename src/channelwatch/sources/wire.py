@@ -232,9 +232,14 @@ class PooledTransport(httpx.AsyncBaseTransport):
         Fails as ``handle_async_request`` would (``ConnectError``, ``ConnectTimeout``).
         """
         key = self._key(request)
-        idle = self._idle.get(key)
         now = time.monotonic()
-        if idle and any(connection.usable(now, self._keepalive) for connection in idle):
+        idle = self._idle.get(key, [])
+        usable = [connection for connection in idle if connection.usable(now, self._keepalive)]
+        for connection in idle:
+            if connection not in usable:
+                connection.close()  # expired or closed: it would otherwise crowd the new one out of ``keep``
+        self._idle[key] = usable
+        if usable:
             return
         self._keep(await self._connect(key, request))
 
