@@ -463,8 +463,8 @@ async def _poll_one(
         return PollResult(channel.id, 0, INTERRUPTED, 0, 0, 0, STOPPED_MESSAGE)
     started = time.monotonic()
     # The run is recorded while the first page is on its way (it is committed long before anything
-    # is stored under it): waiting for the store thread before each channel's first request held
-    # the channel's place among the ``concurrency`` doing nothing (scripts/bench_poll.py).
+    # is stored under it): waiting for the store thread before each channel's first request kept
+    # the channel from the network doing nothing (scripts/bench_poll.py).
     run_insert = asyncio.ensure_future(
         database.write(partial(_insert_run, channel_id=channel_id, source=source.describe(), job_id=job_id))
     )

@@ -232,14 +232,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
         Fails as ``handle_async_request`` would (``ConnectError``, ``ConnectTimeout``).
         """
         key = self._key(request)
-        now = time.monotonic()
-        idle = self._idle.get(key, [])
-        usable = [connection for connection in idle if connection.usable(now, self._keepalive)]
-        for connection in idle:
-            if connection not in usable:
-                connection.close()  # expired or closed: it would otherwise crowd the new one out of ``keep``
-        self._idle[key] = usable
-        if usable:
+        # ``_kept`` closes the expired ones on its way (they would crowd a new one out of ``keep``).
+        kept = self._kept(key)
+        if kept is not None:
+            self._idle[key].append(kept)  # back where it was taken from, for the request itself
             return
         self._keep(await self._connect(key, request))
 
