@@ -112,7 +112,18 @@ def test_no_import_circles() -> None:
 
 # Layers from the bottom up: a module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "dates", "eventloop", "identity", "redaction", "render", "validation", "spreadsheet", "terminal"},
+    {
+        "errors",
+        "dates",
+        "eventloop",
+        "identity",
+        "openfiles",
+        "redaction",
+        "render",
+        "validation",
+        "spreadsheet",
+        "terminal",
+    },
     {"sources"},
     {"delivery.settings"},
     {"instance"},

@@ -402,3 +402,33 @@ def test_a_preconnect_clears_expired_connections_instead_of_being_crowded_out() 
             await transport.aclose()
 
     assert asyncio.run(run()) == 1  # the preconnected one carried the request
+
+
+def test_idle_connections_are_capped_in_all_the_longest_idle_closed_first() -> None:
+    """A poll of many hosts keeps at most ``idle_max`` idle connections open, not one per host it asked."""
+
+    async def run() -> list[int]:
+        transport = PooledTransport(idle_max=3)
+        timeouts = httpx.Timeout(1.0).as_dict()
+        servers = [Server(keep_alive) for _ in range(5)]
+
+        async def get(server: Server) -> None:
+            request = httpx.Request("GET", server.url, extensions={"timeout": timeouts})
+            response = await transport.handle_async_request(request)
+            await response.aread()
+            await response.aclose()
+
+        try:
+            for server in servers:
+                await server.__aenter__()
+            for server in servers:  # five hosts asked, three connections kept: those of hosts 2, 3 and 4
+                await get(server)
+            for server in reversed(servers):  # 4, 3, 2 reuse theirs; 1 and 0 connect again
+                await get(server)
+            return [server.connections for server in servers]
+        finally:
+            await transport.aclose()
+            for server in servers:
+                await server.__aexit__()
+
+    assert asyncio.run(run()) == [2, 2, 1, 1, 1]

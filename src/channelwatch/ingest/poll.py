@@ -31,6 +31,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from channelwatch.eventloop import run_coroutine
 from channelwatch.ingest import shares
 from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.ingest.shares import RunLog, WriteTurns
+from channelwatch.openfiles import channels_under_way
 from channelwatch.redaction import upstream
 from channelwatch.store import Store
 from channelwatch.store.checkstate import PageRecord, record_pages
@@ -395,15 +397,29 @@ async def _each(
     """
     results: list[PollResult | None] = [None] * len(channels)
     queue = iter(enumerate(channels))
+    room = _room()
 
     async def worker() -> None:
         for index, channel in queue:
-            results[index] = await poll(channel)
+            async with room:
+                results[index] = await poll(channel)
 
     # Twice the concurrency: a worker whose channel parses its page or waits for the store thread holds no
     # place among the ``concurrency`` requests in flight (``limit`` in ``_poll_one``); another worker takes it.
     await asyncio.gather(*(worker() for _ in range(max(1, min(2 * concurrency, len(channels))))))
     return [r for r in results if r is not None]
+
+
+_ROOMS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _room() -> asyncio.Semaphore:
+    """The channels this process polls at once, every office of a county together (``channels_under_way``)."""
+    loop = asyncio.get_running_loop()
+    room = _ROOMS.get(loop)
+    if room is None:
+        room = _ROOMS[loop] = asyncio.Semaphore(channels_under_way())
+    return room
 
 
 async def _within(waiters: set[asyncio.Future[Any]], timeout: float, slots: RequestSlots) -> None:

@@ -12,7 +12,8 @@ the size cap, the host policy):
 * HTTP/1.1 only, as httpx's default transport without ``http2``; ``http`` and ``https`` (TLS with the
   caller's ``ssl.SSLContext``, the server's name checked);
 * connect, read and write timeouts from the request's ``timeout`` extension (``httpx.Timeout``);
-* at most ``keep`` idle connections per host, each kept ``keepalive`` seconds; a kept connection the
+* at most ``keep`` idle connections per host and ``idle_max`` in all (the oldest closed first), each kept
+  ``keepalive`` seconds; a kept connection the
   server closed meanwhile is noticed before use, and a request that finds it closed under it before
   any answer is sent again once on a new connection (as browsers and httpcore do);
 * a response not read to its end (the size cap, a cancelled poll) closes its connection;
@@ -35,6 +36,7 @@ from typing import Any
 import h11
 import httpx
 
+from channelwatch.openfiles import open_files_limit
 from channelwatch.sources.hosts import address_of
 
 __all__ = ["PooledTransport", "network_problem"]
@@ -64,6 +66,8 @@ def network_problem(exc: OSError) -> str:
         what = "连接超时"
     elif exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         what = "网络或主机不可达"
+    elif exc.errno in (errno.EMFILE, errno.ENFILE):
+        what = "本程序同时打开的连接和文件已达系统允许的上限（ulimit -n），请调高该上限或减小 --concurrency"
     else:
         what = "网络错误"
     return f"{what}（{str(exc) or type(exc).__name__}）"
@@ -162,11 +166,22 @@ def _timeout(request: httpx.Request, which: str) -> float | None:
 class PooledTransport(httpx.AsyncBaseTransport):
     """``handle_async_request`` over a per-host pool of kept-alive HTTP/1.1 connections."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, keep: int = 4, keepalive: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keep: int = 4,
+        keepalive: float = 5.0,
+        idle_max: int | None = None,
+    ) -> None:
         self._ssl = ssl_context
         self._keep_max = keep
         self._keepalive = keepalive
+        # Idle connections in all: a poll of a thousand channels, each its own host, would otherwise end
+        # with a thousand open sockets, crowding out the channels still under way (``open_files_limit``).
+        self._idle_max = idle_max if idle_max is not None else max(16, min(512, open_files_limit() // 4))
         self._idle: dict[_Key, list[_Connection]] = {}
+        self._idle_order: dict[_Connection, None] = {}  # every idle connection, the longest idle first
         self._closed = False
 
     def _keep(self, connection: _Connection) -> None:
@@ -175,13 +190,23 @@ class PooledTransport(httpx.AsyncBaseTransport):
             connection.close()
             return
         connection.idle_since = time.monotonic()
-        idle.append(connection)
+        self._put_back(connection)
+        if len(self._idle_order) > self._idle_max:
+            oldest = next(iter(self._idle_order))
+            del self._idle_order[oldest]
+            self._idle[oldest.key].remove(oldest)
+            oldest.close()
+
+    def _put_back(self, connection: _Connection) -> None:
+        self._idle.setdefault(connection.key, []).append(connection)
+        self._idle_order[connection] = None
 
     def _kept(self, key: _Key) -> _Connection | None:
         idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             connection = idle.pop()
+            del self._idle_order[connection]
             if connection.usable(now, self._keepalive):
                 return connection
             connection.close()
@@ -235,7 +260,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         # ``_kept`` closes the expired ones on its way (they would crowd a new one out of ``keep``).
         kept = self._kept(key)
         if kept is not None:
-            self._idle[key].append(kept)  # back where it was taken from, for the request itself
+            self._put_back(kept)  # back where it was taken from, for the request itself
             return
         self._keep(await self._connect(key, request))
 
@@ -298,6 +323,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, {}
+        self._idle_order = {}
         for connections in idle.values():
             for connection in connections:
                 connection.close()
