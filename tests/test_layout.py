@@ -116,6 +116,7 @@ LAYERS = [
         "errors",
         "dates",
         "eventloop",
+        "failures",
         "identity",
         "openfiles",
         "redaction",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from channelwatch.failures import network_problem
 from channelwatch.ingest import shares
-from channelwatch.sources.wire import network_problem
 from tests.ingest.manysites import ENTRIES, ManySites
 
 LOW = 64  # the poll's own files (database, WAL, pipes, event loop) leave room for a few dozen sockets

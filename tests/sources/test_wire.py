@@ -343,7 +343,7 @@ def test_network_failures_read_in_chinese_with_the_systems_words_in_brackets() -
     import socket
     import ssl
 
-    from channelwatch.sources.wire import network_problem
+    from channelwatch.failures import network_problem
 
     async def refused() -> str:
         async with Server(keep_alive) as server:

@@ -55,8 +55,8 @@ async def _probe_one(channel: str, url: str, timeout: float) -> ProbeOutcome:
 
 
 def _problem(exc: BaseException) -> str:
-    """The network failure under httpx's error, in Chinese (``sources.wire.network_problem``), when there is one."""
-    from channelwatch.sources.wire import network_problem
+    """The network failure under httpx's error, in Chinese (``failures.network_problem``), when there is one."""
+    from channelwatch.failures import network_problem
 
     # The deepest: anyio's "All connection attempts failed" stands on the attempts' own errors (refused, …),
     # gathered in an exception group when the name has several addresses.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -18,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 from channelwatch.cli.chinese import install as install_chinese_help
 from channelwatch.cli.chinese import usage_message
 from channelwatch.errors import UserError
+from channelwatch.failures import OS_REASONS, database_problem
 from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
@@ -123,49 +123,15 @@ class _Group(TyperGroup):
             if exc.errno is None:
                 _unexpected(ctx, exc)
             what = f"无法读写 {exc.filename}" if exc.filename else "读写文件失败"
-            reason = _OS_REASONS.get(exc.errno, "")
+            reason = OS_REASONS.get(exc.errno, "")
             echo(f"错误：{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）", err=True)
             ctx.exit(1)
         except Exception as exc:
-            problem = _database_problem(exc)
+            problem = database_problem(exc)
             if problem is None:
                 _unexpected(ctx, exc)
             echo(f"错误：{problem}", err=True)
             ctx.exit(1)
-
-
-_OS_REASONS = {
-    errno.ENOENT: "文件或文件夹不存在",
-    errno.EACCES: "没有权限",
-    errno.EPERM: "没有权限",
-    errno.ENOSPC: "磁盘空间不足",
-    errno.EROFS: "文件系统是只读的",
-    errno.EISDIR: "这是一个文件夹",
-    errno.ENOTDIR: "路径中有一段不是文件夹",
-    errno.ENAMETOOLONG: "文件名太长",
-    errno.EEXIST: "文件已存在",
-    errno.EDQUOT: "超出磁盘配额",
-    errno.EBUSY: "文件正被占用",
-}
-
-
-def _database_problem(exc: Exception) -> str | None:
-    """A database that cannot be reached or read is the clerk's to fix, not a program fault: one line."""
-    if type(exc).__module__ != "sqlalchemy.exc":
-        return None
-    from channelwatch.redaction import redact
-
-    detail = redact(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])[:300]
-    name = type(exc).__name__
-    text = str(exc).lower()
-    if name == "OperationalError" and ("connect" in text or "connection" in text):
-        where = "[database] url 或 CHANNELWATCH_DATABASE_URL"
-        return f"无法连接数据库：请检查 {where}，以及数据库服务是否在运行（{detail}）"
-    if "file is not a database" in text or "malformed" in text:
-        return f"数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（{detail}）"
-    if name in {"OperationalError", "DatabaseError", "InterfaceError"}:
-        return f"数据库出错（{detail}）"
-    return None
 
 
 def _plain_help(command: Any) -> None:

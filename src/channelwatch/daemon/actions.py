@@ -16,6 +16,7 @@ from channelwatch.daemon.jobs import Job
 from channelwatch.daemon.locks import Lock, _job_lock_name, try_lock
 from channelwatch.dates import to_office
 from channelwatch.errors import UserError
+from channelwatch.failures import describe
 from channelwatch.redaction import redact
 from channelwatch.store import Store, jobstate
 
@@ -482,7 +483,7 @@ def execute(
             outcome = JobOutcome("failed", str(exc))
         except Exception as exc:
             TRACEBACKS.debug("job %s raised", job.id, exc_info=True)
-            outcome = JobOutcome("failed", f"{type(exc).__name__}: {exc}"[:2000])
+            outcome = JobOutcome("failed", describe(exc)[:2000])
         outcome.message = redact(outcome.message)
         # An interrupted run did not happen: the next start catches it up (within its grace time).
         fired = None if outcome.status == "interrupted" else fire

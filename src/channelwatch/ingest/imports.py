@@ -14,6 +14,7 @@ from typing import Any
 
 from channelwatch import store
 from channelwatch.errors import InputError
+from channelwatch.failures import describe
 from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, RejectedRows, parsed_in_child
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, records_of_columns, start_run
 from channelwatch.instance.config import KIND_LABELS, ChannelConfig
@@ -268,7 +269,7 @@ def import_file(
     except BaseException as exc:
         # Whatever happened, the run this import opened is closed: ``runs`` never shows a finished
         # process as still running.
-        finish_run(opened.engine, run_id, "failed", shown(f"{type(exc).__name__}: {exc}")[:2000])
+        finish_run(opened.engine, run_id, "failed", shown(describe(exc))[:2000])
         raise
     finally:
         rejected.close()

@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from channelwatch import store
 from channelwatch.errors import InputError
+from channelwatch.failures import describe
 from channelwatch.ingest.imports import FileChanged, import_file
 from channelwatch.sources.files import QUOTE_LIMIT, shown
 from channelwatch.store import Store
@@ -319,7 +320,7 @@ def _import_one(opened: Store, channel: str, path: Path, *, settle: float, now: 
         return InboxFile(channel, target, "rejected", message=_for_the_inbox(exc).splitlines()[0])
     except Exception as exc:  # the database or the disk, not the file: keep it for the next round
         log.warning("inbox %s/%s left in place: %s", channel, shown(path.name), exc)
-        return InboxFile(channel, path, "error", message=shown(f"{type(exc).__name__}: {exc}")[:QUOTE_LIMIT])
+        return InboxFile(channel, path, "error", message=shown(describe(exc))[:QUOTE_LIMIT])
     if not unchanged():
         # Changed after the commit: the next round imports the new content (identities keep counts exact).
         return InboxFile(channel, path, "waiting", rows_new=imported.rows_new, message="导入后文件又被改动，下次再导入")

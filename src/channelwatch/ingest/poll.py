@@ -45,6 +45,7 @@ from channelwatch import store
 from channelwatch.dates import to_office
 from channelwatch.errors import ChannelwatchError, LayoutError, UserError
 from channelwatch.eventloop import run_coroutine
+from channelwatch.failures import describe
 from channelwatch.ingest import shares
 from channelwatch.ingest.runs import record_of, store_observed
 from channelwatch.ingest.shares import RunLog, WriteTurns
@@ -583,7 +584,7 @@ def _failure(channel: ChannelConfig, exc: Exception) -> str:
         return upstream(str(exc), 2000)
     # A bug or an unforeseen answer must not stop the other channels.
     TRACEBACKS.debug("poll %s failed unexpectedly", channel.id, exc_info=exc)
-    return upstream(f"抓取时发生意外错误：{type(exc).__name__}: {exc}", 2000)
+    return upstream(f"抓取时发生意外错误：{describe(exc)}", 2000)
 
 
 def _note_run(runs: RunLog, future: asyncio.Future[Any]) -> None:

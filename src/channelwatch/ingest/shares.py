@@ -38,6 +38,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from multiprocessing.connection import Connection as Pipe
 from typing import Any, TypeVar
 
+from channelwatch.failures import describe
+
 __all__ = [
     "MIN_SHARE",
     "RunLog",
@@ -303,7 +305,7 @@ def _child(poll: Callable[[Any, RunLog | None], Any], share: Any, runs: RunLog, 
     try:
         outcome: tuple[str, Any] = ("ok", poll(share, runs))
     except BaseException as exc:  # anything: the parent reads the store instead
-        outcome = ("failed", f"{type(exc).__name__}: {exc}"[:500])
+        outcome = ("failed", describe(exc)[:500])
     try:
         sending.send(outcome)
     except OSError:  # the parent is gone (killed): what this share stored is in the store

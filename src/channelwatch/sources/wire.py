@@ -26,8 +26,6 @@ No proxies: ``HttpClient`` never used the environment's (``trust_env=False``).
 from __future__ import annotations
 
 import asyncio
-import errno
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -36,10 +34,11 @@ from typing import Any
 import h11
 import httpx
 
+from channelwatch.failures import network_problem
 from channelwatch.openfiles import open_files_limit
 from channelwatch.sources.hosts import address_of
 
-__all__ = ["PooledTransport", "network_problem"]
+__all__ = ["PooledTransport"]
 
 # What httpcore allows for a response's head: h11's own default (16 KiB) refuses some real sites' cookies.
 MAX_HEAD_BYTES = 100 * 1024
@@ -47,30 +46,6 @@ READ_SIZE = 64 * 1024
 
 _Key = tuple[str, str, int]
 _RESEND = frozenset({"GET", "HEAD", "OPTIONS"})  # safe to send again when a kept connection was dropped
-
-
-def network_problem(exc: OSError) -> str:
-    """A failed connection, read or write as a clerk reads it: what happened in Chinese, the system's words
-    (English, for whoever looks into it) in brackets."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        what = "网站的 HTTPS 证书无法验证：不受信任、已过期或与域名不符"
-    elif isinstance(exc, ssl.SSLError):
-        what = "加密连接（TLS）失败"
-    elif isinstance(exc, socket.gaierror):
-        what = "找不到网址中的主机名，域名无法解析"
-    elif isinstance(exc, ConnectionRefusedError):
-        what = "对方拒绝连接，该地址上没有网站服务在运行"
-    elif isinstance(exc, ConnectionResetError | BrokenPipeError):
-        what = "连接被对方中断"
-    elif isinstance(exc, TimeoutError):
-        what = "连接超时"
-    elif exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        what = "网络或主机不可达"
-    elif exc.errno in (errno.EMFILE, errno.ENFILE):
-        what = "本程序同时打开的连接和文件已达系统允许的上限（ulimit -n），请调高该上限或减小 --concurrency"
-    else:
-        what = "网络错误"
-    return f"{what}（{str(exc) or type(exc).__name__}）"
 
 
 class _Connection:
