@@ -115,12 +115,19 @@ def describe_toml_error(path: Path, exc: Exception) -> str:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML file, UTF-8 with or without the byte order mark that Windows Notepad writes (TOML itself refuses it)."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"找不到配置文件 {path}") from None
+    try:
+        text = data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"配置文件 {path} 不是 UTF-8 编码（第 {line} 行）：请用 UTF-8 保存（记事本、WPS 的“另存为”中选择 UTF-8）"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(describe_toml_error(path, exc)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"配置文件 {path} 不是 UTF-8 编码") from None

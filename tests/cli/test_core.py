@@ -191,6 +191,25 @@ def test_bad_config_is_one_clear_message(tmp_path: Path, edit, expected: str) ->
     assert "Traceback" not in result.output
 
 
+def test_a_config_saved_by_notepad_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    instance = write_instance(tmp_path / "notepad")
+    config = instance / "config" / "channelwatch.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    result = runner.invoke(app, ["--instance", str(instance), "channels"])
+    assert result.exit_code == 0 and "weibo" in result.output, result.output
+
+
+def test_a_config_saved_in_gbk_names_the_line_and_what_to_do(tmp_path: Path) -> None:
+    instance = write_instance(tmp_path / "gbk")
+    config = instance / "config" / "channelwatch.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_bytes(text.encode("gbk"))
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if any(ord(c) > 127 for c in row))
+    result = runner.invoke(app, ["--instance", str(instance), "channels"])
+    assert result.exit_code == 1
+    assert f"错误：配置文件 {config} 不是 UTF-8 编码（第 {line} 行）：请用 UTF-8 保存" in result.output
+
+
 def test_missing_instance(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--instance", str(tmp_path), "channels"])
     assert result.exit_code == 1 and "找不到实例配置" in result.output
