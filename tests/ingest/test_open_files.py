@@ -10,6 +10,7 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,20 @@ def _low_soft_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (LOW, _hard()))
 
 
+def _poll_every_site(root: Path, command: list[str], limit: Callable[[], None]) -> None:
+    """``command`` (a poll, in one process, 200 requests at a time) under ``limit``: every site's entries new."""
+    done = subprocess.run(
+        [sys.executable, "-m", "channelwatch", "--instance", str(root), *command, "--concurrency", "200"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+        env=dict(os.environ, **{shares.PROCESSES_VARIABLE: "1"}),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count(f"新增 {ENTRIES} 条") == SITES
+
+
 def test_the_soft_limit_is_raised_to_the_hard_one() -> None:
     code = (
         "import resource\nfrom channelwatch.openfiles import open_files_limit\n"
@@ -48,16 +63,7 @@ def test_the_soft_limit_is_raised_to_the_hard_one() -> None:
 def test_a_poll_of_more_channels_than_the_soft_limit_allows_succeeds(tmp_path: Path) -> None:
     with ManySites(SITES) as sites:
         root = sites.office(tmp_path / "office")
-        done = subprocess.run(
-            [sys.executable, "-m", "channelwatch", "--instance", str(root), "poll", "--concurrency", "200"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=_low_soft_limit,
-            env=dict(os.environ, **{shares.PROCESSES_VARIABLE: "1"}),
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        assert done.stdout.count(f"新增 {ENTRIES} 条") == SITES
+        _poll_every_site(root, ["poll"], _low_soft_limit)
 
 
 def test_too_many_open_files_is_said_in_chinese() -> None:
@@ -75,13 +81,4 @@ def test_a_poll_queues_its_channels_where_the_hard_limit_is_low(tmp_path: Path) 
     """Where even the hard limit is too low for the channels under way, they wait for each other's files."""
     with ManySites(SITES) as sites:
         root = sites.county(tmp_path / "county", offices=3)
-        done = subprocess.run(
-            [sys.executable, "-m", "channelwatch", "--instance", str(root), "county", "poll", "--concurrency", "200"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=_low_hard_limit,
-            env=dict(os.environ, **{shares.PROCESSES_VARIABLE: "1"}),
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        assert done.stdout.count(f"新增 {ENTRIES} 条") == SITES
+        _poll_every_site(root, ["county", "poll"], _low_hard_limit)
