@@ -353,6 +353,14 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     from channelwatch import store
     from channelwatch.store.schema import office_publication_count, orphan_channels
 
+    instance = instance_of(ctx)
+    if check_empty and instance.parent is not None and not instance.config.channels:
+        # A county office that only sends its quarterly sheet has no publication here: a report of zeros (and a
+        # sentence listing no channel) would contradict the figures the county holds from its sheets.
+        raise UserError(
+            f"单位「{instance.office_key}」（{instance.config.office.name}）没有配置渠道，只通过季度统计表向县里报送，"
+            "本库中没有它的发布记录：它报送的数字见 channelwatch county summary --year 年份 [--quarter 季度]"
+        )
     opened = store_of(ctx)
     configured = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:

@@ -13,9 +13,13 @@ name; a sheet without it (written before channelwatch wrote that line, or a temp
 leaves the figure unknown: ``None``, shown as — and null in JSON, and so are the subtotal and total
 it belongs to, since a sum that leaves an office out would pass for the county's figure.
 
-Flags: 未报送 (a reporting office with no sheet for the period; 未报送第N季度 for an ended quarter
-missing from a longer period), 无发布 (no publication in the period), and 超期未更新 for channels past
-the two-week rule today.
+A full year of a sheet office is its fourth quarter's sheet's own 本年累计 when that sheet came (the office's
+latest word on January to December, even if an earlier quarter's sheet never arrived); otherwise the months its
+sheets cover.
+
+Flags: 未报送 (a reporting office with no sheet for an ended period; 未报送第N季度 for an ended quarter missing
+from a longer period; 本期尚未结束 when no quarter of the period has ended yet and no sheet came), 无发布 (no
+publication in the period), and 超期未更新 for channels past the two-week rule today.
 """
 
 from __future__ import annotations
@@ -288,7 +292,8 @@ def _report_row(conn: Connection, opened: Store, period: Period, today: date) ->
         )
     }
     quarters = sorted({(m - 1) // 3 + 1 for m in period.months})
-    missing = [q for q in _ended_quarters(period, today) if q not in sheets]
+    ended = _ended_quarters(period, today)
+    missing = [q for q in ended if q not in sheets]
     if sheets:
         figures = list(
             conn.execute(select(figures_table).where(figures_table.c.sheet_id.in_([s.id for s in sheets.values()])))
@@ -306,18 +311,27 @@ def _report_row(conn: Connection, opened: Store, period: Period, today: date) ->
         if last % 3 == 0 and end_quarter in sheets:
             # The sheet's own 本年累计 stands, even when earlier quarters' sheets never arrived.
             sheet_id = sheets[end_quarter].id
-            row.year_to_date = sum(f.total for f in figures if f.month == 0 and f.sheet_id == sheet_id)
+            to_date = [f for f in figures if f.month == 0 and f.sheet_id == sheet_id]
+            row.year_to_date = sum(f.total for f in to_date)
+            if period.quarter is None and period.month is None:
+                # A whole year is exactly January to the fourth quarter's end: the office's own figures for it.
+                row.by_kind = dict.fromkeys(CHANNEL_KINDS, 0)
+                for figure in to_date:
+                    row.by_kind[figure.kind] += figure.total
+                row.reposts = sum(f.reposts for f in to_date)
         else:
             row.year_to_date = months_summed
-        row.unique_items = _reported_unique(period, sheets)
-    else:
-        row.unique_items = 0  # nothing reported: every figure of the row is 0, and the row says 未报送
+    # Unknown without a sheet that states it (a month, a quarter or year not reported): —, never 0, and the
+    # subtotal and county total it belongs to are unknown too.
+    row.unique_items = _reported_unique(period, sheets)
     if not any(q in sheets for q in quarters):
-        row.flags.append("未报送")  # nothing reported for the period (yet): never shown as 无发布
+        # Nothing reported for the period: never shown as 无发布. Before any of its quarters has ended
+        # nothing can be reported yet.
+        row.flags.append("未报送" if ended else "本期尚未结束")
     elif missing:
         labels = "、".join(f"第{'一二三四'[q - 1]}季度" for q in missing)
         row.flags.append(f"未报送{labels}")
-    if row.total == 0 and "未报送" not in row.flags:
+    if row.total == 0 and not any(flag in row.flags for flag in ("未报送", "本期尚未结束")):
         row.flags.append("无发布")
     return row
 
