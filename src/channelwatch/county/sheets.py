@@ -33,7 +33,7 @@ from channelwatch.instance.config import KIND_LABELS, Instance
 from channelwatch.reports.quarterly import UNIQUE_LABEL
 from channelwatch.sources.files import XLSX_DAMAGED, check_xlsx_archive
 from channelwatch.stats.figures import Period
-from channelwatch.store import Store, utc_now, write
+from channelwatch.store import Store, as_utc, utc_now, write
 from channelwatch.store.reported import ReportedFigure, ReportedSheet
 
 __all__ = ["ImportedSheet", "SheetFigures", "import_sheet", "read_sheet", "write_template"]
@@ -378,8 +378,9 @@ def import_sheet(
             ).scalars()
             from channelwatch.dates import to_office
 
+            # SQLite hands the stored UTC time back naive, which to_office would take for office time.
             replaced = {
-                "imported_at": to_office(earlier.imported_at, office.timezone).strftime("%Y-%m-%d %H:%M"),
+                "imported_at": to_office(as_utc(earlier.imported_at), office.timezone).strftime("%Y-%m-%d %H:%M"),
                 "file_name": earlier.file_name,
                 "total": sum(before),
             }

@@ -1,0 +1,50 @@
+"""What ``county import-stats`` tells the clerk: the cell to blame, the replaced sheet's time, blank sheets.
+
+Each case is a sheet an office could really send (its own ``quarterly -o`` sheet or the county's
+template) edited the way a person edits it, imported through the command line on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+
+from channelwatch.instance.config import load_instance
+from tests.county.test_county import county, office_sheet, run
+
+__all__ = ["county"]
+
+
+def _edited(sheet: Path, target: Path, cells: dict[str, object]) -> Path:
+    workbook = load_workbook(sheet)
+    page = workbook.active
+    assert page is not None
+    for ref, value in cells.items():
+        page[ref] = value
+    workbook.save(target)
+    return target
+
+
+def _number(sheet: Path, ref: str) -> int:
+    page = load_workbook(sheet).active
+    assert page is not None
+    return int(page[ref].value or 0)  # type: ignore[arg-type]
+
+
+def test_replacement_names_the_earlier_import_in_office_time(county: Path, tmp_path: Path) -> None:
+    zone = ZoneInfo(load_instance(county).offices["jiaotong"].timezone)
+    sheet = office_sheet(tmp_path)
+    before = datetime.now(zone)
+    assert run(county, "county", "import-stats", str(sheet))[0] == 0
+    after = datetime.now(zone)
+    # One more original website item in October, with every total that depends on it.
+    cells = ("B5", "C5", "K5", "L5", "N5", "O5", "B8", "C8", "K8", "L8", "N8", "O8")
+    corrected = _edited(sheet, tmp_path / "corrected.xlsx", {ref: _number(sheet, ref) + 1 for ref in cells})
+    code, out = run(county, "county", "import-stats", str(corrected))
+    assert code == 0, out
+    # SQLite hands the stored UTC time back without a zone: it must not be shown as if it were office time.
+    shown = {f"已替换 {moment:%Y-%m-%d %H:%M} 导入的报表" for moment in (before, after)}
+    assert any(text in out for text in shown), (shown, out)
