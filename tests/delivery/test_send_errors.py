@@ -82,3 +82,38 @@ def test_webhook_failures(tmp_path: Path) -> None:
     closed = _free_port()
     root = _instance(tmp_path / "b", f'[delivery]\noutbox = "outbox"\nwebhook = "http://127.0.0.1:{closed}/hook"\n')
     assert _reason(_send(root), "webhook").startswith("无法连接 webhook 地址（")
+
+
+def test_a_retried_delivery_keeps_one_outbox_copy_and_the_terminal_has_no_english_log_line(tmp_path: Path) -> None:
+    """The outbox copy is the office's record of the report, written once; each retry of a failing e-mail is the
+    same message. The failure is said in Chinese by the command; the library's English log line is for the
+    daemon's log (and --verbose), not the clerk's terminal."""
+    import os
+    import subprocess
+    import sys
+
+    root = _instance(
+        tmp_path,
+        f"""
+[delivery]
+outbox = "outbox"
+  [delivery.email]
+  host = "127.0.0.1"
+  port = {_free_port()}
+  security = "none"
+  from = "tongji@example.gov.cn"
+  to = ["gongkaiban@example.gov.cn"]
+  timeout = 5
+""",
+    )
+    command = [sys.executable, "-m", "channelwatch", "--instance", str(root), "quarterly", "-y", "2020", "-q", "4"]
+    copies: list[set[Path]] = []
+    for attempt in (1, 2):
+        done = subprocess.run([*command, "--send"], capture_output=True, text=True, env=dict(os.environ), timeout=60)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "email：失败：无法连接邮件服务器：对方拒绝连接" in done.stdout + done.stderr
+        assert "WARNING" not in done.stderr and "delivery of" not in done.stderr, done.stderr
+        outbox_line = next(line for line in done.stdout.splitlines() if line.startswith("outbox") or "发件箱" in line)
+        assert ("跳过" in outbox_line) == (attempt == 2), outbox_line
+        copies.append({p for p in (root / "outbox").rglob("*") if p.is_file()})
+    assert copies[0] and copies[1] == copies[0]  # the message and its attachment, once

@@ -264,7 +264,9 @@ def _root(
 ) -> None:
     """channelwatch：统计政府网站、微博、微信公众号的信息发布数量，生成年度报告和季度统计。"""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
+        # Without --verbose a command says what a clerk needs in Chinese itself; the libraries' warnings (a
+        # failed delivery, a file left in the inbox) are English lines for the IT person, in the daemon's log.
+        level=logging.DEBUG if verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

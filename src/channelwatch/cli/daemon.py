@@ -50,8 +50,11 @@ _DELIVERY_STATUS = {"pending": "待发送", "failed": "发送失败", "sending":
 
 
 def _daemon_logging() -> None:
-    # One line per job run (scheduler.py) at INFO; everything else stays at the CLI's level.
-    logging.getLogger("channelwatch.daemon").setLevel(logging.INFO)
+    # One line per job run (scheduler.py) at INFO; channelwatch's warnings (a failed delivery, a file left in the
+    # inbox) too: the daemon's log is where the IT person looks. Other libraries stay at the CLI's level.
+    level = logging.getLogger().getEffectiveLevel()  # DEBUG with --verbose
+    logging.getLogger("channelwatch").setLevel(min(level, logging.WARNING))
+    logging.getLogger("channelwatch.daemon").setLevel(min(level, logging.INFO))
     # Tracebacks of unexpected failures go to the daemon's log; the job's line stays one line.
     logging.getLogger("channelwatch.tracebacks").setLevel(logging.DEBUG)
 

@@ -370,9 +370,10 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
     message = build_message(outgoing, settings.email, message_id, now)
     where = f"配置文件 {opened.instance.config_path} 的 [delivery.email]"
 
-    outbox = opened.instance.path(settings.outbox)
-    outcome.outbox_file = write_outbox(outbox, outgoing, message, now)
     if "outbox" in claimed:
+        # Once per report and period (again with --resend): a retry of a failed e-mail is the same message,
+        # and a second copy beside the first would contradict the outbox line's "已发送过".
+        outcome.outbox_file = write_outbox(opened.instance.path(settings.outbox), outgoing, message, now)
         _mark(opened, claimed["outbox"], "sending")
         _mark(opened, claimed["outbox"], "sent", str(outcome.outbox_file))
         outcome.targets.append(TargetOutcome("outbox", "sent", str(outcome.outbox_file)))
