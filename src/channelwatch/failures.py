@@ -100,7 +100,7 @@ def describe(exc: BaseException) -> str:
     problem = database_problem(exc)
     if problem is not None:
         return problem
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
         return "被中断（Ctrl+C 或停止信号），本次未完成"
     if isinstance(exc, MemoryError):
         return "内存不足，本次未完成"
