@@ -48,3 +48,35 @@ def test_replacement_names_the_earlier_import_in_office_time(county: Path, tmp_p
     # SQLite hands the stored UTC time back without a zone: it must not be shown as if it were office time.
     shown = {f"已替换 {moment:%Y-%m-%d %H:%M} 导入的报表" for moment in (before, after)}
     assert any(text in out for text in shown), (shown, out)
+
+
+def test_a_total_row_that_adds_up_but_not_to_the_channels_names_its_own_cell(county: Path, tmp_path: Path) -> None:
+    sheet = office_sheet(tmp_path)
+    channels = sum(_number(sheet, f"B{row}") for row in (5, 6, 7))
+    # The 合计 row's October: 合计 and 原创 one higher, so 合计 = 原创 + 转发 still holds on the row.
+    edited = _edited(
+        sheet, tmp_path / "total-row.xlsx", {"B8": _number(sheet, "B8") + 1, "C8": _number(sheet, "C8") + 1}
+    )
+    code, out = run(county, "county", "import-stats", str(edited))
+    assert code == 1
+    assert f"单元格 B8：合计行应等于各渠道之和 {channels}（表中为 {channels + 1}）" in out, out
+    # A 合计 row cell that breaks its own row but not the columns is still named for what it is.
+    only_quarter = _edited(sheet, tmp_path / "quarter.xlsx", {"K8": _number(sheet, "K8") + 1})
+    code, out = run(county, "county", "import-stats", str(only_quarter))
+    assert code == 1 and "单元格 K8" in out, out
+    # A channel row is still checked across first, each message for its own error.
+    for name, cells, words in (
+        ("across.xlsx", {"C5": _number(sheet, "C5") + 1}, "单元格 B5：合计应等于原创 + 转发"),
+        (
+            "months.xlsx",
+            {"K5": _number(sheet, "K5") + 1, "L5": _number(sheet, "L5") + 1},
+            "单元格 K5：本季度合计应等于三个月之和",
+        ),
+        (
+            "year.xlsx",
+            {"N5": _number(sheet, "K5") - 1, "O5": _number(sheet, "L5") - 1},
+            "单元格 N5：本年累计合计不能小于本季度合计",
+        ),
+    ):
+        code, out = run(county, "county", "import-stats", str(_edited(sheet, tmp_path / name, cells)))
+        assert code == 1 and words in out, (name, out)

@@ -221,17 +221,19 @@ def read_sheet(path: Path) -> SheetFigures:
         return raw
 
     def triples(row: int) -> list[tuple[int, int, int]]:
-        found = []
-        for group in range(len(months) + 2):
-            first = 2 + 3 * group
-            total, original, reposts = (number(row, first + k) for k in range(3))
+        return [
+            (number(row, first), number(row, first + 1), number(row, first + 2))
+            for first in range(2, 2 + 3 * (len(months) + 2), 3)
+        ]
+
+    def check_row(row: int, found: list[tuple[int, int, int]]) -> None:
+        for group, (total, original, reposts) in enumerate(found):
             if original + reposts != total:
                 raise _refuse(
                     path,
-                    ref(row, first),
+                    ref(row, 2 + 3 * group),
                     f"合计应等于原创 + 转发 = {original} + {reposts} = {original + reposts}（表中为 {total}）",
                 )
-            found.append((total, original, reposts))
         quarter_cell = 2 + 3 * len(months)
         for k, name in enumerate(("合计", "原创", "转发")):
             summed = sum(found[m][k] for m in range(len(months)))
@@ -247,7 +249,6 @@ def read_sheet(path: Path) -> SheetFigures:
                     ref(row, quarter_cell + 3 + k),
                     f"本年累计{name}不能小于本季度{name} {found[len(months)][k]}（表中为 {found[len(months) + 1][k]}）",
                 )
-        return found
 
     rows: list[SheetRow] = []
     channel_values: list[list[tuple[int, int, int]]] = []
@@ -261,6 +262,7 @@ def read_sheet(path: Path) -> SheetFigures:
         if not name:
             raise _refuse(path, f"A{line}", "渠道名称为空（各渠道之后应有“合计”行）")
         found_values = triples(line)
+        check_row(line, found_values)
         channel_values.append(found_values)
         rows.append(
             SheetRow(
@@ -277,6 +279,9 @@ def read_sheet(path: Path) -> SheetFigures:
     if not rows:
         raise _refuse(path, f"A{sub + 1}", "没有任何渠道行")
     totals = triples(total_row)
+    # The 合计 row is checked down its columns only: a cell that differs from its column is the one to name
+    # (a row that still adds up across would otherwise be blamed at 本季度合计), and once every cell equals
+    # its column's sum the row adds up across as each channel row does.
     for group in range(len(months) + 2):
         for k in range(3):
             summed = sum(v[group][k] for v in channel_values)
