@@ -80,3 +80,17 @@ def test_a_total_row_that_adds_up_but_not_to_the_channels_names_its_own_cell(cou
     ):
         code, out = run(county, "county", "import-stats", str(_edited(sheet, tmp_path / name, cells)))
         assert code == 1 and words in out, (name, out)
+
+
+def test_a_period_of_another_quarter_names_the_period_and_the_month_header(county: Path, tmp_path: Path) -> None:
+    sheet = office_sheet(tmp_path)
+    page = load_workbook(sheet).active
+    assert page is not None
+    period_ref = next(c.coordinate for c in page[2] if str(c.value or "").startswith("统计期间"))
+    edited = _edited(sheet, tmp_path / "period.xlsx", {period_ref: "统计期间：2020-07-01 至 2020-09-30"})
+    code, out = run(county, "county", "import-stats", str(edited))
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(edited) in lines[0], out
+    assert f"单元格 {period_ref} 的统计期间（2020年第三季度）与表头 B3 的月份（10月、11月、12月）不一致" in out, out
+    assert "请确认报表的季度" in out

@@ -192,8 +192,15 @@ def read_sheet(path: Path) -> SheetFigures:
         raise _refuse(path, f"A{unit_row + 1}", "找不到表头“渠道”")
     sub = header + 1
     months = expected.months
-    for index, month in enumerate(months):
-        label = _text(value(header, 2 + 3 * index))
+    labels = [_text(value(header, 2 + 3 * index)) for index in range(len(months))]
+    if any(labels == [f"{m}月" for m in Period(y1, quarter=q).months] for q in range(1, 5) if q != quarter):
+        # The headers name another whole quarter: either the period or the headers were edited, and which
+        # one is wrong only the office knows, so name both cells rather than blame a header that may be right.
+        raise InputError(
+            f"{path} 的单元格 {period_ref} 的统计期间（{expected.label}）与表头 {ref(header, 2)} 的月份"
+            f"（{'、'.join(labels)}）不一致：请确认报表的季度"
+        )
+    for index, (month, label) in enumerate(zip(months, labels, strict=True)):
         if label != f"{month}月":
             raise _refuse(path, ref(header, 2 + 3 * index), f"应为“{month}月”，与统计期间不符（值：{label!r}）")
     for index, (label, prefix) in enumerate([("本季度合计", "本季度合计"), ("本年累计", "本年累计")]):
