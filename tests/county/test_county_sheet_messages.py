@@ -94,3 +94,13 @@ def test_a_period_of_another_quarter_names_the_period_and_the_month_header(count
     assert len(lines) == 1 and str(edited) in lines[0], out
     assert f"单元格 {period_ref} 的统计期间（2020年第三季度）与表头 B3 的月份（10月、11月、12月）不一致" in out, out
     assert "请确认报表的季度" in out
+
+
+def test_a_missing_file_is_one_line_and_several_files_keep_the_summary(county: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist.xlsx"
+    code, out = run(county, "county", "import-stats", str(missing))
+    assert code == 1
+    assert [line for line in out.splitlines() if line.strip()] == [f"错误：找不到文件 {missing}"], out
+    code, out = run(county, "county", "import-stats", str(missing), str(office_sheet(tmp_path)))
+    assert code == 1 and f"错误：找不到文件 {missing}" in out and "1 个文件未导入" in out, out
+    assert "其余 1 个已导入" in out

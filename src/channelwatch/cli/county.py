@@ -136,6 +136,8 @@ def import_stats_command(
     failures = 0
     for path in files:
         if not path.is_file():
+            if len(files) == 1:
+                fail(f"找不到文件 {path}")  # one file: its own line says it all, no summary under it
             failures += 1
             echo(f"错误：找不到文件 {path}", err=True)
             continue
