@@ -104,3 +104,18 @@ def test_a_missing_file_is_one_line_and_several_files_keep_the_summary(county: P
     code, out = run(county, "county", "import-stats", str(missing), str(office_sheet(tmp_path)))
     assert code == 1 and f"错误：找不到文件 {missing}" in out and "1 个文件未导入" in out, out
     assert "其余 1 个已导入" in out
+
+
+BLANK_NOTICE = "表中所有数字均为空白，按 0 计入"
+
+
+def test_a_blank_template_imports_as_zero_and_says_so(county: Path, tmp_path: Path) -> None:
+    template = tmp_path / "模板.xlsx"
+    code, out = run(county, "county", "template", "--office", "jiaotong", "-y", "2020", "-q", "4", "-o", str(template))
+    assert code == 0, out
+    code, out = run(county, "county", "import-stats", str(template))
+    assert code == 0 and "合计 0 条" in out and "已导入" in out and BLANK_NOTICE in out, out
+    # Typed zeros are a statement, not a blank sheet.
+    zeros = _edited(template, tmp_path / "zeros.xlsx", {"B5": 0})
+    code, out = run(county, "county", "import-stats", str(zeros))
+    assert code == 0 and BLANK_NOTICE not in out, out

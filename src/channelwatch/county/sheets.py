@@ -43,6 +43,7 @@ _PERIOD = "统计期间"
 _UNIQUE = UNIQUE_LABEL
 _DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
 _PERIOD_RE = re.compile(_DATE + r"\s*(?:至|到|-|—|~)\s*" + _DATE)
+_ALL_BLANK = "（表中所有数字均为空白，按 0 计入；如未填写，请填好后重新导入，会替换本次）"
 
 
 @dataclass
@@ -66,6 +67,7 @@ class SheetFigures:
     unique_year_to_date: int | None = None
     office_key: str = ""
     office_name: str = ""
+    all_blank: bool = False  # no number cell was filled in: imported as zeros, but likely not filled yet
 
     @property
     def period(self) -> Period:
@@ -101,14 +103,16 @@ class ImportedSheet:
     def describe(self) -> str:
         f = self.figures
         head = f"{f.path}：{f.office_name}（{f.office_key}）{f.period.label}，合计 {f.total} 条（其中转发 {f.reposts}）"
+        # Blank cells are 0 by the rule, so a template sent back unfilled imports; the clerk must hear it.
+        blank = _ALL_BLANK if f.all_blank else ""
         if self.status == "unchanged":
-            return head + "：与已导入的报表相同，未改变"
+            return head + "：与已导入的报表相同，未改变" + blank
         if self.status == "replaced":
             return head + (
                 f"：已替换 {self.replaced['imported_at']} 导入的报表（{self.replaced['file_name']}，"
-                f"合计 {self.replaced['total']} → {f.total}）"
+                f"合计 {self.replaced['total']} → {f.total}）" + blank
             )
-        return head + "：已导入"
+        return head + "：已导入" + blank
 
 
 def kind_of(name: str) -> str:
@@ -213,10 +217,13 @@ def read_sheet(path: Path) -> SheetFigures:
             if _text(value(sub, column)) != name:
                 raise _refuse(path, ref(sub, column), f"应为“{name}”（值：{_text(value(sub, column))!r}）")
 
+    filled: list[str] = []  # number cells not left blank
+
     def number(row: int, column: int) -> int:
         raw = value(row, column)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return 0
+        filled.append(ref(row, column))
         if isinstance(raw, bool):
             raise _refuse(path, ref(row, column), f"应为非负整数（值：{raw!r}）")
         if isinstance(raw, float) and raw.is_integer():
@@ -334,6 +341,7 @@ def read_sheet(path: Path) -> SheetFigures:
         rows=rows,
         unique_items=unique_items,
         unique_year_to_date=unique_to_date,
+        all_blank=not filled,
     )
 
 
