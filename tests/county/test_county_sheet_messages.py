@@ -6,6 +6,7 @@ template) edited the way a person edits it, imported through the command line on
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -119,3 +120,27 @@ def test_a_blank_template_imports_as_zero_and_says_so(county: Path, tmp_path: Pa
     zeros = _edited(template, tmp_path / "zeros.xlsx", {"B5": 0})
     code, out = run(county, "county", "import-stats", str(zeros))
     assert code == 0 and BLANK_NOTICE not in out, out
+
+
+def test_the_template_says_where_other_channels_go_and_such_a_row_imports(county: Path, tmp_path: Path) -> None:
+    template = tmp_path / "模板.xlsx"
+    code, out = run(county, "county", "template", "--office", "jiaotong", "-y", "2020", "-q", "4", "-o", str(template))
+    assert code == 0, out
+    workbook = load_workbook(template)
+    page = workbook.active
+    assert page is not None
+    notes = "\n".join(str(c.value) for c in page["A"] if isinstance(c.value, str) and c.row > 9)
+    assert "不要插入或删除行列" not in notes  # the importer takes an inserted channel row
+    assert "在“合计”行之上插入" in notes and "不要删除或移动" in notes, notes
+    # Doing what the notes say: 抖音 inserted just above 合计, its October on the 合计 row too.
+    page.insert_rows(8)
+    page["A8"] = "抖音"
+    for column, value in {"B": 2, "C": 2, "K": 2, "L": 2, "N": 2, "O": 2}.items():
+        page[f"{column}8"] = value
+        page[f"{column}9"] = value
+    workbook.save(template)
+    code, out = run(county, "county", "import-stats", str(template))
+    assert code == 0 and "合计 2 条" in out and BLANK_NOTICE not in out, out
+    code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
+    row = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    assert row["by_kind"]["other"] == 2
