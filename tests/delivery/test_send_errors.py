@@ -37,22 +37,26 @@ def _reason(lines: list[str], target: str) -> str:
     return reason
 
 
-def test_smtp_server_that_refuses_the_connection(tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
-    root = _instance(
+def _refusing_smtp(tmp_path: Path) -> Path:
+    """An instance whose e-mail goes to a loopback port nothing listens on."""
+    return _instance(
         tmp_path,
         f"""
 [delivery]
 outbox = "outbox"
   [delivery.email]
   host = "127.0.0.1"
-  port = {port}
+  port = {_free_port()}
   security = "none"
   from = "tongji@example.gov.cn"
   to = ["gongkaiban@example.gov.cn"]
   timeout = 5
 """,
     )
+
+
+def test_smtp_server_that_refuses_the_connection(tmp_path: Path) -> None:
+    root = _refusing_smtp(tmp_path)
     reason = _reason(_send(root), "email")
     assert reason.startswith("无法连接邮件服务器：对方拒绝连接（")
     assert "Connection refused" in reason  # the library's own detail, in brackets
@@ -92,20 +96,7 @@ def test_a_retried_delivery_keeps_one_outbox_copy_and_the_terminal_has_no_englis
     import subprocess
     import sys
 
-    root = _instance(
-        tmp_path,
-        f"""
-[delivery]
-outbox = "outbox"
-  [delivery.email]
-  host = "127.0.0.1"
-  port = {_free_port()}
-  security = "none"
-  from = "tongji@example.gov.cn"
-  to = ["gongkaiban@example.gov.cn"]
-  timeout = 5
-""",
-    )
+    root = _refusing_smtp(tmp_path)
     command = [sys.executable, "-m", "channelwatch", "--instance", str(root), "quarterly", "-y", "2020", "-q", "4"]
     copies: list[set[Path]] = []
     for attempt in (1, 2):
