@@ -109,7 +109,7 @@ def test_only_a_finished_import_or_poll_of_this_office_is_undone(opened: Store, 
         undo(opened, rejected)
     good = import_file(opened, "website", SAMPLES / "website" / "网站信息发布统计_2020.csv")
     undo(opened, good.run_id)
-    with pytest.raises(UserError, match=r"已撤销.*不能撤销"):
+    with pytest.raises(UserError, match=r"已经撤销过了"):
         undo(opened, good.run_id)
     with pytest.raises(UserError, match="没有编号为 9999 的运行记录"):
         undo(opened, 9999)
@@ -153,3 +153,62 @@ def _other(database_url: str, tmp_path: Path) -> str:
     from tests.conftest import new_postgres_database
 
     return new_postgres_database(database_url.rsplit("/", 1)[0] + "/postgres")
+
+
+def test_the_same_wrong_file_imported_several_times_can_be_undone_whole(
+    opened: Store, tmp_path: Path, database_url: str
+) -> None:
+    """Each import of the same file "sees" its rows again: undoing them in turn keeps the rows for ever. Undoing
+    the run they are credited to with ``also_kept`` deletes them; re-importing the right file restores its rows."""
+    first = import_file(opened, "weibo", WEIBO_1)  # the wrong file, imported three times
+    right = import_file(opened, "weibo", WEIBO_2)  # the right one, 104 rows shared with the wrong one
+    import_file(opened, "weibo", WEIBO_1)
+    again = import_file(opened, "weibo", WEIBO_1)
+    done = undo(opened, first.run_id)
+    assert (done.removed, done.kept, done.successor) == (0, 707, right.run_id)  # type: ignore[attr-defined]
+    assert undo(opened, again.run_id).removed == 0  # type: ignore[attr-defined]
+    with pytest.raises(UserError, match=f"运行 {again.run_id}（导入 .*）已经撤销过了"):
+        undo(opened, again.run_id)
+    with store.write(opened.engine) as conn:
+        whole = undo_run(conn, opened.office_id, right.run_id, also_kept=True)
+    assert (whole.removed, whole.kept) == (707 + 520, 0)
+    import_file(opened, "weibo", WEIBO_2)
+
+    clean = open_store(load_instance(write_instance(tmp_path / "clean", url=_other(database_url, tmp_path))))
+    import_file(clean, "weibo", WEIBO_2)
+    assert snapshot(opened) == snapshot(clean)
+    clean.dispose()
+    opened.dispose()
+
+
+def test_rows_only_undone_runs_saw_again_are_deleted(opened: Store) -> None:
+    first = import_file(opened, "weibo", WEIBO_1)
+    again = import_file(opened, "weibo", WEIBO_1)
+    assert undo(opened, again.run_id).removed == 0  # type: ignore[attr-defined]
+    done = undo(opened, first.run_id)  # the only later run that saw them is undone
+    assert (done.removed, done.kept) == (707, 0)  # type: ignore[attr-defined]
+    assert snapshot(opened)[0] == 0
+    opened.dispose()
+
+
+def test_the_undo_command_says_where_kept_rows_went_and_how_to_remove_them(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from channelwatch.cli import app
+
+    root = write_instance(tmp_path / "office")
+
+    def cw(*args: str) -> str:
+        result = CliRunner().invoke(app, ["--instance", str(root), *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cw("import", "weibo", str(WEIBO_1))  # run 1
+    cw("import", "weibo", str(WEIBO_1))  # run 2: the same file again
+    said = cw("runs", "undo", "1")
+    assert "删除了 0 条由该次运行首次写入的发布记录；另有 707 条后来又被其他运行看到" in said
+    assert "予以保留，改记在运行 2 名下" in said
+    assert "channelwatch runs undo 2 --also-kept" in said
+    said = cw("runs", "undo", "2", "--also-kept")
+    assert "删除了 707 条由该次运行首次写入的发布记录（含后来又被其他运行看到的）" in said
+    assert '"total": 0' in cw("summary", "--year", "2020", "--format", "json")

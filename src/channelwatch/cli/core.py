@@ -503,6 +503,13 @@ def runs_command(
 def runs_undo_command(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="运行编号（见 channelwatch runs 第一列）")],
+    also_kept: Annotated[
+        bool,
+        typer.Option(
+            "--also-kept",
+            help="连同后来又被其他运行看到的发布一并删除（例如同一个错文件导入了多次）；之后请重新导入其他正确的文件",
+        ),
+    ] = False,
 ) -> None:
     """撤销一次已成功的导入或抓取：删除该次运行首次写入的发布记录，运行记录标为已撤销。"""
     from channelwatch import store
@@ -510,14 +517,21 @@ def runs_undo_command(
 
     opened = store_of(ctx)
     with store.write(opened.engine) as conn:
-        done = undo_run(conn, opened.office_id, run_id)
+        done = undo_run(conn, opened.office_id, run_id, also_kept=also_kept)
     what = {"import": "导入", "poll": "抓取"}.get(done.kind, done.kind)
-    echo(
-        f"已撤销运行 {done.run_id}（{done.channel} {what} {done.source}）："
-        f"删除了 {done.removed} 条由该次运行首次写入的发布记录"
-        + (f"；另有 {done.kept} 条后来又被其他运行看到，予以保留" if done.kept else "")
-        + "。"
-    )
+    said = f"已撤销运行 {done.run_id}（{done.channel} {what} {done.source}）："
+    said += f"删除了 {done.removed} 条由该次运行首次写入的发布记录"
+    if also_kept:
+        said += "（含后来又被其他运行看到的）；请重新导入该渠道其他正确的文件，补回其中属于它们的发布"
+    if done.kept:
+        said += (
+            f"；另有 {done.kept} 条后来又被其他运行看到，予以保留，改记在运行 {done.successor} 名下。"
+            "如果它们本不该存在（例如同一个错文件导入了多次），可运行 "
+            f"channelwatch runs undo {done.successor} --also-kept 一并删除"
+            f"（也会删除运行 {done.successor} 首次写入的发布），"
+            "再重新导入该渠道其他正确的文件"
+        )
+    echo(said + "。")
 
 
 @app.command("recount")

@@ -98,9 +98,12 @@ class RunUndo:
     source: str
     removed: int  # publications the run had stored first, and no later run saw: deleted
     kept: int  # publications the run stored first that a later run saw again: kept, credited to that run
+    successor: int | None = None  # the run the kept publications are credited to now
 
 
-def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | None = None) -> RunUndo:
+def undo_run(
+    conn: Connection, office_id: int, run_id: int, *, message: str | None = None, also_kept: bool = False
+) -> RunUndo:
     """Undo a finished import or poll: the store becomes what it would be had the run never happened.
 
     Publications the run stored first are deleted — except those a later run saw again (their
@@ -108,6 +111,11 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
     stored them, so they stay and are credited to the earliest later successful run of the channel.
     The run is kept in the log as ``undone``. Fields the undone run filled in on a publication a
     later run also saw (a title, a repost mark) stay as they are (docs/counting-rules.md).
+
+    ``also_kept`` deletes those seen again too. The store keeps only the last time a publication was seen, not
+    by which runs: when the same wrong file was imported several times, every later import "saw" its rows, and
+    undoing each import in turn would keep them for ever. The clerk then re-imports the right files, which
+    store again whatever of theirs this deleted.
     """
     channel, pub, run = _tables()
     found = conn.execute(
@@ -117,6 +125,8 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
     ).first()
     if found is None:
         raise UserError(f"本单位没有编号为 {run_id} 的运行记录（见 channelwatch runs）")
+    if found.kind in _KIND_LABELS and found.status == "undone":
+        raise UserError(f"运行 {run_id}（{_KIND_LABELS[found.kind]} {found.source}）已经撤销过了")
     if found.kind not in _KIND_LABELS or found.status != "ok":
         what = _KIND_LABELS.get(found.kind, found.kind)
         status = _STATUS_LABELS.get(found.status, found.status)
@@ -126,7 +136,8 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
     finished = select(run.c.finished_at).where(run.c.id == run_id).scalar_subquery()
     first_stored = and_(pub.c.channel_id == found.channel_id, pub.c.first_run_id == run_id)
     seen_later = pub.c.last_seen > finished
-    kept = int(conn.execute(select(func.count()).where(first_stored, seen_later)).scalar_one())
+    kept = 0 if also_kept else int(conn.execute(select(func.count()).where(first_stored, seen_later)).scalar_one())
+    successor = None
     if kept:
         successor = conn.execute(
             select(func.min(run.c.id)).where(
@@ -136,7 +147,11 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
                 run.c.kind.in_(list(_KIND_LABELS)),
             )
         ).scalar()
-        conn.execute(pub.update().where(first_stored, seen_later).values(first_run_id=successor))
+        if successor is None:
+            # Every later run that saw them was undone too: no run left would have stored them.
+            kept = 0
+        else:
+            conn.execute(pub.update().where(first_stored, seen_later).values(first_run_id=successor))
     with run_uncounted(conn, found.channel_id, run_id):  # PostgreSQL: taken out of the counts set-based
         removed = int(conn.execute(delete(pub).where(first_stored)).rowcount or 0)
     note = f"已撤销：删除由本次运行首次写入的 {removed} 条发布记录"
@@ -150,4 +165,5 @@ def undo_run(conn: Connection, office_id: int, run_id: int, *, message: str | No
         source=str(found.source),
         removed=removed,
         kept=kept,
+        successor=successor,
     )
