@@ -164,3 +164,32 @@ def test_a_weibo_log_dropped_in_the_website_folder_is_refused(instance_dir: Path
     reasons = (inbox / "website" / "failed" / f"{weibo_log.name}.error.txt").read_text(encoding="utf-8")
     assert "文件看起来是微博的导出" in reasons and "渠道「website」的类型是 website" in reasons
     assert "--force" not in reasons  # the inbox has no command-line flags
+
+
+def test_a_file_imported_by_hand_with_rows_skipped_is_judged_whole_in_the_inbox(instance_dir: Path) -> None:
+    """The same bytes imported before with --skip-invalid are not "already imported": rows of it were left out."""
+    inbox = _setup(instance_dir)
+    by_hand = instance_dir / "bad.csv"
+    by_hand.write_text(BAD_CSV, encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["--instance", str(instance_dir), "import", "weibo", str(by_hand), "--skip-invalid"]
+    )
+    assert result.exit_code == 0, result.output
+    (inbox / "weibo" / "again.csv").write_text(BAD_CSV, encoding="utf-8")
+    output = _run(instance_dir)
+    assert "拒收 1 个" in output, output
+    assert not (inbox / "weibo" / "done" / "again.csv").exists()
+    reasons = (inbox / "weibo" / "failed" / "again.csv.error.txt").read_text(encoding="utf-8")
+    assert "第3行" in reasons and "2020-13-45" in reasons
+    assert _counts(instance_dir)["weibo"] == 1  # the valid row the hand import kept, once
+
+
+def test_a_file_imported_whole_before_is_moved_to_done_without_importing_again(instance_dir: Path) -> None:
+    inbox = _setup(instance_dir)
+    by_hand = instance_dir / "good.csv"
+    by_hand.write_text(GOOD_CSV, encoding="utf-8")
+    assert CliRunner().invoke(app, ["--instance", str(instance_dir), "import", "weibo", str(by_hand)]).exit_code == 0
+    (inbox / "weibo" / "same.csv").write_text(GOOD_CSV, encoding="utf-8")
+    _run(instance_dir)
+    assert (inbox / "weibo" / "done" / "same.csv").is_file()
+    assert _counts(instance_dir)["weibo"] == 1

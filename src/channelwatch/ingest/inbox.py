@@ -246,7 +246,12 @@ def _settled(path: Path, settle: float, now: float) -> bool:
 
 
 def _already_imported(opened: Store, channel: str, sha256: str) -> bool:
-    """Whether a finished import of this channel holds a file with these exact bytes."""
+    """Whether a finished import of this channel holds a file with these exact bytes, every row of it.
+
+    An import by hand with ``--skip-invalid`` left rows out: the same file in the inbox is judged as the inbox
+    judges every file (whole or not at all), so it goes to ``failed/`` with the invalid rows listed, rather than
+    to ``done/`` as if all its rows were stored.
+    """
     run = Run.__table__  # type: ignore[attr-defined]
     query = (
         select(run.c.id)
@@ -255,6 +260,7 @@ def _already_imported(opened: Store, channel: str, sha256: str) -> bool:
             run.c.kind == "import",
             run.c.status == "ok",
             run.c.sha256 == sha256,
+            run.c.rows_rejected == 0,
         )
         .limit(1)
     )
