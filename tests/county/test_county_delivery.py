@@ -36,7 +36,7 @@ def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_pa
 
     code, out = run(root, "county", "quarterly", "-y", "2020", "-q", "4", "--send")
     assert code == 1, out
-    assert "email：失败" in out and "outbox：已发送" in out
+    assert "邮件：失败" in out and "发件箱：已存副本（副本不算发送）" in out
 
     controller, server = start_smtp(port)
     try:
@@ -58,6 +58,6 @@ def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_pa
     assert cells["全县合计"][5] == rollup["total"]
 
     code, out = run(root, "county", "quarterly", "-y", "2020", "-q", "4", "--send")
-    assert code == 0 and "email：跳过" in out
+    assert code == 0 and "邮件：跳过" in out
     code, out = run(root, "county", "quarterly", "-y", "2020", "-q", "4", "--resend")
-    assert code == 1 and "email：失败" in out  # forced again, and the server is gone now
+    assert code == 1 and "邮件：失败" in out  # forced again, and the server is gone now

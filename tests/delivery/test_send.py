@@ -122,7 +122,7 @@ def test_quarterly_arrives_with_xlsx_and_is_not_sent_twice(tmp_path: Path, smtp:
     root = make_instance(tmp_path, delivery_toml(smtp.port))
     result = cli(root, "quarterly", "--year", "2020", "--quarter", "4", "--send")
     assert result.exit_code == 0, result.output
-    assert "email：已发送" in result.output
+    assert "邮件：已发送" in result.output
     assert len(smtp.messages) == 1
     message = smtp.messages[0]
     assert message["Subject"] == SUBJECT
@@ -159,7 +159,7 @@ def test_quarterly_arrives_with_xlsx_and_is_not_sent_twice(tmp_path: Path, smtp:
     # Not sent twice.
     again = cli(root, "quarterly", "--year", "2020", "--quarter", "4", "--send")
     assert again.exit_code == 0, again.output
-    assert "email：跳过" in again.output
+    assert "邮件：跳过" in again.output
     assert len(smtp.messages) == 1
     assert len(list((root / "outbox").glob("*.eml"))) == 1
 
@@ -179,17 +179,31 @@ def test_quarterly_arrives_with_xlsx_and_is_not_sent_twice(tmp_path: Path, smtp:
     opened.dispose()
 
 
+def test_the_mail_comes_from_the_office_and_the_lines_name_targets_in_chinese(tmp_path: Path, smtp: SmtpServer) -> None:
+    root = make_instance(tmp_path, delivery_toml(smtp.port))
+    result = cli(root, "quarterly", "--year", "2020", "--quarter", "4", "--send")
+    assert result.exit_code == 0, result.output
+    # The recipients see the office that reports, at the configured address; not the program's name.
+    sender = smtp.messages[0]["From"].addresses[0]
+    assert (sender.display_name, sender.addr_spec) == (OFFICE, "tongji@example.gov.cn")
+    copy = message_from_bytes(next((root / "outbox").glob("*.eml")).read_bytes(), policy=default)
+    assert copy["From"].addresses[0].display_name == OFFICE
+    lines = result.output.splitlines()
+    assert "发件箱：已存副本（副本不算发送）：" in result.output and "邮件：已发送" in lines
+    assert not [line for line in lines if line.startswith(("outbox", "email", "webhook："))]
+
+
 def test_failed_send_is_shown_and_retried_at_the_next_run(tmp_path: Path) -> None:
     port = _free_port()  # nothing listens here yet
     job = 'action = "quarterly-report"\ncron = "0 9 3 1,4,7,10 *"\n'
     root = make_instance(tmp_path, delivery_toml(port), {"quarterly.toml": job})
     failed = cli(root, "quarterly", "--year", "2020", "--quarter", "4", "--send")
     assert failed.exit_code == 1
-    assert "email：失败" in failed.output
-    assert "outbox：已存副本（副本不算发送）" in failed.output  # the copy is kept even when the send fails
-    assert "outbox：已发送" not in failed.output
+    assert "邮件：失败" in failed.output
+    assert "发件箱：已存副本（副本不算发送）" in failed.output  # the copy is kept even when the send fails
+    assert "发件箱：已发送" not in failed.output
     listing = cli(root, "jobs")
-    assert "2020Q4 → email  发送失败，已尝试 1 次" in listing.output
+    assert "季度统计 2020Q4 → 邮件  发送失败，已尝试 1 次" in listing.output
 
     controller, server = start_smtp(port)
     try:

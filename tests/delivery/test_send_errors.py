@@ -57,7 +57,7 @@ outbox = "outbox"
 
 def test_smtp_server_that_refuses_the_connection(tmp_path: Path) -> None:
     root = _refusing_smtp(tmp_path)
-    reason = _reason(_send(root), "email")
+    reason = _reason(_send(root), "邮件")
     assert reason.startswith("无法连接邮件服务器：对方拒绝连接（")
     assert "Connection refused" in reason  # the library's own detail, in brackets
 
@@ -102,7 +102,7 @@ def test_a_retried_delivery_keeps_one_outbox_copy_and_the_terminal_has_no_englis
     for attempt in (1, 2):
         done = subprocess.run([*command, "--send"], capture_output=True, text=True, env=dict(os.environ), timeout=60)
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "email：失败：无法连接邮件服务器：对方拒绝连接" in done.stdout + done.stderr
+        assert "邮件：失败：无法连接邮件服务器：对方拒绝连接" in done.stdout + done.stderr
         assert "WARNING" not in done.stderr and "delivery of" not in done.stderr, done.stderr
         outbox_line = next(line for line in done.stdout.splitlines() if line.startswith("outbox") or "发件箱" in line)
         assert ("跳过" in outbox_line) == (attempt == 2), outbox_line

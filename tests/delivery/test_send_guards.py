@@ -68,7 +68,7 @@ def test_an_all_zero_quarter_needs_allow_empty(tmp_path: Path, smtp: SmtpServer)
     assert smtp.messages == [] and deliveries(root) == []
     allowed = cli(root, "quarterly", "-y", "2018", "-q", "4", "--send", "--allow-empty")
     assert allowed.exit_code == 0, allowed.output
-    assert "email：已发送" in allowed.output
+    assert "邮件：已发送" in allowed.output
     assert len(smtp.messages) == 1 and "2018年第四季度" in smtp.messages[0]["Subject"]
 
 

@@ -105,7 +105,7 @@ def test_relay_and_webhook_quoting_credentials_leave_no_trace(tmp_path: Path, ec
     finally:
         controller.stop()
     assert ran.returncode == 1 and sent.returncode in (0, 1)
-    assert "554" in ran.stdout and "email：失败" in ran.stdout  # the relay's answer is shown …
+    assert "554" in ran.stdout and "邮件：失败" in ran.stdout  # the relay's answer is shown …
     assert "webhook" in ran.stdout and "HTTP 500" in ran.stdout
     assert "***" in ran.stdout
     jobs_text, jobs_json = _run(root, "jobs"), _run(root, "jobs", "--format", "json")

@@ -102,10 +102,8 @@ def quarterly_command(
             outcome = deliver_county_quarterly(county, own, stores, year, quarter, resend=resend)
         finally:
             lock.release()
-        labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
-        for target in outcome.targets:
-            detail = f"：{target.message}" if target.message else ""
-            echo(f"{target.target}：{labels.get(target.status, target.status)}{detail}")
+        for line in outcome.lines():
+            echo(line)
         if outcome.failed:
             fail("部分发送失败（见上方），再次执行本命令或县级汇总任务时会重试")
     _rollup, outgoing = county_outgoing(county, own, stores, year, quarter)

@@ -221,6 +221,8 @@ def jobs_command(
         if row["last_message"] and (row["last_status"] not in {None, "ok"} or row["action"] == "inspect"):
             echo(f"    {row['last_message'][:300]}")
     if pending:
+        from channelwatch.delivery.send import report_label, target_label
+
         echo("")
         echo("尚未发送成功的报告（下次运行报告任务时自动重试）：")
         for item in pending:
@@ -228,7 +230,7 @@ def jobs_command(
             reason = f"：{item['message']}" if item["message"] else ""
             where = f"[{item['office'] or _COUNTY_LABEL}] " if county else ""
             echo(
-                f"  {where}{item['report']} {item['period']} → {item['target']}  {state}，"
+                f"  {where}{report_label(item['report'])} {item['period']} → {target_label(item['target'])}  {state}，"
                 f"已尝试 {item['attempts']} 次{reason}"
             )
 
@@ -304,11 +306,8 @@ def quarterly_command(
     opened = figures_store_of(ctx, check_empty=True)
     if send or resend:
         outcome = deliver_quarterly(opened, year, quarter, resend=resend, allow_empty=allow_empty)
-        labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
-        for target in outcome.targets:
-            detail = f"：{target.message}" if target.message else ""
-            label = "已存副本（副本不算发送）" if target.target == "outbox" and target.status == "sent" else None
-            echo(f"{target.target}：{label or labels.get(target.status, target.status)}{detail}")
+        for line in outcome.lines():
+            echo(line)
         if output is not None:
             report, _ = quarterly_outgoing(opened, year, quarter)
             output.write_bytes(report.xlsx_bytes())

@@ -45,7 +45,9 @@ __all__ = [
     "Outgoing",
     "deliver",
     "real_targets",
+    "report_label",
     "supersede",
+    "target_label",
     "target_status_label",
     "undelivered",
     "undelivered_periods",
@@ -103,6 +105,17 @@ class DeliveryOutcome:
         ]
         return f"{_REPORT_LABELS.get(self.report, self.report)} {self.period}：" + "，".join(parts)
 
+    def lines(self) -> list[str]:
+        """One line per target, as ``quarterly --send`` and ``county quarterly --send`` print them."""
+        labels = {"sent": "已发送", "skipped": "跳过", "failed": "失败"}
+        shown = []
+        for t in self.targets:
+            detail = f"：{t.message}" if t.message else ""
+            # The outbox copy stays in the office: it is never called "sent" (see OUTBOX_LABELS).
+            label = "已存副本（副本不算发送）" if t.target == "outbox" and t.status == "sent" else None
+            shown.append(f"{target_label(t.target)}：{label or labels.get(t.status, t.status)}{detail}")
+        return shown
+
 
 _REPORT_LABELS = {
     "quarterly": "季度统计",
@@ -114,6 +127,15 @@ _TARGET_LABELS = {"outbox": "发件箱", "email": "邮件", "webhook": "webhook 
 _STATUS_LABELS = {"sent": "已发送", "skipped": "已发送过，跳过", "failed": "发送失败"}
 # The outbox copy is a record kept by the office, not a delivery: it is never called "sent".
 OUTBOX_LABELS = {"sent": "已存副本（未发出）", "skipped": "已存过副本，跳过", "failed": "存副本失败"}
+
+
+def target_label(target: str) -> str:
+    """发件箱, 邮件, webhook: what a clerk reads instead of the delivery log's target ids."""
+    return _TARGET_LABELS.get(target, target).strip()
+
+
+def report_label(report: str) -> str:
+    return _REPORT_LABELS.get(report, report)
 
 
 def target_status_label(target: str, status: str) -> str:
@@ -219,11 +241,14 @@ def _domain(opened: Store) -> str:
     return socket.getfqdn() or "localhost"
 
 
-def build_message(outgoing: Outgoing, email: EmailConfig | None, message_id: str, now: datetime) -> EmailMessage:
+def build_message(
+    outgoing: Outgoing, email: EmailConfig | None, message_id: str, now: datetime, *, sender_name: str
+) -> EmailMessage:
+    """``sender_name`` is the office's name: recipients see who reports, not the program that sends."""
     message = EmailMessage()
     message["Subject"] = outgoing.subject
     if email is not None:
-        message["From"] = formataddr(("channelwatch", email.sender))
+        message["From"] = formataddr((sender_name, email.sender))
         message["To"] = ", ".join(email.recipients(outgoing.report))
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id
@@ -367,7 +392,7 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
     # and the sent message are the same message.
     key_row = next(claimed[t] for t in ("email", "webhook", "outbox") if t in claimed)
     message_id = _message_id(opened, key_row, outgoing)
-    message = build_message(outgoing, settings.email, message_id, now)
+    message = build_message(outgoing, settings.email, message_id, now, sender_name=opened.instance.config.office.name)
     where = f"配置文件 {opened.instance.config_path} 的 [delivery.email]"
 
     if "outbox" in claimed:
