@@ -235,7 +235,7 @@ def test_a_full_disk_is_one_chinese_line_without_traceback(small: Path) -> None:
     import sys
 
     command = [sys.executable, "-m", "channelwatch", "--instance", str(small), "summary", "-y", "2020", "-f", "xlsx"]
-    result = subprocess.run([*command, "-o", "/dev/full"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*command, "-o", "/dev/full", "--overwrite"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["错误：读写文件失败：磁盘空间不足（No space left on device）"]
 
@@ -244,3 +244,26 @@ def test_a_full_disk_is_one_chinese_line_without_traceback(small: Path) -> None:
 def test_a_file_the_system_refuses_is_one_chinese_line(small: Path) -> None:
     line = _one_error_line(cw(small, "summary", "-y", "2020", "-f", "csv", "-o", "/proc/x.csv"))
     assert line == "错误：无法读写 /proc/x.csv：文件或文件夹不存在（No such file or directory）"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["summary", "-y", "2020", "-f", "xlsx"],
+        ["summary", "-y", "2020", "-f", "csv"],
+        ["publications", "weibo", "-y", "2020"],
+        ["quarterly", "-y", "2020", "-q", "4"],
+    ],
+    ids=["summary-xlsx", "summary-csv", "publications", "quarterly"],
+)
+def test_an_existing_file_is_kept_unless_overwrite_is_given(small: Path, tmp_path: Path, command: list[str]) -> None:
+    """A clerk's own file of the same name is never replaced by a report without being asked (--overwrite)."""
+    suffix = ".csv" if "csv" in command or "publications" in command else ".xlsx"
+    target = tmp_path / f"我的重要文件{suffix}"
+    target.write_bytes(b"my important work")
+    line = _one_error_line(cw(small, *command, "-o", str(target)))
+    assert line == f"错误：文件 {target} 已存在，未覆盖；要覆盖请加 --overwrite，或换一个文件名"
+    assert target.read_bytes() == b"my important work"
+    result = cw(small, *command, "-o", str(target), "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() != b"my important work"

@@ -402,11 +402,15 @@ def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
-def output_file(path: Path, *, suffixes: tuple[str, ...] = (), what: str = "", overwrite: bool = True) -> Path:
+# Every command that writes a file given with -o: a file that exists is someone's, kept unless asked.
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="--output 指定的文件已存在时覆盖它（默认不覆盖）")]
+
+
+def output_file(path: Path, *, suffixes: tuple[str, ...] = (), what: str = "", overwrite: bool = False) -> Path:
     """Check an ``-o`` target before any work is done: a file name in a folder that exists.
 
     ``suffixes`` are the extensions that match the format (``.docx`` for a Word draft); a file that
-    exists is refused unless ``overwrite``.
+    exists is refused unless ``overwrite``: writing over a clerk's own file with a report cannot be undone.
     """
     if path.is_dir():
         example = path / ("文件名" + (suffixes[0] if suffixes else ""))

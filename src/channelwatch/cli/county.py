@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from channelwatch.cli.common import app, county_of, echo, fail
+from channelwatch.cli.common import Overwrite, app, county_of, echo, fail, output_file
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
@@ -52,6 +52,7 @@ def summary_command(
     month: MonthOption = None,
     format: Annotated[RollupFormat, typer.Option("--format", "-f", help="输出格式")] = RollupFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """全县各单位的发布数量：按分组列出各单位、各类渠道、转发、跨渠道去重数、本年累计，以及小计和全县合计。"""
     from channelwatch.county import outputs
@@ -60,6 +61,9 @@ def summary_command(
 
     if quarter is not None and month is not None:
         raise typer.BadParameter("--quarter 与 --month 只能选一个")
+    if output is not None:
+        suffix = {RollupFormat.xlsx: (".xlsx",), RollupFormat.csv: (".csv",)}.get(format, ())
+        output_file(output, suffixes=suffix, what=f"{format.value} 格式的", overwrite=overwrite)
     county, own, stores = _open(ctx)
     rollup = build_rollup(county, own, stores, Period(year, quarter, month))
     if format is RollupFormat.xlsx:
@@ -90,11 +94,14 @@ def quarterly_command(
     send: Annotated[bool, typer.Option("--send", help="按县级实例的 [delivery] 发送（并存入发件箱）")] = False,
     resend: Annotated[bool, typer.Option("--resend", help="已发送过也再次发送（隐含 --send）")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="把 XLSX 汇总表写入此文件")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """一个季度的全县汇总；--send 发送给县级实例 [delivery] 中的收件人（每季度只发一次，失败下次重试）。"""
     from channelwatch.county.delivery import county_outgoing, deliver_county_quarterly
     from channelwatch.daemon.actions import _wait_for_lock
 
+    if output is not None:
+        output_file(output, suffixes=(".xlsx",), what="全县汇总表", overwrite=overwrite)
     county, own, stores = _open(ctx)
     if send or resend:
         lock = _wait_for_lock(own, f"deliver-{own.office_id}", timeout=120)
@@ -160,6 +167,7 @@ def template_command(
     office: Annotated[str | None, typer.Option("--office", help="预先填好这个单位的名称（单位 id）")] = None,
     year: Annotated[int | None, typer.Option("--year", "-y", help="预先填好年份", min=1990, max=2100)] = None,
     quarter: Annotated[int | None, typer.Option("--quarter", "-q", help="预先填好季度", min=1, max=4)] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """写出手工填报用的季度统计表（与 channelwatch 季度统计表同一格式，附填写说明）。"""
     from channelwatch.county.sheets import write_template
@@ -169,8 +177,7 @@ def template_command(
         name = county_of(ctx).office_view(office).config.office.name
     if (year is None) != (quarter is None):
         fail("--year 与 --quarter 要一起给出（或都不给，由单位自己填写统计期间）")
-    if output.exists():
-        fail(f"{output} 已存在，未覆盖")
+    output_file(output, suffixes=(".xlsx",), what="填报模板", overwrite=overwrite)
     write_template(output, office_name=name, year=year, quarter=quarter)
     echo(f"已写入 {output}")
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, echo_data, fail, output_file, store_of
+from channelwatch.cli.common import Overwrite, app, echo, echo_data, fail, output_file, store_of
 
 
 class InspectFormat(StrEnum):
@@ -48,6 +48,7 @@ def inspect_command(
     ] = None,
     format: Annotated[InspectFormat, typer.Option("--format", "-f", help="输出格式")] = InspectFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 必须指定）")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """检查预警：按政府网站与政务新媒体检查指标（首页、栏目更新，空白栏目，站点可访问性，链接，新媒体更新），
     给出每个渠道和单位的结论（否决风险 / 预警 / 正常）及需要处理的问题。阈值见配置的 [inspection]。"""
@@ -59,7 +60,7 @@ def inspect_command(
         fail("xlsx 格式需要用 -o 指定输出文件，例如 -o 检查预警.xlsx")
     if output is not None:
         suffixes = {InspectFormat.xlsx: (".xlsx",), InspectFormat.html: (".html", ".htm")}.get(format, ())
-        output_file(output, suffixes=suffixes, what="检查预警")
+        output_file(output, suffixes=suffixes, what="检查预警", overwrite=overwrite)
     opened = store_of(ctx)
     check_office(opened, office)
     result = inspect(opened, day)

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import app, echo, echo_data, fail, figures_store_of, instance_of, output_file
+from channelwatch.cli.common import (
+    Overwrite,
+    app,
+    echo,
+    echo_data,
+    fail,
+    figures_store_of,
+    instance_of,
+    output_file,
+)
 
 report_app = typer.Typer(
     help="生成报告：政府信息公开工作年度报告草稿。",
@@ -38,7 +47,7 @@ def annual_command(
         typer.Option("--init-inputs", help="生成该年度的填报文件 config/annual/<年份>.toml（各项为 0，附中文说明）"),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="核对未通过也生成草稿，并在有问题处标注 ※")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="--output 指定的文件已存在时覆盖它")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """生成年度报告草稿：按该年度适用的国家统一格式（2019、2020年度用国办公开办函〔2019〕60号，
     2021年度起用国办公开办函〔2021〕30号），渠道发布数字取自统计库，其余取自 config/annual/<年份>.toml。"""
