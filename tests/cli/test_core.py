@@ -155,6 +155,25 @@ def test_channels_lists_totals_and_freshness(loaded: Path) -> None:
     assert "1227" in weibo and "2021-01-01 00:30" in weibo and "已超期" in weibo
 
 
+def test_channels_and_the_summary_sheet_name_channel_kinds_in_chinese(loaded: Path, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    lines = cw(loaded, "channels").output.splitlines()[1:]
+    # The example's channel ids are the kinds' ids: the third column is the kind.
+    assert [line.split()[2] for line in lines] == ["政府网站", "微博", "微信公众号"]
+    target = tmp_path / "2020.xlsx"
+    assert cw(loaded, "summary", "-y", "2020", "-f", "xlsx", "-o", str(target)).exit_code == 0
+    sheet = load_workbook(target)["分渠道"]
+    assert [row[1] for row in sheet.iter_rows(min_row=2, max_row=4, values_only=True)] == [
+        "政府网站",
+        "微博",
+        "微信公众号",
+    ]
+    # The JSON contract keeps the kinds' ids.
+    data = json.loads(cw(loaded, "summary", "-y", "2020", "-f", "json").output)
+    assert [c["kind"] for c in data["channels"]] == ["website", "weibo", "wechat"]
+
+
 def test_init_writes_a_working_instance(tmp_path: Path) -> None:
     target = tmp_path / "office"
     result = cw(None, "init", str(target))

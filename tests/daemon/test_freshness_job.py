@@ -79,7 +79,7 @@ def test_freshness_job_warns_once_a_day_and_jobs_lists_it(instance_dir: Path) ->
     listing = cli(instance_dir, "jobs")
     assert listing.exit_code == 0, listing.output
     line = next(x for x in listing.output.splitlines() if x.startswith("fresh "))
-    assert "警告" in line and "cron 0 8 * * *" in line and " 08:00:00" in line
+    assert "警告" in line and "cron：0 8 * * *" in line and " 08:00:00" in line
 
 
 def test_jobs_shows_a_run_killed_half_way_as_interrupted(instance_dir: Path) -> None:

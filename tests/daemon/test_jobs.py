@@ -86,9 +86,23 @@ def test_id_defaults_to_file_name_and_fields_parse(tmp_path: Path) -> None:
     assert [j.id for j in jobs] == ["a", "inbox-main", "c"]
     assert jobs[0].spec.every == 7200 and jobs[0].spec.jitter == 30 and jobs[0].spec.channels == ["site2"]
     assert jobs[0].schedule_text == "every 2h ±30s"
+    assert jobs[0].schedule_label == "每 2 小时（随机推迟 0–30 秒）"
+    assert (jobs[1].schedule_label, jobs[2].schedule_label) == ("每 5 分钟", "cron：0 8 * * *")
     assert jobs[1].spec.path == "drop" and jobs[1].spec.settle == 3
     assert jobs[2].spec.warn_days == 7 and jobs[2].spec.limit_days is None
     assert find_job(jobs, "c") is jobs[2]
+
+
+def test_jobs_shows_schedules_in_chinese(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from channelwatch.cli import app
+
+    root = _instance(tmp_path, {"inbox.toml": 'action = "import-inbox"\nevery = "30s"\n'})
+    listing = CliRunner().invoke(app, ["--instance", str(root), "jobs"])
+    assert listing.exit_code == 0, listing.output
+    line = next(x for x in listing.output.splitlines() if x.startswith("inbox "))
+    assert "每 30 秒" in line and "every" not in line
 
 
 @pytest.mark.parametrize(

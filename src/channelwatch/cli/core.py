@@ -90,6 +90,7 @@ def channels_command(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from channelwatch import store
+    from channelwatch.instance.config import KIND_LABELS
     from channelwatch.render import pad
     from channelwatch.stats.freshness import freshness
 
@@ -106,7 +107,7 @@ def channels_command(ctx: typer.Context) -> None:
         last_polls = _last_successful_polls(conn, opened)
     configured = {c.id for c in opened.instance.config.channels}
     header = ["渠道", "名称", "类型", "总数", "最新发布", "距今", "状态", "最近成功抓取"]
-    widths = [12, 16, 8, 8, 18, 8, 22, 18]
+    widths = [12, 16, 12, 8, 18, 8, 22, 18]
     echo("".join(pad(h, w) for h, w in zip(header, widths, strict=True)))
     labels = {"ok": "正常", "warn": "预警", "overdue": "已超期", "empty": "无数据"}
     for row in rows:
@@ -120,7 +121,8 @@ def channels_command(ctx: typer.Context) -> None:
         elif row.status == "overdue":
             status += f"（已{row.days_since}天未更新）"
         polled = last_polls.get(row.key, "—")
-        cells = [row.key, row.name, row.kind, str(row.total), latest, days, status, polled]
+        kind = KIND_LABELS.get(row.kind, row.kind)
+        cells = [row.key, row.name, kind, str(row.total), latest, days, status, polled]
         echo("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
 
 

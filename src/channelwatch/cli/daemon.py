@@ -108,6 +108,7 @@ def _rows_of(opened: Any, jobs: list[Any], now: datetime) -> list[dict[str, Any]
                 "id": job.id,
                 "action": job.action,
                 "schedule": job.schedule_text,
+                "schedule_label": job.schedule_label,
                 "file": str(job.path),
                 "last_status": status,
                 "last_started": _local(state.last_started if state else None, zone),
@@ -199,7 +200,7 @@ def jobs_command(
     if not rows:
         echo(f"{(root if county else instance_of(ctx)).jobs_dir} 下没有任务文件。")
     header = ["任务", "动作", "计划", "上次结果", "上次开始", "下次运行"]
-    widths = [16, 18, 26, 10, 21, 20]
+    widths = [16, 18, 28, 10, 21, 20]
     if county:
         header.insert(1, "单位")
         widths[0] = max(16, *(len(row["id"]) + 2 for row in rows))
@@ -209,7 +210,7 @@ def jobs_command(
         cells = [
             row["id"],
             row["action"],
-            row["schedule"],
+            row["schedule_label"],
             _STATUS.get(row["last_status"], row["last_status"]),
             row["last_started"],
             row["next_run"],

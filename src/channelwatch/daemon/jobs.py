@@ -279,6 +279,14 @@ class Job:
             text += f" ±{_duration_text(self.spec.jitter)}"
         return text
 
+    @property
+    def schedule_label(self) -> str:
+        """The schedule as ``jobs`` shows it (每 30 分钟, cron：0 9 * * *); the log keeps ``schedule_text``."""
+        text = f"每 {_duration_label(self.spec.every)}" if self.spec.every else f"cron：{self.spec.cron}"
+        if self.spec.jitter:
+            text += f"（随机推迟 0–{_duration_label(self.spec.jitter)}）"
+        return text
+
     def grace_seconds(self, zone: str) -> float:
         if self.spec.grace is not None:
             return float(self.spec.grace)
@@ -294,6 +302,13 @@ def _duration_text(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _duration_label(seconds: float) -> str:
+    for unit, size in (("天", 86400), ("小时", 3600), ("分钟", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} 秒"
 
 
 def _cron_gap(job: Job, zone: str) -> float:

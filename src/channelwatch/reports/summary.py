@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from channelwatch.instance.config import KIND_LABELS
 from channelwatch.render import render
 from channelwatch.spreadsheet import csv_text, save_workbook, xlsx_row
 from channelwatch.stats.figures import Summary
@@ -78,7 +79,7 @@ def write_summary_xlsx(summary: Summary, target: Path, sentence: str) -> None:
     channels = workbook.create_sheet("分渠道")
     channels.append(["渠道", "类型", "合计", "其中转发", "原创"])
     for c in summary.channels:
-        channels.append(xlsx_row([c.name, c.kind, c.total, c.reposts, c.original]))
+        channels.append(xlsx_row([c.name, KIND_LABELS.get(c.kind, c.kind), c.total, c.reposts, c.original]))
     channels.append(["合计", "", summary.total, summary.reposts, summary.original])
     channels.append(["去重后不同信息", "", summary.unique_items, "", ""])
     save_workbook(workbook, target)
