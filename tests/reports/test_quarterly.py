@@ -122,3 +122,21 @@ def test_instance_template_overrides_the_subject(loaded, instance_dir: Path) -> 
     with store.read(loaded.engine) as conn:
         report = build_quarterly(conn, loaded.office_id, 2020, 1, templates_dir=instance_dir / "templates")
     assert report.subject == "【季度统计】2020年第一季度"
+
+
+def test_a_table_of_a_quarter_still_under_way_says_so(loaded) -> None:  # type: ignore[no-untyped-def]
+    """The web view downloads and -o writes a quarterly table any day: one made before the quarter ended says its
+    figures can still change; one made after does not."""
+    from datetime import date
+
+    def notes(today: date) -> list[str]:
+        with store.read(loaded.engine) as conn:
+            report = build_quarterly(conn, loaded.office_id, 2020, 4, today=today)
+        sheet = load_workbook(io.BytesIO(report.xlsx_bytes())).active
+        return [str(c.value) for c in sheet["A"] if c.value and str(c.value).startswith(("注意", "填报日期"))]
+
+    assert notes(date(2020, 12, 31)) == [
+        "填报日期：2020-12-31",
+        "注意：本季度尚未结束，数字统计至 2020-12-31，还会变化，不宜作为正式报送",
+    ]
+    assert notes(date(2021, 1, 4)) == ["填报日期：2021-01-04"]

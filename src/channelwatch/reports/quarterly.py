@@ -107,6 +107,11 @@ class QuarterlyReport:
             "unique_items": {"quarter": self.unique_items, "year_to_date": self.unique_year_to_date},
         }
 
+    @property
+    def unfinished(self) -> bool:
+        """Made before the quarter's last day was over: its figures can still grow."""
+        return self.generated_on <= self.period.end
+
     def xlsx_bytes(self) -> bytes:
         buffer = io.BytesIO()
         write_quarterly_xlsx(self, buffer)
@@ -269,6 +274,9 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
         "填在“本季度合计”和“本年累计”的“合计”列。",
         f"填报日期：{report.generated_on.isoformat()}",
     ]
+    if report.unfinished:
+        # Downloadable (the web view) and writable (-o) any day: a table of a quarter still under way must say so.
+        notes.append(f"注意：本季度尚未结束，数字统计至 {report.generated_on.isoformat()}，还会变化，不宜作为正式报送")
     for note in notes:
         line += 1
         sheet.cell(row=line + 1, column=1, value=note)
