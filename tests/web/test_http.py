@@ -309,3 +309,47 @@ def test_verdicts_are_read_as_inspect_stored_them_and_orphans_warned(tmp_path: P
         assert f"按 {today.isoformat()} 检查" in running.get("/").text
     finally:
         stop_server(running)
+
+
+def _serve_output(root: Path, *options: str) -> str:
+    """What ``channelwatch [options] serve`` prints from start to a healthy page to its stop."""
+    import os
+    import signal
+
+    from tests.conftest import _free_port, wait_for
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "channelwatch", "--instance", str(root), *options, "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return process.poll() is not None
+
+    try:
+        assert wait_for(up, timeout=30) and process.poll() is None, "the web view did not answer /healthz"
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl+C, as the start line says
+        output, _ = process.communicate(timeout=20)
+    return output.replace(str(port), "PORT")
+
+
+def test_serve_prints_its_chinese_line_and_not_uvicorns_unless_verbose(tmp_path: Path) -> None:
+    root = write_instance(tmp_path / "instance")
+    export = tmp_path / "weibo.csv"
+    export.write_text("标题,发布时间\n一条,2020-11-01 09:00\n", encoding="utf-8")
+    assert cw(root, "import", "weibo", str(export)).returncode == 0
+    quiet = _serve_output(root)
+    assert "网页视图：http://127.0.0.1:PORT/ （无需登录，仅本机可访问；按 Ctrl+C 停止）" in quiet
+    for english in ("Uvicorn running", "Started server process", "Application startup", "GET /", "INFO"):
+        assert english not in quiet, quiet
+    verbose = _serve_output(root, "--verbose")
+    assert "网页视图：" in verbose and "Uvicorn running on http://127.0.0.1:PORT" in verbose

@@ -222,6 +222,7 @@ class CliState:
     debug: bool = False
     office: str | None = None
     root: Instance | None = None
+    verbose: bool = False
 
 
 def _version(value: bool) -> None:
@@ -283,7 +284,7 @@ def _root(
         if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _TerminalFormatter):
             # Log lines quote titles and server answers: their control characters are shown, not obeyed.
             handler.setFormatter(_TerminalFormatter(handler.formatter._fmt if handler.formatter else None))
-    ctx.obj = CliState(instance_dir=instance, debug=debug, office=office)
+    ctx.obj = CliState(instance_dir=instance, debug=debug, office=office, verbose=verbose)
     ctx.call_on_close(lambda: _close(ctx.obj))
 
 

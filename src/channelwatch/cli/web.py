@@ -9,7 +9,7 @@ import typer
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
 
-from channelwatch.cli.common import app, echo, figures_store_of, instance_of, root_instance_of
+from channelwatch.cli.common import _state, app, echo, figures_store_of, instance_of, root_instance_of
 
 
 @app.command("serve")
@@ -37,6 +37,7 @@ def serve_command(
         # lost, a database without a single publication of the office) go to stderr once, at start.
         figures_store_of(ctx, check_empty=True)
     application = create_app(instance, gate)
+    verbose = _state(ctx).verbose
     shown = f"[{host}]" if ":" in host else host
     access = "需要登录" if gate.required else "无需登录，仅本机可访问"
     echo(f"网页视图：http://{shown}:{port}/ （{access}；按 Ctrl+C 停止）")
@@ -44,8 +45,10 @@ def serve_command(
         application,
         host=host,
         port=port,
-        log_level="info",
-        access_log=False,
+        # The line above says in Chinese what uvicorn's English start and stop lines say; --verbose shows them
+        # (and one line per request), warnings and errors always.
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
         server_header=False,
         proxy_headers=True,  # X-Forwarded-Proto from a proxy on this machine marks HTTPS (Secure cookie)
     )
