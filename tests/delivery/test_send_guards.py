@@ -100,6 +100,32 @@ def test_without_warn_to_the_warning_says_it_stayed_in_the_outbox(tmp_path: Path
     assert [r[2] for r in deliveries(root)] == ["outbox"]
 
 
+def test_run_job_prints_its_chinese_line_once_and_the_whole_command_to_send_zeros(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from channelwatch.reports.quarterly import previous_quarter
+
+    root = make_instance(tmp_path, delivery_toml(_free_port()), {"quarterly.toml": QUARTERLY_JOB})
+    year, quarter = previous_quarter(datetime.now(ZoneInfo("Asia/Shanghai")).date())
+
+    def run_job(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "channelwatch", "--instance", str(root), *options, "run-job", "quarterly"]
+        return subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+
+    ran = run_job()
+    assert ran.returncode == 0, ran.stderr
+    # run-job has no --allow-empty: the message gives the command that has it.
+    assert (
+        f"确认确实为 0 时运行 channelwatch quarterly --year {year} --quarter {quarter} --send --allow-empty"
+        in ran.stdout
+    )
+    assert ran.stderr == ""  # the daemon's English log line is not repeated under the Chinese one
+    verbose = run_job("--verbose")
+    assert "channelwatch.daemon.actions: job quarterly (quarterly-report) warn" in verbose.stderr
+
+
 def test_the_job_warns_about_publications_under_a_channel_id_the_config_lost(tmp_path: Path, smtp: SmtpServer) -> None:
     job = 'action = "quarterly-report"\ncron = "0 9 3 1,4,7,10 *"\n'
     root = make_instance(tmp_path, delivery_toml(smtp.port, warn_to=True), {"quarterly.toml": job})

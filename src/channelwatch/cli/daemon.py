@@ -245,7 +245,12 @@ def run_job_command(
     from channelwatch.daemon.actions import execute
     from channelwatch.daemon.jobs import find_job, load_jobs
 
-    _daemon_logging()
+    if _state(ctx).verbose:
+        _daemon_logging()
+    else:
+        # A one-shot command: its Chinese result line says what the daemon's English log line would repeat. A job's
+        # unexpected traceback is still shown, as before (the result line only names the error).
+        logging.getLogger("channelwatch.tracebacks").setLevel(logging.DEBUG)
     root = root_instance_of(ctx)
     if root.is_county and _state(ctx).office is None:
         _run_county_job(root, job_id)

@@ -148,12 +148,18 @@ def deliver_quarterly(
         if report.total.quarter.total == 0 and not allow_empty:
             raise EmptyPeriod(
                 f"{report.period.label}各渠道发布数均为 0，未发送：可能是该季度的数据还没有导入或抓取"
-                "（见 channelwatch runs）；确认确实为 0 时加 --allow-empty 再发送",
+                f"（见 channelwatch runs）；确认确实为 0 时运行 {allow_empty_command(opened, year, quarter)}",
                 report,
             )
         return deliver(opened, outgoing, resend=resend, job_id=job_id)
     finally:
         lock.release()
+
+
+def allow_empty_command(opened: Store, year: int, quarter: int) -> str:
+    """The whole command that sends an all-zero quarter: a job's result (run-job, jobs) has no --allow-empty."""
+    office = f" --office {opened.instance.office_key}" if opened.instance.parent is not None else ""
+    return f"channelwatch{office} quarterly --year {year} --quarter {quarter} --send --allow-empty"
 
 
 def _warn_empty(opened: Store, job: Job, error: EmptyPeriod) -> str:
@@ -171,8 +177,7 @@ def _warn_empty(opened: Store, job: Job, error: EmptyPeriod) -> str:
                 f"{office.name}{report.period.label}各渠道发布数均为 0，季度统计没有发给政务公开办。",
                 "",
                 "请检查该季度的数据是否已导入或抓取（channelwatch runs）。确认确实为 0 时，可运行：",
-                f"  channelwatch quarterly --year {report.period.year} --quarter {report.period.quarter} --send "
-                "--allow-empty",
+                f"  {allow_empty_command(opened, report.period.year, report.period.quarter)}",
                 "",
                 "（本邮件由 channelwatch 自动生成发送。）",
                 "",
