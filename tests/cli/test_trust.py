@@ -137,6 +137,22 @@ def test_rename_before_the_config_says_which_line_to_change(loaded: Path) -> Non
     assert bad.exit_code == 1 and "只能包含字母、数字、下划线和连字符" in bad.output
 
 
+def test_after_a_rename_before_the_config_is_edited_the_warning_points_both_ways(loaded: Path) -> None:
+    assert cw(loaded, "channels", "rename", "wechat", "gzh").exit_code == 0
+    warned = [line for line in cw(loaded, "summary", "-y", "2020").stderr.splitlines() if "「gzh」" in line]
+    assert warned == [
+        "警告：数据库中渠道 id「gzh」有 48 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
+        "如果刚用 channels rename 把渠道改成了「gzh」，请把配置文件中的渠道 id「wechat」也改为 gzh；"
+        "如果是在配置中改了渠道 id，请运行 channelwatch channels rename gzh <新渠道id>"
+    ]
+    # Every configured channel holding publications: only the config can have lost the id.
+    edit(loaded, 'id = "wechat"', 'id = "gzh"')
+    edit(loaded, '[[channels]]\nid = "website"\nkind = "website"\nname = "政府网站"\n', "")
+    warned = [line for line in cw(loaded, "summary", "-y", "2020").stderr.splitlines() if "警告" in line]
+    assert len(warned) == 1 and "「website」有 8 条" in warned[0]  # all years: 6 of them in 2020
+    assert warned[0].endswith("；如果是改了渠道 id，请运行 channelwatch channels rename website <新渠道id>")
+
+
 # --- 2. a wrong database is named --------------------------------------------------------------------------
 
 

@@ -354,7 +354,7 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     figure from a mistyped ``[database] url`` must not pass for a real zero.
     """
     from channelwatch import store
-    from channelwatch.store.schema import office_publication_count, orphan_channels
+    from channelwatch.store.schema import office_publication_count, orphan_advice, orphan_channels, unused_channels
 
     instance = instance_of(ctx)
     if check_empty and instance.parent is not None and not instance.config.channels:
@@ -368,11 +368,12 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     configured = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
         orphans = orphan_channels(conn, opened.office_id, configured)
+        unused = unused_channels(conn, opened.office_id, configured) if orphans else []
         empty = check_empty and office_publication_count(conn, opened.office_id) == 0
     for key, count in orphans:
         echo(
             f"警告：数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
-            f"如果是改了渠道 id，请运行 channelwatch channels rename {key} <新渠道id>",
+            + orphan_advice(key, unused),
             err=True,
         )
     if empty:

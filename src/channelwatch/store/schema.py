@@ -275,6 +275,37 @@ def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> 
     return [(key, totals[channel_id]) for channel_id, key in stored.items() if channel_id in totals]
 
 
+def unused_channels(conn: Connection, office_id: int, configured: list[str]) -> list[str]:
+    """Configured channel ids without a single stored publication, in the config's order.
+
+    Beside an orphan id, one of these is likely the other half of a rename: ``channels rename`` moved the
+    publications away from it before the config was edited, or the config was edited first.
+    """
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(
+        select(channel.c.id, channel.c.key).where(channel.c.office_id == office_id, channel.c.key.in_(configured))
+    )
+    stored = {str(key): int(channel_id) for channel_id, key in rows}
+    totals = channel_totals(conn, list(stored.values()))
+    return [key for key in configured if stored.get(key) not in totals]
+
+
+def orphan_advice(key: str, unused: list[str], office: str | None = None) -> str:
+    """What to do about publications stored under ``key``, a channel id the config no longer has: one clause.
+
+    With a configured channel that has no publication (``unused``) the rename may have gone either way, so
+    both ways are named: after ``channels rename old key`` the config still says the old id.
+    """
+    command = f"channelwatch{f' --office {office}' if office else ''} channels rename {key} <新渠道id>"
+    if not unused:
+        return f"如果是改了渠道 id，请运行 {command}"
+    old = f"「{unused[0]}」" if len(unused) == 1 else ""
+    return (
+        f"如果刚用 channels rename 把渠道改成了「{key}」，请把配置文件中的渠道 id{old}也改为 {key}；"
+        f"如果是在配置中改了渠道 id，请运行 {command}"
+    )
+
+
 def sync_channel(conn: Connection, office_id: int, key: str, kind: str, name: str) -> int:
     channel = Channel.__table__  # type: ignore[attr-defined]
     found = conn.execute(select(channel.c.id).where(channel.c.office_id == office_id, channel.c.key == key)).scalar()

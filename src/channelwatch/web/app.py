@@ -31,7 +31,7 @@ from channelwatch.stats.freshness import configured_freshness, newest_publicatio
 from channelwatch.store.counts import channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
-from channelwatch.store.schema import orphan_channels
+from channelwatch.store.schema import orphan_advice, orphan_channels, unused_channels
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -206,7 +206,13 @@ class WebView:
             fresh = {f.key: f for f in found}
             years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
             judged = data.verdicts(conn, [office_id]).get(office_id, {})
-            orphans = orphan_channels(conn, office_id, keys)
+            found_orphans = orphan_channels(conn, office_id, keys)
+            unused = unused_channels(conn, office_id, keys) if found_orphans else []
+        in_county = scope.instance.office_key if scope.instance.parent is not None else None
+        orphans = [
+            {"office": None, "channel": key, "count": count, "advice": orphan_advice(key, unused, in_county)}
+            for key, count in found_orphans
+        ]
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
@@ -305,7 +311,13 @@ class WebView:
                 if channel not in ids
             }
             stranded = channel_totals(conn, list(unconfigured))
-            orphans = sorted((*unconfigured[cid], n) for cid, n in stranded.items() if n)
+            held = channel_totals(conn, counted) if stranded else {}
+            orphans: list[dict[str, Any]] = []
+            for office_key, channel, count in sorted((*unconfigured[cid], n) for cid, n in stranded.items() if n):
+                ids = channels[stored[office_key]]
+                unused = [c for c in configured[office_key] if ids.get(c) not in held]
+                advice = orphan_advice(channel, unused, office_key)
+                orphans.append({"office": office_key, "channel": channel, "count": count, "advice": advice})
             years, newest = self.years(conn, counted, year)
         # Offices that report by sheet have no channels here: their figures are the sheets' (the roll-up's).
         reporting = {key for key, office in offices.items() if key in stored and not office.config.channels}
