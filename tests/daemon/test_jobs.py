@@ -113,6 +113,8 @@ def test_jobs_shows_schedules_in_chinese(tmp_path: Path) -> None:
         ('action = "poll"\nevery = "1m"\ncron = "* * * * *"\n', "every/cron", "every 和 cron"),
         ('action = "poll"\ncron = "61 * * * *"\n', "cron", "61 * * * *"),
         ('action = "poll"\ncron = "0 9 * *"\n', "cron", "5 个字段"),
+        ('action = "poll"\ncron = "0 9 31 2 *"\n', "cron", "cron 表达式「0 9 31 2 *」永远不会触发（2 月没有 31 日）"),
+        ('action = "poll"\ncron = "0 9 30,31 2,feb *"\n', "cron", "「0 9 30,31 2,feb *」永远不会触发（"),
         ('action = "poll"\nevery = "1m"\nchanels = ["x"]\n', "chanels", "未知的配置项"),
         ('action = "publish"\nevery = "1m"\n', "action", "publish"),
         ('every = "1m"\n', "action", "缺少必填项"),

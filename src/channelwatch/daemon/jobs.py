@@ -135,6 +135,17 @@ def _cron_problem(expression: str, exc: ValueError) -> str:
     return f"各字段组合无效（{english}）"
 
 
+_LONGEST_MONTHS = {2: 29, 4: 30, 6: 30, 9: 30, 11: 30}
+
+
+def _never_why(fields: dict[str, str]) -> str:
+    """Why a cron never fires, when its day and month are plain numbers; otherwise in general words."""
+    day, month = fields["day"], fields["month"]
+    if day.isdigit() and month.isdigit() and int(day) > _LONGEST_MONTHS.get(int(month), 31):
+        return f"{int(month)} 月没有 {int(day)} 日"
+    return "没有哪一天同时符合日、月、星期这几个字段"
+
+
 def _cron_fields(expression: str) -> dict[str, str]:
     values = expression.split()
     if len(values) != 5:
@@ -174,9 +185,13 @@ class _JobBase(BaseModel):
 
         fields = _cron_fields(value)  # its own ValueError is Chinese already
         try:
-            CronTrigger(**fields, timezone="UTC")
+            trigger = CronTrigger(**fields, timezone="UTC")
         except ValueError as exc:
             raise ValueError(f"cron 表达式「{value}」无效：{_cron_problem(value, exc)}") from None
+        # Valid field by field, yet no date matches them all (31 February): the job would wait for ever, and jobs
+        # would only show "—" as its next run.
+        if trigger.get_next_fire_time(None, datetime.now(ZoneInfo("UTC"))) is None:
+            raise ValueError(f"cron 表达式「{value}」永远不会触发（{_never_why(fields)}）")
         return value
 
     @model_validator(mode="after")
