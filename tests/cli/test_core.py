@@ -124,6 +124,23 @@ def test_import_rejects_bad_file_with_exit_1(instance_dir: Path, tmp_path: Path)
     assert (tmp_path / "bad.rejected.csv").exists()
 
 
+def test_a_file_with_only_a_header_says_so_and_stores_nothing(instance_dir: Path, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    csv_file = tmp_path / "只有表头.csv"
+    csv_file.write_text("标题,发布时间\n", encoding="utf-8")
+    book = Workbook()
+    book.active.append(["标题", "发布时间"])  # type: ignore[union-attr]
+    book.save(tmp_path / "只有表头.xlsx")
+    for path in (csv_file, tmp_path / "只有表头.xlsx"):
+        for dry_run, then in (([], "没有导入任何记录"), (["--dry-run"], "导入时不会新增任何记录")):
+            result = cw(instance_dir, "import", "weibo", str(path), *dry_run)
+            assert result.exit_code == 0, result.output
+            assert f"weibo：文件中没有数据行（只有表头），{then}" in result.output
+            assert "读取 0 行" not in result.output
+    assert json.loads(cw(instance_dir, "summary", "-y", "2020", "-f", "json").stdout)["total"] == 0
+
+
 def test_unknown_channel(instance_dir: Path) -> None:
     result = runner.invoke(app, ["--instance", str(instance_dir), "import", "toutiao", str(SAMPLES / "weibo")])
     assert result.exit_code in (1, 2)

@@ -234,8 +234,7 @@ def _report_import(result: ImportResult) -> None:
         echo(
             f"（预演，未写入）{result.path}（{result.format}"
             + (f"，{result.encoding}" if result.encoding else "")
-            + f"）→ {result.channel}：读取 {result.rows_read} 行，将新增 {result.rows_new}，"
-            f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+            + f"）→ {result.channel}：{result.counts()}"
         )
         if result.warning:
             echo(f"警告：{result.warning}", err=True)
@@ -243,8 +242,7 @@ def _report_import(result: ImportResult) -> None:
     line = (
         f"{result.path}（{result.format}"
         + (f"，{result.encoding}" if result.encoding else "")
-        + f"）→ {result.channel}：读取 {result.rows_read} 行，新增 {result.rows_new}，"
-        f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
+        + f"）→ {result.channel}：{result.counts()}"
     )
     echo(line)
     if result.warning:

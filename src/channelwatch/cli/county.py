@@ -304,9 +304,6 @@ def import_county_tree(ctx: typer.Context, directory: Path, *, skip_invalid: boo
             failures += 1
             echo(f"错误：[{key}] {exc}", err=True)
             continue
-        echo(
-            f"[{key}] {result.path} → {result.channel}：读取 {result.rows_read} 行，新增 {result.rows_new}，"
-            f"已有 {result.rows_known}，拒收 {result.rows_rejected}"
-        )
+        echo(f"[{key}] {result.path} → {result.channel}：{result.counts()}")
     if failures:
         fail(f"{failures} 个文件未导入（原因见上方），其余 {len(pairs) - failures} 个文件已导入")

@@ -50,6 +50,20 @@ class ImportResult:
     dry_run: bool = False
     warning: str | None = None  # e.g. a saved Weibo answer saying the account has no posts there
 
+    @property
+    def no_rows(self) -> str | None:
+        """A file without a single data row imports (nothing) without error, but its result line says so."""
+        if self.rows_read:
+            return None
+        return "文件中没有数据行（只有表头）" if self.format in {"csv", "xlsx"} else "文件中没有数据行"
+
+    def counts(self) -> str:
+        """The result line's figures: rows read, new, already stored, rejected; or that the file had no row."""
+        if self.no_rows:
+            return f"{self.no_rows}，" + ("导入时不会新增任何记录" if self.dry_run else "没有导入任何记录")
+        new = "将新增" if self.dry_run else "新增"
+        return f"读取 {self.rows_read} 行，{new} {self.rows_new}，已有 {self.rows_known}，拒收 {self.rows_rejected}"
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
