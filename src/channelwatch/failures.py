@@ -110,4 +110,4 @@ def describe(exc: BaseException) -> str:
         reason = OS_REASONS.get(exc.errno, "")
         return f"无法读写 {exc.filename}{'：' + reason if reason else ''}（{exc.strerror or exc}）"
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return f"程序内部错误（{redact(detail.splitlines()[0])[:500]}）"
+    return f"程序内部错误（{redact(' '.join(detail.split()))[:500]}）"  # one line: run records are listed line by line

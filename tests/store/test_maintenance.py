@@ -109,7 +109,7 @@ def test_only_a_finished_import_or_poll_of_this_office_is_undone(opened: Store, 
         undo(opened, rejected)
     good = import_file(opened, "website", SAMPLES / "website" / "网站信息发布统计_2020.csv")
     undo(opened, good.run_id)
-    with pytest.raises(UserError, match=r"已撤销过，不能再次撤销"):
+    with pytest.raises(UserError, match=r"已撤销，不能撤销两次"):
         undo(opened, good.run_id)
     with pytest.raises(UserError, match="没有编号为 9999 的运行记录"):
         undo(opened, 9999)
@@ -167,7 +167,7 @@ def test_the_same_wrong_file_imported_several_times_can_be_undone_whole(
     done = undo(opened, first.run_id)
     assert (done.removed, done.kept, done.successor) == (0, 707, right.run_id)  # type: ignore[attr-defined]
     assert undo(opened, again.run_id).removed == 0  # type: ignore[attr-defined]
-    with pytest.raises(UserError, match=f"运行 {again.run_id}（导入 .*）已撤销过，不能再次撤销"):
+    with pytest.raises(UserError, match=f"运行 {again.run_id}（导入 .*）已撤销，不能撤销两次"):
         undo(opened, again.run_id)
     with store.write(opened.engine) as conn:
         whole = undo_run(conn, opened.office_id, right.run_id, also_kept=True)

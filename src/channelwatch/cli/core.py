@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from channelwatch.cli.common import (
+    Overwrite,
     _state,
     app,
     echo,
@@ -365,6 +366,7 @@ def summary_command(
     format: Annotated[SummaryFormat, typer.Option("--format", "-f", help="输出格式")] = SummaryFormat.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="另存按月分渠道的发布数量图（PNG）")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """按年、季度或月统计各渠道发布数量：年报中的那段话和按月表格。"""
     from channelwatch import store
@@ -375,9 +377,9 @@ def summary_command(
     if format is SummaryFormat.xlsx and output is None:
         fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
     if output is not None:
-        output_file(output)
+        output_file(output, overwrite=overwrite)
     if chart is not None:
-        output_file(chart, suffixes=(".png",), what="图表")
+        output_file(chart, suffixes=(".png",), what="图表", overwrite=overwrite)
     opened = figures_store_of(ctx, check_empty=True)
     keys = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
@@ -424,6 +426,7 @@ def publications_command(
         Path | None,
         typer.Option("--output", "-o", help="写入文件：.csv（带 BOM，Excel 可直接打开）、.xlsx 或 .json"),
     ] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """列出某渠道某期间的每一条发布：统计数字背后的明细。"""
     from channelwatch import store
@@ -431,7 +434,8 @@ def publications_command(
 
     chosen = format or _format_of(output) or PublicationsFormat.text
     if output is not None:
-        output_file(output, suffixes=(_LIST_SUFFIXES[chosen.value],), what=f"{chosen.value} 格式的")
+        suffix = (_LIST_SUFFIXES[chosen.value],)
+        output_file(output, suffixes=suffix, what=f"{chosen.value} 格式的", overwrite=overwrite)
     elif chosen is PublicationsFormat.xlsx:
         fail("xlsx 格式需要用 --output 指定文件名，例如 --output 发布明细.xlsx")
     period = _period(year, quarter, month)

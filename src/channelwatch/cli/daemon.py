@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from channelwatch.cli.common import (
+    Overwrite,
     _state,
     app,
     echo,
@@ -303,12 +304,13 @@ def quarterly_command(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="各渠道发布数均为 0 时也发送（确认该季度确实没有发布）")
     ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """季度统计：各渠道分月的发布总数、原创、转发和本年累计；可生成 XLSX 并发送给政务公开办。"""
     from channelwatch.daemon.actions import deliver_quarterly, quarterly_outgoing
 
     if output is not None:
-        output_file(output, suffixes=(".xlsx",), what="季度统计表")
+        output_file(output, suffixes=(".xlsx",), what="季度统计表", overwrite=overwrite)
     opened = figures_store_of(ctx, check_empty=True)
     if send or resend:
         outcome = deliver_quarterly(opened, year, quarter, resend=resend, allow_empty=allow_empty)

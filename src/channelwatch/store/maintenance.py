@@ -126,7 +126,7 @@ def undo_run(
     if found is None:
         raise UserError(f"本单位没有编号为 {run_id} 的运行记录（见 channelwatch runs）")
     if found.kind in _KIND_LABELS and found.status == "undone":
-        raise UserError(f"运行 {run_id}（{_KIND_LABELS[found.kind]} {found.source}）已撤销过，不能再次撤销")
+        raise UserError(f"运行 {run_id}（{_KIND_LABELS[found.kind]} {found.source}）已撤销，不能撤销两次")
     if found.kind not in _KIND_LABELS or found.status != "ok":
         what = _KIND_LABELS.get(found.kind, found.kind)
         status = _STATUS_LABELS.get(found.status, found.status)
