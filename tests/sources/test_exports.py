@@ -127,7 +127,7 @@ def test_empty_weibo_answer_is_a_warning_not_silence(instance_dir: Path, tmp_pat
     path.write_text('{"ok":0,"msg":"这里还没有内容","data":{"cards":[]}}', encoding="utf-8")
     result = cw(instance_dir, "import", "weibo", str(path))
     assert result.exit_code == 0, result.output
-    assert "读取 0 行" in result.output
+    assert "文件中没有数据行，没有导入任何记录" in result.output
     assert "警告" in result.output and "该账号在这一页没有微博" in result.output
     (run,) = json.loads(cw(instance_dir, "runs", "--format", "json").output)
     assert run["status"] == "ok" and "该账号在这一页没有微博" in run["message"]
@@ -167,7 +167,7 @@ def test_answers_without_posts_are_warnings(
     path.write_text(answer, encoding="utf-8")
     result = cw(instance_dir, "import", channel_key, str(path))
     assert result.exit_code == 0, result.output
-    assert "读取 0 行" in result.output and "警告" in result.output and words in result.output
+    assert "文件中没有数据行，没有导入任何记录" in result.output and "警告" in result.output and words in result.output
 
 
 def test_wechat_error_answer_is_rejected_naming_it(instance_dir: Path, tmp_path: Path) -> None:
