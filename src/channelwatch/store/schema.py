@@ -299,9 +299,9 @@ def orphan_advice(key: str, unused: list[str], office: str | None = None) -> str
     command = f"channelwatch{f' --office {office}' if office else ''} channels rename {key} <新渠道id>"
     if not unused:
         return f"如果是改了渠道 id，请运行 {command}"
-    old = f"「{unused[0]}」" if len(unused) == 1 else ""
+    old = f"渠道 id「{unused[0]}」" if len(unused) == 1 else "渠道 id "
     return (
-        f"如果刚用 channels rename 把渠道改成了「{key}」，请把配置文件中的渠道 id{old}也改为 {key}；"
+        f"如果刚用 channels rename 把渠道改成了「{key}」，请把配置文件中的{old}也改为 {key}；"
         f"如果是在配置中改了渠道 id，请运行 {command}"
     )
 
