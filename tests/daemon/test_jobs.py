@@ -103,6 +103,7 @@ def test_jobs_shows_schedules_in_chinese(tmp_path: Path) -> None:
     assert listing.exit_code == 0, listing.output
     line = next(x for x in listing.output.splitlines() if x.startswith("inbox "))
     assert "每 30 秒" in line and "every" not in line
+    assert "收件箱导入" in line and "import-inbox" not in line  # the action as the clerk reads it
 
 
 @pytest.mark.parametrize(

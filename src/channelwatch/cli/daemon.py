@@ -190,6 +190,7 @@ def jobs_command(
 
     县级实例不加 --office 时列出每个单位的每个任务（“单位”一列，全县汇总任务记为“全县”）；加 --office 只列该单位的任务。
     """
+    from channelwatch.daemon.jobs import ACTION_LABELS
     from channelwatch.render import pad
 
     root = root_instance_of(ctx)
@@ -210,7 +211,7 @@ def jobs_command(
     for row in rows:
         cells = [
             row["id"],
-            row["action"],
+            ACTION_LABELS.get(row["action"], row["action"]),
             row["schedule_label"],
             _STATUS.get(row["last_status"], row["last_status"]),
             row["last_started"],

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIONS",
+    "ACTION_LABELS",
     "Job",
     "find_job",
     "load_jobs",
@@ -58,6 +59,17 @@ ACTIONS = (
     "inspect",
     "county-quarterly",
 )
+# What ``jobs`` shows for each action (the job files and JSON keep the ids the IT person writes).
+ACTION_LABELS = {
+    "poll": "抓取",
+    "import-inbox": "收件箱导入",
+    "quarterly-report": "季度统计",
+    "freshness-check": "两周更新检查",
+    "probe": "首页探测",
+    "link-check": "链接检查",
+    "inspect": "检查预警",
+    "county-quarterly": "全县季度汇总",
+}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 REPORT_GRACE = 7 * 86400.0
