@@ -80,3 +80,12 @@ def test_one_office_figures_of_a_sheet_office_are_refused_with_where_to_look(cou
         assert code == 1
         assert "单位「jiaotong」（测试县交通运输局）没有配置渠道，只通过季度统计表向县里报送" in out
         assert "channelwatch county summary" in out and "Traceback" not in out
+
+
+def test_the_orphan_warning_of_a_county_office_names_the_office_in_its_command(county: Path) -> None:
+    """After ``channels rename`` in a county office, the warning's command carries --office, as every other does."""
+    code, out = run(county, "--office", "gongan", "channels", "rename", "weibo", "sina")
+    assert code == 0, out
+    code, out = run(county, "summary", "--year", "2020", "--office", "gongan")
+    assert code == 0, out
+    assert "channelwatch --office gongan channels rename sina <新渠道id>" in out

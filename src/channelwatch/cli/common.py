@@ -17,7 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 from channelwatch.cli.chinese import install as install_chinese_help
 from channelwatch.cli.chinese import usage_message
 from channelwatch.errors import UserError
-from channelwatch.failures import OS_REASONS, database_problem
+from channelwatch.failures import database_problem, file_problem
 from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
@@ -122,9 +122,7 @@ class _Group(TyperGroup):
         except OSError as exc:
             if exc.errno is None:
                 _unexpected(ctx, exc)
-            what = f"无法读写 {exc.filename}" if exc.filename else "读写文件失败"
-            reason = OS_REASONS.get(exc.errno, "")
-            echo(f"错误：{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）", err=True)
+            echo(f"错误：{file_problem(exc)}", err=True)
             ctx.exit(1)
         except Exception as exc:
             problem = database_problem(exc)
@@ -354,7 +352,7 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     figure from a mistyped ``[database] url`` must not pass for a real zero.
     """
     from channelwatch import store
-    from channelwatch.store.schema import office_publication_count, orphan_advice, orphan_channels, unused_channels
+    from channelwatch.store.schema import office_publication_count, orphan_notes
 
     instance = instance_of(ctx)
     if check_empty and instance.parent is not None and not instance.config.channels:
@@ -365,15 +363,13 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
             "本库中没有它的发布记录：它报送的数字见 channelwatch county summary --year 年份 [--quarter 季度]"
         )
     opened = store_of(ctx)
-    configured = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
-        orphans = orphan_channels(conn, opened.office_id, configured)
-        unused = unused_channels(conn, opened.office_id, configured) if orphans else []
+        orphans = orphan_notes(conn, opened.office_id, opened.instance)
         empty = check_empty and office_publication_count(conn, opened.office_id) == 0
-    for key, count in orphans:
+    for key, count, advice in orphans:
         echo(
             f"警告：数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
-            + orphan_advice(key, unused),
+            + advice,
             err=True,
         )
     if empty:

@@ -57,20 +57,16 @@ def serve_command(
 def _county_warnings(county: Instance) -> None:
     """A county's store opened as its commands open it (schema, offices, channels), and its orphan warnings."""
     from channelwatch import store
-    from channelwatch.store.schema import orphan_advice, orphan_channels, unused_channels
+    from channelwatch.store.schema import orphan_notes
 
     own, stores = store.open_offices(county)
     try:
         with store.read(own.engine) as conn:
             for key, opened in stores.items():
-                configured = [c.id for c in opened.instance.config.channels]
-                orphans = orphan_channels(conn, opened.office_id, configured)
-                unused = unused_channels(conn, opened.office_id, configured) if orphans else []
-                for channel, count in orphans:
+                for channel, count, advice in orphan_notes(conn, opened.office_id, opened.instance):
                     echo(
                         f"警告：单位「{opened.instance.config.office.name}」（{key}）在数据库中渠道 id「{channel}」有 "
-                        f"{count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
-                        + orphan_advice(channel, unused, office=key),
+                        f"{count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；{advice}",
                         err=True,
                     )
     finally:

@@ -233,19 +233,15 @@ def _quarterly(opened: Store, job: Job, scheduled_for: datetime, stop: threading
 
 def _orphan_note(opened: Store) -> str | None:
     """Publications under channel ids the config no longer has: counted nowhere, so worth a warning."""
-    from channelwatch.store.schema import orphan_advice, orphan_channels, unused_channels
+    from channelwatch.store.schema import orphan_notes
 
-    configured = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
-        orphans = orphan_channels(conn, opened.office_id, configured)
-        unused = unused_channels(conn, opened.office_id, configured) if orphans else []
+        orphans = orphan_notes(conn, opened.office_id, opened.instance)
     if not orphans:
         return None
-    office = opened.instance.office_key if opened.instance.parent is not None else None
     return "；".join(
-        f"数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，未计入统计"
-        f"（{orphan_advice(key, unused, office)}）"
-        for key, count in orphans
+        f"数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，未计入统计（{advice}）"
+        for key, count, advice in orphans
     )
 
 

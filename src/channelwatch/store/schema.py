@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
@@ -18,6 +18,9 @@ from channelwatch.errors import ConfigError
 from channelwatch.store.counts import channel_totals, install_counts, install_pg_triggers
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, Run, SchemaVersion
+
+if TYPE_CHECKING:
+    from channelwatch.instance.config import Instance
 
 # --- schema -----------------------------------------------------------------------------------------
 
@@ -275,7 +278,19 @@ def orphan_channels(conn: Connection, office_id: int, configured: list[str]) -> 
     return [(key, totals[channel_id]) for channel_id, key in stored.items() if channel_id in totals]
 
 
-def unused_channels(conn: Connection, office_id: int, configured: list[str]) -> list[str]:
+def orphan_notes(conn: Connection, office_id: int, instance: Instance) -> list[tuple[str, int, str]]:
+    """Each channel id holding publications of the office that ``instance``'s config no longer has: the id, its
+    publications and what to do about it (``orphan_advice``; in a county its commands carry ``--office``)."""
+    configured = [c.id for c in instance.config.channels]
+    orphans = orphan_channels(conn, office_id, configured)
+    if not orphans:
+        return []
+    unused = _unused_channels(conn, office_id, configured)
+    office = instance.office_key if instance.parent is not None else None
+    return [(key, count, orphan_advice(key, unused, office)) for key, count in orphans]
+
+
+def _unused_channels(conn: Connection, office_id: int, configured: list[str]) -> list[str]:
     """Configured channel ids without a single stored publication, in the config's order.
 
     Beside an orphan id, one of these is likely the other half of a rename: ``channels rename`` moved the

@@ -31,7 +31,7 @@ from channelwatch.stats.freshness import configured_freshness, newest_publicatio
 from channelwatch.store.counts import channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
-from channelwatch.store.schema import orphan_advice, orphan_channels, unused_channels
+from channelwatch.store.schema import orphan_advice, orphan_notes
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -206,13 +206,10 @@ class WebView:
             fresh = {f.key: f for f in found}
             years, newest = self.years(conn, [ids[k] for k in keys if k in ids], year)
             judged = data.verdicts(conn, [office_id]).get(office_id, {})
-            found_orphans = orphan_channels(conn, office_id, keys)
-            unused = unused_channels(conn, office_id, keys) if found_orphans else []
-        in_county = scope.instance.office_key if scope.instance.parent is not None else None
-        orphans = [
-            {"office": None, "channel": key, "count": count, "advice": orphan_advice(key, unused, in_county)}
-            for key, count in found_orphans
-        ]
+            orphans = [
+                {"office": None, "channel": key, "count": count, "advice": advice}
+                for key, count, advice in orphan_notes(conn, office_id, scope.instance)
+            ]
         sentence = summary_sentence(summary, self.instance.templates_dir, comparison_base(summary, previous))
         current_month = today.month if year == today.year else None
         rows: list[dict[str, Any]] = []
