@@ -14,7 +14,7 @@ import errno
 from channelwatch.errors import ChannelwatchError
 from channelwatch.redaction import redact
 
-__all__ = ["OS_REASONS", "database_problem", "describe", "network_problem"]
+__all__ = ["database_problem", "describe", "file_problem", "network_problem"]
 
 OS_REASONS = {
     errno.ENOENT: "文件或文件夹不存在",
@@ -93,6 +93,13 @@ def network_problem(exc: OSError) -> str:
     return f"{what}（{str(exc) or type(exc).__name__}）"
 
 
+def file_problem(exc: OSError) -> str:
+    """A file that could not be read or written: which, why in Chinese, the system's words in brackets."""
+    what = f"无法读写 {exc.filename}" if exc.filename else "读写文件失败"
+    reason = OS_REASONS.get(exc.errno or 0, "")
+    return f"{what}{'：' + reason if reason else ''}（{exc.strerror or exc}）"
+
+
 def describe(exc: BaseException) -> str:
     """``exc`` in one line for a run record, a job's result or a report a clerk reads."""
     if isinstance(exc, ChannelwatchError):
@@ -105,9 +112,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "内存不足，本次未完成"
     if isinstance(exc, OSError) and exc.errno is not None:
-        if exc.filename is None:
-            return network_problem(exc)
-        reason = OS_REASONS.get(exc.errno, "")
-        return f"无法读写 {exc.filename}{'：' + reason if reason else ''}（{exc.strerror or exc}）"
+        return network_problem(exc) if exc.filename is None else file_problem(exc)
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return f"程序内部错误（{redact(' '.join(detail.split()))[:500]}）"  # one line: run records are listed line by line
