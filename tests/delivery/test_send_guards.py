@@ -58,6 +58,7 @@ def test_a_quarter_that_has_not_ended_is_never_sent(tmp_path: Path, smtp: SmtpSe
     assert smtp.messages == [] and deliveries(root) == []
     preview = cli(root, "quarterly", "-y", str(today.year), "-q", str(current))
     assert preview.exit_code == 0  # looking at an unfinished quarter is fine; sending it is not
+    assert f"注意：本季度尚未结束，数字统计至 {today.isoformat()}" in preview.output
 
 
 def test_an_all_zero_quarter_needs_allow_empty(tmp_path: Path, smtp: SmtpServer) -> None:

@@ -140,3 +140,17 @@ def test_a_table_of_a_quarter_still_under_way_says_so(loaded) -> None:  # type: 
         "注意：本季度尚未结束，数字统计至 2020-12-31，还会变化，不宜作为正式报送",
     ]
     assert notes(date(2021, 1, 4)) == ["填报日期：2021-01-04"]
+
+
+def test_the_printed_forms_of_a_quarter_still_under_way_say_so(loaded) -> None:  # type: ignore[no-untyped-def]
+    """``quarterly`` prints text, HTML or JSON any day as well: each says when the quarter is not over yet."""
+    from datetime import date
+
+    note = "注意：本季度尚未结束，数字统计至 2020-12-31，还会变化，不宜作为正式报送"
+    with store.read(loaded.engine) as conn:
+        early = build_quarterly(conn, loaded.office_id, 2020, 4, today=date(2020, 12, 31))
+        late = build_quarterly(conn, loaded.office_id, 2020, 4, today=date(2021, 1, 4))
+    assert note in early.text and note in early.html
+    assert early.as_json()["unfinished"] is True and early.as_json()["generated_on"] == "2020-12-31"
+    assert "尚未结束" not in late.text and "尚未结束" not in late.html
+    assert late.as_json()["unfinished"] is False

@@ -105,12 +105,19 @@ class QuarterlyReport:
             "channels": [r.as_json() for r in self.rows],
             "total": self.total.as_json(),
             "unique_items": {"quarter": self.unique_items, "year_to_date": self.unique_year_to_date},
+            "generated_on": self.generated_on.isoformat(),
+            "unfinished": self.unfinished,
         }
 
     @property
     def unfinished(self) -> bool:
         """Made before the quarter's last day was over: its figures can still grow."""
         return self.generated_on <= self.period.end
+
+    @property
+    def unfinished_note(self) -> str:
+        """What every form of a quarter still under way says (the table, the printed text, the web view)."""
+        return f"注意：本季度尚未结束，数字统计至 {self.generated_on.isoformat()}，还会变化，不宜作为正式报送"
 
     def xlsx_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -276,7 +283,7 @@ def write_quarterly_xlsx(report: QuarterlyReport, target: Any) -> None:
     ]
     if report.unfinished:
         # Downloadable (the web view) and writable (-o) any day: a table of a quarter still under way must say so.
-        notes.append(f"注意：本季度尚未结束，数字统计至 {report.generated_on.isoformat()}，还会变化，不宜作为正式报送")
+        notes.append(report.unfinished_note)
     for note in notes:
         line += 1
         sheet.cell(row=line + 1, column=1, value=note)
