@@ -353,3 +353,15 @@ def test_serve_prints_its_chinese_line_and_not_uvicorns_unless_verbose(tmp_path:
         assert english not in quiet, quiet
     verbose = _serve_output(root, "--verbose")
     assert "网页视图：" in verbose and "Uvicorn running on http://127.0.0.1:PORT" in verbose
+
+
+def test_a_port_in_use_is_one_chinese_line(server: Server, sample_instance: Path) -> None:
+    """uvicorn says it in English after the start line; serve says it in Chinese, before."""
+    port = int(server.base.rsplit(":", 1)[1])
+    second = cw(sample_instance, "serve", "--port", str(port))
+    assert second.returncode == 1
+    assert second.stdout == ""
+    assert second.stderr.strip().splitlines() == [
+        f"错误：无法在 127.0.0.1:{port} 启动网页视图：端口已被其他程序占用：可用 --port 换一个端口，"
+        "或先停止占用它的程序（Address already in use）"
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,7 +11,7 @@ import typer
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
 
-from channelwatch.cli.common import _state, app, echo, figures_store_of, instance_of, root_instance_of
+from channelwatch.cli.common import _state, app, echo, fail, figures_store_of, instance_of, root_instance_of
 
 
 @app.command("serve")
@@ -39,6 +41,7 @@ def serve_command(
     application = create_app(instance, gate)
     verbose = _state(ctx).verbose
     shown = f"[{host}]" if ":" in host else host
+    _check_address(host, port, f"{shown}:{port}")
     access = "需要登录" if gate.required else "无需登录，仅本机可访问"
     echo(f"网页视图：http://{shown}:{port}/ （{access}；按 Ctrl+C 停止）")
     uvicorn.run(
@@ -52,6 +55,35 @@ def serve_command(
         server_header=False,
         proxy_headers=True,  # X-Forwarded-Proto from a proxy on this machine marks HTTPS (Secure cookie)
     )
+
+
+# Why an address cannot be listened on, as the IT person can act on it (uvicorn would say it in English).
+_BIND_REASONS = {
+    errno.EADDRINUSE: "端口已被其他程序占用：可用 --port 换一个端口，或先停止占用它的程序",
+    errno.EACCES: "没有权限使用这个端口（1024 以下的端口需要管理员权限）：可用 --port 换一个 1024 以上的端口",
+    errno.EADDRNOTAVAIL: "本机没有这个地址：--host 应是本机的一个地址，如 127.0.0.1 或 0.0.0.0",
+}
+
+
+def _check_address(host: str, port: int, shown: str) -> None:
+    """Fail in one Chinese line when uvicorn could not listen on ``host:port``, before it tries.
+
+    Bound as asyncio binds (every address the host resolves to, with SO_REUSEADDR), then released.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        fail(f"无法在 {shown} 启动网页视图：找不到监听地址「{host}」，--host 应是本机的一个地址，如 127.0.0.1")
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                reason = _BIND_REASONS.get(exc.errno or 0, "无法监听这个地址")
+                fail(f"无法在 {shown} 启动网页视图：{reason}（{exc.strerror or exc}）")
 
 
 def _county_warnings(county: Instance) -> None:
