@@ -305,7 +305,13 @@ def send_email(settings: EmailConfig, message: EmailMessage, *, where: str, to: 
             client.ehlo()
         if settings.username and password is not None:
             client.login(settings.username, password)
-        client.send_message(message, from_addr=settings.sender, to_addrs=list(to if to is not None else settings.to))
+        refused = client.send_message(
+            message, from_addr=settings.sender, to_addrs=list(to if to is not None else settings.to)
+        )
+        if refused:
+            # smtplib returns the recipients the relay refused when it accepted at least one: the report did
+            # not reach everyone it is for, so it is not "sent" (the retry sends it to every recipient again).
+            raise smtplib.SMTPRecipientsRefused(refused)
     finally:
         try:
             client.quit()
@@ -351,9 +357,36 @@ def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float =
         headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": message_id},
         timeout=timeout,
     )
-    if response.status_code >= 400:
-        answer = response.text[:300] if response.content else ""
+    if not 200 <= response.status_code < 300:
+        # A redirect (to a login page, a moved address) is not the receiver taking the report: it is not followed.
+        where = response.headers.get("Location", "")
+        answer = f"转到 {where}" if 300 <= response.status_code < 400 and where else response.text[:300]
         raise WebhookError(f"HTTP {response.status_code}" + (f"：{answer}" if answer.strip() else ""))
+    refusal = _refusal_in(response)
+    if refusal is not None:
+        raise WebhookError(f"HTTP {response.status_code}，但{refusal}")
+
+
+def _refusal_in(response: Any) -> str | None:
+    """The refusal an HTTP 200 answer carries in its JSON: DingTalk's and WeCom's robots answer every request
+    with 200 and say ``{"errcode": 310000, "errmsg": "keywords not in content"}``; Feishu's says
+    ``{"code": 19024, "msg": "…"}``. Other answers (none, text, JSON without these) are taken as accepted."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    code, words = data.get("errcode"), data.get("errmsg")
+    if code is None and "msg" in data:  # Feishu; a receiver's {"code": 200, "msg": "ok"} is no refusal
+        code, words = data.get("code"), data.get("msg")
+        if code == 200:
+            return None
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        return f"对方回答错误码 {code}" + (f"：{str(words)[:300]}" if words else "")
+    if isinstance(code, str) and code.strip().lstrip("-").isdigit() and int(code) not in (0, 200):
+        return f"对方回答错误码 {code.strip()}" + (f"：{str(words)[:300]}" if words else "")
+    return None
 
 
 class WebhookError(RuntimeError):
@@ -366,6 +399,12 @@ def _describe_error(exc: BaseException) -> str:
     configured secret (also in the Base64 forms SMTP AUTH sends) and put on one line."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"SMTP 登录失败（{exc.smtp_code}）：请检查 username 和 password_env 指定的环境变量"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = "；".join(
+            f"{address}（{code} {answer.decode('utf-8', 'replace') if isinstance(answer, bytes) else answer}）"
+            for address, (code, answer) in exc.recipients.items()
+        )
+        return upstream(f"邮件服务器拒收了收件人 {refused}，本次计为未发送，重试时会再发给全部收件人")
     if isinstance(exc, smtplib.SMTPResponseException):
         answer = exc.smtp_error
         text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
