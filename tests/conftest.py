@@ -8,6 +8,7 @@ PostgreSQL binaries exist the PostgreSQL tests are skipped with the reason; with
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +169,9 @@ def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.05) -
             return True
         time.sleep(interval)
     return False
+
+
+def json_of(output: str) -> Any:
+    """The JSON document a command printed, read from the start of its output: the notes a figure command
+    writes on stderr after its figures (CliRunner mixes both streams) are for its reader, not the data."""
+    return json.JSONDecoder().raw_decode(output)[0]

@@ -31,6 +31,13 @@ def run(instance: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def data(instance: Path, *args: str) -> str:
+    """What a command prints on stdout (its notes on stderr are for the reader, not the data)."""
+    result = CliRunner().invoke(app, ["--instance", str(instance), *args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def test_poll_all_then_again_changes_no_count(instance: Path) -> None:
     code, out = run(instance, "poll")
     assert code == 0, out
@@ -41,7 +48,7 @@ def test_poll_all_then_again_changes_no_count(instance: Path) -> None:
     assert figures == {"website": (8, 0), "weibo": (15, 2), "wechat": (6, 0)}
     code, out = run(instance, "poll")
     assert code == 0 and out.count("新增 0 条") == 3, out
-    assert json.loads(run(instance, "summary", "--year", "2020", "--format", "json")[1])["total"] == 29
+    assert json.loads(data(instance, "summary", "--year", "2020", "--format", "json"))["total"] == 29
     code, runs = run(instance, "runs", "--format", "json")
     polls = [r for r in json.loads(runs) if r["kind"] == "poll"]
     assert len(polls) == 6 and all(r["status"] == "ok" for r in polls)
@@ -96,12 +103,12 @@ def test_poll_on_both_backends(
     root = write_poll_instance(tmp_path / "both", {k: tables[k] for k in ("website", "weibo", "wechat")}, database_url)
     code, out = run(root, "poll")
     assert code == 1 and "weibo：失败" in out
-    summary = json.loads(run(root, "summary", "--year", "2020", "--format", "json")[1])
+    summary = json.loads(data(root, "summary", "--year", "2020", "--format", "json"))
     assert {c["id"]: c["total"] for c in summary["channels"]} == {"website": 6, "weibo": 0, "wechat": 4}
     fake_platforms.clear_faults()
     assert run(root, "poll")[0] == 0
     assert run(root, "poll")[0] == 0
-    summary = json.loads(run(root, "summary", "--year", "2020", "--format", "json")[1])
+    summary = json.loads(data(root, "summary", "--year", "2020", "--format", "json"))
     assert {c["id"]: c["total"] for c in summary["channels"]} == {"website": 6, "weibo": 12, "wechat": 4}
 
 
@@ -118,7 +125,7 @@ def test_a_poll_run_can_be_undone_and_the_next_poll_counts_as_if_it_never_ran(
     code, out = run(instance, "runs", "undo", str(latest))
     assert code == 0, out
     assert f"已撤销运行 {latest}（website 抓取" in out and "删除了 3 条由该次运行首次写入的发布记录" in out
-    total = json.loads(run(instance, "summary", "--year", "2020", "--format", "json")[1])["channels"][0]["total"]
+    total = json.loads(data(instance, "summary", "--year", "2020", "--format", "json"))["channels"][0]["total"]
     assert total == 8
     code, out = run(instance, "poll", "website")
     assert code == 0 and "新增 3 条" in out, out  # what the undone poll had found, found again

@@ -9,7 +9,6 @@ the test writes, not copied from an output.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from channelwatch import store
 from channelwatch.cli import app
 from channelwatch.instance.config import load_instance
 from channelwatch.store.reported import ReportedSheet
-from tests.conftest import write_instance
+from tests.conftest import json_of, write_instance
 from tests.fakeplatforms import FakePlatforms, fake_platforms
 from tests.sources.contract import poll_tables
 
@@ -192,7 +191,7 @@ def test_rollup_cell_by_cell_in_json_text_and_xlsx(county: Path, tmp_path: Path)
 
     code, out = run(county, "county", "summary", "--year", "2020", "--quarter", "4", "--format", "json")
     assert code == 0, out
-    data = json.loads(out)
+    data = json_of(out)
     assert data["county"] == "测试县"
     assert data["period"] == {"year": 2020, "quarter": 4, "month": None, "start": "2020-10-01", "end": "2020-12-31"}
     offices = {o["id"]: o for o in data["offices"]}
@@ -279,9 +278,9 @@ def test_sheet_round_trip_gives_the_office_figures(county: Path, tmp_path: Path)
     assert code == 0, out
     own = tmp_path / "jiaotong-own"
     code, out = run(own, "quarterly", "--year", "2020", "--quarter", "4", "--format", "json")
-    office_json = json.loads(out)
+    office_json = json_of(out)
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    row = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    row = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert row["total"] == office_json["total"]["quarter"]["total"]
     assert row["reposts"] == office_json["total"]["quarter"]["reposts"]
     assert row["year_to_date"] == office_json["total"]["year_to_date"]["total"]
@@ -289,7 +288,7 @@ def test_sheet_round_trip_gives_the_office_figures(county: Path, tmp_path: Path)
         assert row["by_kind"][channel["id"]] == channel["quarter"]["total"]
     # Month by month too: the county's summary of November equals the office's November.
     code, out = run(county, "county", "summary", "-y", "2020", "-m", "11", "-f", "json")
-    november = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    november = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert november["total"] == office_json["total"]["months"][1]["total"]
     # The same sheet again changes nothing.
     code, out = run(county, "county", "import-stats", str(sheet))
@@ -351,7 +350,7 @@ def test_corrected_sheet_replaces_the_earlier_one(county: Path, tmp_path: Path) 
     before = expected_sheet_office()["total"]
     assert "已替换" in out and f"合计 {before} → {int(before) + 1}" in out  # type: ignore[call-overload]
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    row = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    row = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert row["total"] == int(before) + 1  # type: ignore[call-overload]
     assert _sheets_stored(county) == 1
 
@@ -374,14 +373,14 @@ def test_template_filled_by_hand_is_imported(county: Path, tmp_path: Path) -> No
     code, out = run(county, "county", "import-stats", str(template))
     assert code == 0, out
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    row = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    row = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert (row["by_kind"]["weibo"], row["reposts"], row["year_to_date"], row["unique_items"]) == (3, 1, 5, 2)
 
 
 def test_offices_without_figures_are_flagged(county: Path) -> None:
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "1", "-f", "json")
     assert code == 0, out
-    offices = {o["id"]: o for o in json.loads(out)["offices"]}
+    offices = {o["id"]: o for o in json_of(out)["offices"]}
     assert "未报送" in offices["jiaotong"]["flags"]
     assert "无发布" in offices["baiyang"]["flags"] and offices["baiyang"]["total"] == 0
 
@@ -391,7 +390,7 @@ def test_office_option_and_config_errors(county: Path) -> None:
     assert code == 1 and "请用 --office 指定" in out and "gongan" in out
     code, out = run(county, "summary", "--year", "2020", "--quarter", "4", "--office", "gongan", "--format", "json")
     assert code == 0, out
-    assert json.loads(out)["total"] == expected_store_office("gongan")["total"]
+    assert json_of(out)["total"] == expected_store_office("gongan")["total"]
     code, out = run(county, "--office", "nope", "channels")
     assert code == 1 and "没有单位「nope」" in out
     # A group that lists by itself takes --office after its own name too, as every other one-office command.
@@ -450,7 +449,7 @@ def test_run_job_polls_every_office_and_a_failing_office_stops_none(
     assert code == 1, out
     assert "[gongan]：成功" in out and "[baiyang]：失败" in out and "baiyang" in out.splitlines()[-1]
     code, out = run(root, "summary", "--office", "gongan", "-y", "2020", "-f", "json")
-    assert json.loads(out)["channels"][0]["total"] == 4
+    assert json_of(out)["channels"][0]["total"] == 4
     (root / "jobs" / "poll.toml").write_text('action = "poll"\nevery = "30m"\noffices = ["gongan"]\n', encoding="utf-8")
     code, out = run(root, "run-job", "poll")
     assert code == 0 and "[gongan]" in out and "[baiyang]" not in out
@@ -512,7 +511,7 @@ def test_inbox_job_reads_each_office_from_its_own_folder(tmp_path: Path) -> None
     assert code == 0, out
     for office in ("gongan", "baiyang"):
         code, out = run(root, "summary", "--office", office, "-y", "2020", "-q", "4", "-f", "json")
-        assert json.loads(out)["total"] == expected_store_office(office)["total"], office
+        assert json_of(out)["total"] == expected_store_office(office)["total"], office
     assert (root / "inbox" / "gongan" / "weibo" / "done" / "weibo.csv").is_file()
 
 
@@ -540,7 +539,7 @@ def test_the_example_county_instance_loads_and_its_sheet_imports(tmp_path: Path)
 def test_county_inspect_lists_every_polled_office_worst_first(county: Path) -> None:
     code, out = run(county, "county", "inspect", "--as-of", "2021-03-31", "-f", "json")
     assert code == 0, out
-    found = json.loads(out)
+    found = json_of(out)
     assert found["county"] == "测试县"
     ids = [office["id"] for office in found["offices"]]
     assert sorted(ids) == ["baiyang", "gongan"]  # jiaotong reports by sheet only: nothing to inspect

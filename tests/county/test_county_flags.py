@@ -9,7 +9,6 @@ commands refuse it and say where its figures are.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from channelwatch import store
 from channelwatch.county.rollup import build_rollup
 from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period
+from tests.conftest import json_of
 from tests.county.test_county import county, office_sheet, run
 
 __all__ = ["county"]
@@ -61,16 +61,16 @@ def test_a_year_with_only_the_fourth_quarters_sheet_is_that_sheets_year_to_date(
     assert code == 0, out
     code, out = run(tmp_path / "jiaotong-own", "summary", "--year", "2020", "--format", "json")
     assert code == 0, out
-    own = json.loads(out)
+    own = json_of(out)
     code, out = run(county, "county", "summary", "-y", "2020", "-f", "json")
     assert code == 0, out
-    row = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    row = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert row["total"] == row["year_to_date"] == own["total"] == 7  # 路况九月 (September) included
     assert row["reposts"] == own["reposts"] == 1
     assert row["by_kind"] == {"website": 3, "weibo": 4, "wechat": 0, "other": 0}
     assert row["flags"] == ["未报送第一季度、第二季度、第三季度"]
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    quarter = next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")
+    quarter = next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")
     assert (quarter["total"], quarter["year_to_date"]) == (6, 7)
 
 

@@ -9,7 +9,6 @@ On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from channelwatch import store
 from channelwatch.county.rollup import build_rollup
 from channelwatch.instance.config import load_instance
 from channelwatch.stats.figures import Period, summarise_publications
-from tests.conftest import write_instance
+from tests.conftest import json_of, write_instance
 from tests.county.test_county import county, expected_sheet_office, office_sheet, run, write_county, write_csv
 
 __all__ = ["county"]
@@ -59,14 +58,14 @@ def own_office(tmp_path: Path) -> Path:
 def office_summary(office: Path, *period: str) -> dict[str, object]:
     code, out = run(office, "summary", "--year", "2020", *period, "--format", "json")
     assert code == 0, out
-    data: dict[str, object] = json.loads(out)
+    data: dict[str, object] = json_of(out)
     return data
 
 
 def jiaotong(county: Path, *period: str) -> tuple[dict[str, object], dict[str, object]]:
     code, out = run(county, "county", "summary", "-y", "2020", *period, "-f", "json")
     assert code == 0, out
-    data = json.loads(out)
+    data = json_of(out)
     return next(o for o in data["offices"] if o["id"] == "jiaotong"), data
 
 
@@ -92,7 +91,7 @@ def test_quarterly_sheets_round_trip_with_unique_items(county: Path, tmp_path: P
             own["unique_items"],
         ), quarter
         code, out = run(office, "quarterly", "-y", "2020", "-q", quarter, "-f", "json")
-        stated = json.loads(out)["unique_items"]
+        stated = json_of(out)["unique_items"]
         assert stated["quarter"] == own["unique_items"]
         # January to the quarter's end, counted here from the rows themselves.
         last = int(quarter) * 3
@@ -181,7 +180,7 @@ def test_unique_line_that_does_not_add_up_is_refused_naming_the_cell(county: Pat
         code, out = run(county, "county", "import-stats", str(tmp_path / name))
         assert code == 1 and f"单元格 {cell}" in out, (name, out)
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    assert "未报送" in next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")["flags"]
+    assert "未报送" in next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")["flags"]
 
 
 def test_the_template_has_the_unique_line_where_the_office_sheet_has_it(county: Path, tmp_path: Path) -> None:
@@ -257,7 +256,7 @@ def test_jobs_lists_every_office_of_a_county(tmp_path: Path, database_url: str) 
     (root / "jobs" / "county.toml").write_text('action = "county-quarterly"\ncron = "0 9 10 1,4,7,10 *"\n')
     code, out = run(root, "jobs", "--format", "json")
     assert code == 0, out
-    pairs = [(job["office"], job["id"]) for job in json.loads(out)["jobs"]]
+    pairs = [(job["office"], job["id"]) for job in json_of(out)["jobs"]]
     # The office that only sends its sheet has no channels: a job without ``offices`` leaves it out.
     offices = [key for key, office in load_instance(root).offices.items() if office.config.channels]
     assert "jiaotong" not in offices and len(offices) == 2
@@ -267,7 +266,7 @@ def test_jobs_lists_every_office_of_a_county(tmp_path: Path, database_url: str) 
     code, out = run(root, "run-job", "town")
     assert code == 0, out
     code, out = run(root, "jobs", "--format", "json")
-    status = {(job["office"], job["id"]): job["last_status"] for job in json.loads(out)["jobs"]}
+    status = {(job["office"], job["id"]): job["last_status"] for job in json_of(out)["jobs"]}
     assert status["baiyang", "town"] in {"ok", "warn"} and status["gongan", "poll"] is None
     code, out = run(root, "jobs")
     assert code == 0, out
@@ -300,7 +299,7 @@ def test_overdue_flags_name_exactly_the_late_channels(tmp_path: Path, database_u
     assert run(root, "import-tree", str(tree))[0] == 0
     code, out = run(root, "county", "summary", "-y", str(today.year), "-f", "json")
     assert code == 0, out
-    flags = {o["id"]: o["flags"] for o in json.loads(out)["offices"]}
+    flags = {o["id"]: o["flags"] for o in json_of(out)["offices"]}
     assert flags["gongan"] == ["超期未更新：微博已20天未更新"]
     assert flags["baiyang"] == ["超期未更新：微信公众号无发布记录"]
     assert flags["jiaotong"] == ["未报送"]  # no sheet for the year (yet): never 无发布
@@ -345,4 +344,4 @@ def test_a_broken_or_bomb_sheet_is_refused_in_chinese_and_stores_nothing(county:
         code, out = run(county, "county", "import-stats", str(path))
         assert code == 1 and words in out and "Error" not in out and "Traceback" not in out, out
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
-    assert next(o for o in json.loads(out)["offices"] if o["id"] == "jiaotong")["total"] == 0
+    assert next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")["total"] == 0

@@ -135,3 +135,33 @@ def test_the_job_warns_about_publications_under_a_channel_id_the_config_lost(tmp
     ran = cli(root, "run-job", "quarterly")
     assert "警告" in ran.output
     assert "渠道 id「weibo」有 1227 条发布记录" in ran.output and "channels rename weibo" in ran.output
+
+
+def test_the_quarterly_job_warns_of_a_channel_whose_zero_counts_nothing(tmp_path: Path, smtp: SmtpServer) -> None:
+    """The quarter is sent (its figures are right as far as the store knows) and the job's result, which `jobs`
+    shows, names the configured channel without any record: its 0 on the county's sheet counts nothing."""
+    from channelwatch.daemon.actions import ACTIONS
+    from channelwatch.daemon.jobs import load_job
+
+    root = make_instance(tmp_path, delivery_toml(smtp.port), {"quarterly.toml": QUARTERLY_JOB})
+    config = root / "config" / "channelwatch.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + '\n[[channels]]\nid = "douyin"\nkind = "other"\nname = "抖音号"\n',
+        encoding="utf-8",
+    )
+    instance = load_instance(root)
+    opened = open_store(instance)
+    try:
+        job = load_job(root / "jobs" / "quarterly.toml", instance)
+        outcome = ACTIONS["quarterly-report"](
+            opened, job, datetime(2021, 1, 3, 9, tzinfo=ZoneInfo("Asia/Shanghai")), None
+        )
+    finally:
+        opened.dispose()
+    assert outcome.status == "warn", outcome
+    assert "季度统计 2020Q4：发件箱已存副本（未发出），邮件已发送" in outcome.message
+    assert (
+        "渠道「抖音号」（douyin）还没有任何发布记录（没有导入或抓取到过它的数据），2020年第四季度它的“0条”只表示没有数据"
+        in (outcome.message)
+    )
+    assert len(smtp.messages) == 1 and deliveries(root)[-1][1:] == ("2020Q4", "email", "sent")

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -22,6 +22,7 @@ from channelwatch.terminal import shown
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
+    from channelwatch.stats.figures import Period
     from channelwatch.store import Store
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "county_of",
     "echo",
     "echo_data",
+    "echo_footnotes",
     "fail",
     "figures_store_of",
     "instance_of",
@@ -221,6 +223,7 @@ class CliState:
     office: str | None = None
     root: Instance | None = None
     verbose: bool = False
+    footnotes: list[str] = field(default_factory=list)
 
 
 def _version(value: bool) -> None:
@@ -343,16 +346,21 @@ def store_of(ctx: typer.Context) -> Store:
     return state.store
 
 
-def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
+def figures_store_of(
+    ctx: typer.Context, *, check_empty: bool = False, period: Period | None = None, says_unfinished: bool = False
+) -> Store:
     """The store for a command that reads figures, with the warnings such a command owes its reader.
 
     Publications under a channel id the config no longer has are counted nowhere: each such id is
     named with its count and the command that moves them. With ``check_empty`` (summary, quarterly,
     report annual), a database without a single publication of the office is named too: an empty
-    figure from a mistyped ``[database] url`` must not pass for a real zero.
+    figure from a mistyped ``[database] url`` must not pass for a real zero. With ``period``, so is each
+    channel without a publication recorded up to that period's end, whose 0 in it is no count either: the
+    command says it with ``echo_footnotes`` once its figures are out, as it says a period that has not begun or
+    not ended (unless its own output ``says_unfinished``, as the quarterly statistics do).
     """
     from channelwatch import store
-    from channelwatch.store.schema import office_publication_count, orphan_notes
+    from channelwatch.store.schema import office_publication_count, orphan_notes, unrecorded_notes
 
     instance = instance_of(ctx)
     if check_empty and instance.parent is not None and not instance.config.channels:
@@ -366,6 +374,7 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
     with store.read(opened.engine) as conn:
         orphans = orphan_notes(conn, opened.office_id, opened.instance)
         empty = check_empty and office_publication_count(conn, opened.office_id) == 0
+        unrecorded = unrecorded_notes(conn, opened.office_id, opened.instance, period) if period and not empty else []
     for key, count, advice in orphans:
         echo(
             f"警告：数据库中渠道 id「{key}」有 {count} 条发布记录，但配置中已没有这个渠道，这些记录不计入任何数字；"
@@ -378,7 +387,35 @@ def figures_store_of(ctx: typer.Context, *, check_empty: bool = False) -> Store:
             "请确认 [database] url（或环境变量 CHANNELWATCH_DATABASE_URL）指向正确的数据库，或先导入、抓取数据",
             err=True,
         )
+    footnotes = _state(ctx).footnotes
+    if period is not None:
+        footnotes.extend(_period_notes(period, opened.instance.timezone, says_unfinished))
+    footnotes.extend(f"注意：{note}" for note in unrecorded)
     return opened
+
+
+def _period_notes(period: Period, zone: str, says_unfinished: bool) -> list[str]:
+    """A period that has not begun (a mistyped year) holds zeros only; one under way, figures that will grow."""
+    from datetime import UTC, datetime
+
+    from channelwatch.dates import to_office
+
+    today = to_office(datetime.now(UTC), zone).date()
+    if period.start > today:
+        began = f"还没有开始（今天是 {today.isoformat()}）"
+        return [f"注意：{period.label}{began}，以上数字都是 0，不是统计结果：请检查 --year 等参数"]
+    if period.end >= today and not says_unfinished:
+        return [f"注意：{period.label}尚未结束，数字统计至 {today.isoformat()}，还会变化，不宜作为正式报送"]
+    return []
+
+
+def echo_footnotes(ctx: typer.Context) -> None:
+    """What the figures just written need said beside them (``figures_store_of``'s ``period``), on stderr.
+
+    After the figures, once they are out: a command that then fails says only why it failed.
+    """
+    for note in _state(ctx).footnotes:
+        echo(note, err=True)
 
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:

@@ -17,6 +17,7 @@ from channelwatch.cli.common import (
     app,
     echo,
     echo_data,
+    echo_footnotes,
     fail,
     figures_store_of,
     instance_of,
@@ -312,7 +313,9 @@ def quarterly_command(
 
     if output is not None:
         output_file(output, suffixes=(".xlsx",), what="季度统计表", overwrite=overwrite)
-    opened = figures_store_of(ctx, check_empty=True)
+    from channelwatch.stats.figures import Period
+
+    opened = figures_store_of(ctx, check_empty=True, period=Period(year, quarter), says_unfinished=True)
     if send or resend:
         outcome = deliver_quarterly(opened, year, quarter, resend=resend, allow_empty=allow_empty)
         for line in outcome.lines():
@@ -323,6 +326,7 @@ def quarterly_command(
             echo(f"已写入 {output}")
         if outcome.failed:
             fail("部分发送失败（见上方），下次运行季度统计任务或再次执行本命令时会重试")
+        echo_footnotes(ctx)
         return
     report, _ = quarterly_outgoing(opened, year, quarter)
     if output is not None:
@@ -335,6 +339,7 @@ def quarterly_command(
     else:
         echo(f"主题：{report.subject}\n")
         echo(report.text, nl=False)
+    echo_footnotes(ctx)
 
 
 @app.command("freshness")

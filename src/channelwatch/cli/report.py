@@ -13,6 +13,7 @@ from channelwatch.cli.common import (
     app,
     echo,
     echo_data,
+    echo_footnotes,
     fail,
     figures_store_of,
     instance_of,
@@ -69,7 +70,9 @@ def annual_command(
     if output is not None:
         what = {"docx": "Word 草稿", "markdown": "Markdown 草稿", "html": "HTML 草稿"}[format.value]
         output_file(output, suffixes=ANNUAL_SUFFIXES[format.value], what=what, overwrite=overwrite)
-    opened = figures_store_of(ctx, check_empty=True)
+    from channelwatch.stats.figures import Period
+
+    opened = figures_store_of(ctx, check_empty=True, period=Period(year))
     # Markdown on the screen has nowhere to put the chart: skip drawing it.
     chart = format is not AnnualOutput.markdown or output is not None
     report = build_annual_report(opened, year, with_chart=chart)
@@ -97,3 +100,4 @@ def annual_command(
         echo_data(text)
     else:
         echo(f"已写入 {target}")
+    echo_footnotes(ctx)

@@ -62,7 +62,8 @@ def _import_inbox(opened: Store, job: Job, scheduled_for: datetime, stop: thread
         # A county's offices share the instance folder: each office has its own inbox/<office id>/<channel id>/.
         folder = folder / str(opened.instance.office_key)
     result = import_inbox(opened, folder, settle=job.spec.settle, job_id=job.id)
-    status = "failed" if result.count("error") else "warn" if result.count("rejected") or result.problems else "ok"
+    warned = result.count("rejected") or result.problems or result.warned()
+    status = "failed" if result.count("error") else "warn" if warned else "ok"
     return JobOutcome(status, result.summary())
 
 
@@ -223,12 +224,26 @@ def _quarterly(opened: Store, job: Job, scheduled_for: datetime, stop: threading
             continue
         failed = failed or bool(outcome.failed)
         descriptions.append(outcome.describe())
+        unrecorded = _unrecorded_note(opened, int(period[:4]), int(period[5:]))
+        if unrecorded:
+            warned = True
+            descriptions.append(unrecorded)
     orphans = _orphan_note(opened)
     if orphans:
         warned = True
         descriptions.append(orphans)
     status = "failed" if failed else "warn" if warned else "ok"
     return JobOutcome(status, "; ".join(descriptions))
+
+
+def _unrecorded_note(opened: Store, year: int, quarter: int) -> str | None:
+    """Channels whose 0 in a quarter sent is no count (nothing of theirs recorded by its end): worth a warning."""
+    from channelwatch.stats.figures import Period
+    from channelwatch.store.schema import unrecorded_notes
+
+    with store.read(opened.engine) as conn:
+        notes = unrecorded_notes(conn, opened.office_id, opened.instance, Period(year, quarter))
+    return "；".join(notes) or None
 
 
 def _orphan_note(opened: Store) -> str | None:

@@ -18,8 +18,9 @@ which cost three times the import (measured on a million rows, ``scripts/benchma
 PostgreSQL keeps that table (``figure_value``, a reference count per value and period) because its row
 triggers fire only when a whole statement is done, when a probe would see every row of the statement.
 
-``channel_totals`` and ``channel_months`` read ``publication_count`` for the places that need a channel's
-publications without counting them (the orphan-channel warning, the web view).
+``channel_totals``, ``channel_first_months`` and ``channel_months`` read ``publication_count`` for the places
+that need a channel's publications without counting them (the orphan-channel and unrecorded-channel warnings,
+the web view).
 
 A bulk upsert on SQLite counts its new rows with a few set-based statements when it ends instead of
 row by row (``defer_counts`` / ``count_deferred``). ``rebuild_counts`` recomputes everything from the
@@ -737,6 +738,17 @@ def channel_totals(conn: Connection, channel_ids: list[int]) -> dict[int, int]:
         f"WHERE channel_id IN ({_id_list(channel_ids)}) GROUP BY channel_id"
     )
     return {int(cid): int(total) for cid, total in rows if total}
+
+
+def channel_first_months(conn: Connection, channel_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """The office-time (year, month) of each channel's earliest publication (channels without any are left out)."""
+    if not channel_ids:
+        return {}
+    rows = conn.exec_driver_sql(
+        "SELECT channel_id, min(local_year * 100 + local_month) FROM publication_count "
+        f"WHERE channel_id IN ({_id_list(channel_ids)}) AND publications > 0 GROUP BY channel_id"
+    )
+    return {int(cid): divmod(int(first), 100) for cid, first in rows if first is not None}
 
 
 def channel_months(conn: Connection, channel_ids: list[int], year: int) -> dict[int, MonthCounts]:

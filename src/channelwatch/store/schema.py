@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
-from channelwatch.store.counts import channel_totals, install_counts, install_pg_triggers
+from channelwatch.store.counts import channel_first_months, channel_totals, install_counts, install_pg_triggers
 from channelwatch.store.db import write
 from channelwatch.store.models import Channel, Office, Publication, Run, SchemaVersion
 
@@ -288,6 +288,47 @@ def orphan_notes(conn: Connection, office_id: int, instance: Instance) -> list[t
     unused = _unused_channels(conn, office_id, configured)
     office = instance.office_key if instance.parent is not None else None
     return [(key, count, orphan_advice(key, unused, office)) for key, count in orphans]
+
+
+def unrecorded_channels(
+    conn: Connection, office_id: int, instance: Instance, last: tuple[int, int]
+) -> list[tuple[str, str, tuple[int, int] | None]]:
+    """Configured channels without a publication recorded up to the (year, month) ``last``: id, name, and the
+    (year, month) of their earliest publication (None: none at all).
+
+    Their 0 for a period up to ``last`` is no count of anything: nothing of theirs was imported or polled
+    from that time (a channel added to the config later, an export never imported), which a clerk must be
+    told before signing the figure.
+    """
+    configured = {c.id: c.name for c in instance.config.channels}
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(
+        select(channel.c.id, channel.c.key).where(channel.c.office_id == office_id, channel.c.key.in_(configured))
+    )
+    stored = {str(key): int(channel_id) for channel_id, key in rows}
+    first = channel_first_months(conn, list(stored.values()))
+    found: list[tuple[str, str, tuple[int, int] | None]] = []
+    for key, name in configured.items():
+        earliest = first.get(stored[key]) if key in stored else None
+        if earliest is None or earliest > last:
+            found.append((key, name, earliest))
+    return found
+
+
+def unrecorded_notes(conn: Connection, office_id: int, instance: Instance, period: Any) -> list[str]:
+    """``unrecorded_channels`` up to the end of ``period`` (stats.figures.Period), each said for the clerk."""
+    notes = []
+    for key, name, earliest in unrecorded_channels(conn, office_id, instance, (period.year, period.months[-1])):
+        known = (
+            "还没有任何发布记录（没有导入或抓取到过它的数据）"
+            if earliest is None
+            else f"最早的发布记录在 {earliest[0]}年{earliest[1]}月"
+        )
+        notes.append(
+            f"渠道「{name}」（{key}）{known}，{period.label}它的“0条”只表示没有数据，不是统计出的数字："
+            "如果该渠道那时已开通，请先导入它当时的导出记录（或抓取）；如果那时确实还没有开通或没有发布，可忽略本提示"
+        )
+    return notes
 
 
 def _unused_channels(conn: Connection, office_id: int, configured: list[str]) -> list[str]:
