@@ -163,6 +163,39 @@ def test_publications_and_runs(loaded: Path) -> None:
     assert sum(r["rows_new"] for r in runs_json) == 6 + 2 + 1225 + 2 + 48
 
 
+def test_import_tree_names_the_files_it_does_not_import(instance_dir: Path, tmp_path: Path) -> None:
+    """A file put beside the channel folders was passed over without a word."""
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(SAMPLES / "website", tree / "website")
+    shutil.copy(SAMPLES / "website" / "网站信息发布统计_2020.csv", tree / "loose.csv")
+    result = cw(instance_dir, "import-tree", str(tree))
+    assert result.exit_code == 0, result.output
+    assert f"注意：{tree} 下直接放着 1 个文件，未导入：loose.csv；import-tree 只读取 {tree}/<渠道id>/ 中的文件" in (
+        result.stderr
+    )
+
+
+def test_runs_as_csv_is_csv(loaded: Path) -> None:
+    """``runs -f csv`` printed the text table (the help offers csv)."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(cw(loaded, "runs", "-f", "csv").stdout)))
+    assert rows[0][:7] == ["编号", "开始时间", "结束时间", "渠道", "类型", "来源", "状态"]
+    assert len(rows) == 6 and {row[6] for row in rows[1:]} == {"成功"}
+    assert sum(int(row[8]) for row in rows[1:]) == 6 + 2 + 1225 + 2 + 48
+
+
+def test_a_title_with_a_line_break_is_one_line_of_the_listing(instance_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "weibo.csv"
+    export.write_text('标题,发布时间\n"第一行\n第二行",2020-06-01 09:00\n正常,2020-06-02 09:00\n', encoding="utf-8")
+    assert cw(instance_dir, "import", "weibo", str(export)).exit_code == 0
+    lines = cw(instance_dir, "publications", "weibo", "-y", "2020").stdout.splitlines()
+    assert len(lines) == 4 and lines[1].endswith("第一行\\n第二行") and lines[2].endswith("正常")
+
+
 def test_channels_lists_totals_and_freshness(loaded: Path) -> None:
     result = cw(loaded, "channels")
     assert result.exit_code == 0

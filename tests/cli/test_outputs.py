@@ -179,6 +179,26 @@ def test_summary_csv_file_has_a_bom(small: Path, tmp_path: Path) -> None:
     assert target.read_bytes().startswith(BOM)
 
 
+def test_summary_writes_the_format_its_file_name_says_or_refuses(small: Path, tmp_path: Path) -> None:
+    """``summary -o 统计.xlsx`` once wrote the text table under that name (Excel then refuses to open it)."""
+    sheet = tmp_path / "统计.xlsx"
+    assert cw(small, "summary", "--year", "2020", "-o", str(sheet)).exit_code == 0
+    assert load_workbook(sheet).worksheets[0].max_row > 1
+    as_json = tmp_path / "统计.json"
+    assert cw(small, "summary", "--year", "2020", "-o", str(as_json)).exit_code == 0
+    assert json.loads(as_json.read_text(encoding="utf-8"))["period"]["year"] == 2020
+    as_markdown = tmp_path / "统计.md"
+    assert cw(small, "summary", "--year", "2020", "-o", str(as_markdown)).exit_code == 0
+    assert "|" in as_markdown.read_text(encoding="utf-8")
+    mismatched = tmp_path / "统计2.xlsx"
+    line = _one_error_line(cw(small, "summary", "--year", "2020", "-f", "csv", "-o", str(mismatched)))
+    assert line == "错误：csv 格式的文件的扩展名应为 .csv，而 统计2.xlsx 不是；请改用 统计2.csv"
+    line = _one_error_line(cw(small, "summary", "--year", "2020", "-o", str(tmp_path / "统计.doc")))
+    assert line.startswith("错误：无法从文件名 统计.doc 看出要写的格式：")
+    assert line.endswith("请用扩展名 .xlsx、.csv、.json、.md、.txt 之一，或用 --format 指定")
+    assert not mismatched.exists() and not (tmp_path / "统计.doc").exists()
+
+
 def _sentence(root: Path, *period: str) -> str:
     result = cw(root, "summary", "--year", *period)
     assert result.exit_code == 0, result.output

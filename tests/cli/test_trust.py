@@ -118,6 +118,44 @@ def test_renamed_channel_id_is_warned_by_every_figure_command_and_moved_back(loa
         assert "警告" not in cw(loaded, *command).stderr, command
 
 
+def test_a_channel_without_records_up_to_a_period_is_named_not_counted_as_zero(loaded: Path) -> None:
+    """A channel added to the config, or one whose old exports were never imported, shows 0: every figure
+    command says that this 0 counts nothing, on stderr (the figures on stdout stay as they were)."""
+    (loaded / "config" / "annual").mkdir(parents=True)
+    shutil.copy(REPO / "config" / "annual" / "2020.toml", loaded / "config" / "annual" / "2020.toml")
+    before = {command: cw(loaded, *command) for command in (("summary", "-y", "2020", "-f", "json"),)}
+    path = loaded / "config" / "channelwatch.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + '\n[[channels]]\nid = "douyin"\nkind = "other"\nname = "抖音号"\n',
+        encoding="utf-8",
+    )
+    new = "注意：渠道「抖音号」（douyin）还没有任何发布记录（没有导入或抓取到过它的数据），{}它的“0条”只表示没有数据"
+    for command, label in (
+        (["summary", "-y", "2020"], "2020年"),
+        (["summary", "-y", "2020", "-m", "6", "-f", "json"], "2020年6月"),
+        (["quarterly", "-y", "2020", "-q", "4"], "2020年第四季度"),
+        (["report", "annual", "-y", "2020", "-f", "markdown"], "2020年"),
+    ):
+        result = cw(loaded, *command)
+        assert result.exit_code == 0, result.output
+        assert new.format(label) in result.stderr, command
+        assert "douyin" not in result.stderr.replace("（douyin）", ""), command
+        assert "注意：渠道" not in result.stdout, command
+    # The figures themselves are unchanged (the new channel adds its 0).
+    data = json.loads(cw(loaded, "summary", "-y", "2020", "-f", "json").stdout)
+    assert data["total"] == json.loads(before[("summary", "-y", "2020", "-f", "json")].stdout)["total"] == 1279
+
+    # The samples' WeChat records begin in January 2020: its 0 of 2019 is no count either; the others' are.
+    earlier = cw(loaded, "summary", "-y", "2019")
+    notes = [line for line in earlier.stderr.splitlines() if line.startswith("注意：渠道")]
+    assert notes[0].startswith(
+        "注意：渠道「微信公众号」（wechat）最早的发布记录在 2020年1月，2019年它的“0条”只表示没有数据"
+    )
+    assert [n.split("（")[0] for n in notes] == ["注意：渠道「微信公众号」", "注意：渠道「抖音号」"]
+    # A channel with records up to the period's end is not named.
+    assert "政府网站" not in earlier.stderr and "微博" not in earlier.stderr
+
+
 def test_rename_before_the_config_says_which_line_to_change(loaded: Path) -> None:
     moved = cw(loaded, "channels", "rename", "wechat", "gzh")
     assert moved.exit_code == 0, moved.output
@@ -288,3 +326,81 @@ def test_the_web_view_warns_at_start_about_a_lost_channel_id(instance_dir: Path)
     output = server.process.stdout.read()
     assert "警告：数据库中渠道 id「weibo」有 707 条发布记录，但配置中已没有这个渠道" in output
     assert "channelwatch channels rename weibo <新渠道id>" in output
+
+
+def test_a_period_not_begun_or_not_ended_is_said_beside_its_figures(loaded: Path) -> None:
+    """``summary --year 2099`` (a mistyped 2009) printed a table of zeros and nothing else."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    future = cw(loaded, "summary", "-y", "2099")
+    assert future.exit_code == 0
+    assert f"注意：2099年还没有开始（今天是 {today.isoformat()}），以上数字都是 0，不是统计结果" in future.stderr
+    quarter = cw(loaded, "quarterly", "-y", "2099", "-q", "1")
+    assert "注意：2099年第一季度还没有开始" in quarter.stderr
+    current = cw(loaded, "summary", "-y", str(today.year))
+    assert f"注意：{today.year}年尚未结束，数字统计至 {today.isoformat()}，还会变化" in current.stderr
+    # The quarterly statistics say it in their own text: not twice.
+    this_quarter = cw(loaded, "quarterly", "-y", str(today.year), "-q", str((today.month - 1) // 3 + 1))
+    assert "尚未结束" in this_quarter.stdout and "尚未结束" not in this_quarter.stderr
+    finished = cw(loaded, "summary", "-y", "2020")
+    assert "注意" not in finished.stderr
+
+
+def test_an_id_column_that_numbers_the_rows_is_refused_not_taken_for_ids(instance_dir: Path, tmp_path: Path) -> None:
+    """Two monthly files whose 编号 is 1, 2 each: February's notices were "already known" and counted as 0."""
+    from openpyxl import Workbook
+
+    def export(name: str, month: int, header: str = "编号") -> Path:
+        path = tmp_path / name
+        rows = [f"{n},{month}月通知{n},http://x.gov.cn/{month}/{n}.html,2020-{month:02d}-0{n}" for n in (1, 2)]
+        path.write_text("\n".join([f"{header},标题,链接,发布时间", *rows]) + "\n", encoding="utf-8")
+        return path
+
+    refused = cw(instance_dir, "import", "website", str(export("一月.csv", 1)))
+    assert refused.exit_code == 1
+    assert refused.output.strip().splitlines() == [
+        f"错误：{tmp_path / '一月.csv'}：「编号」列第2、3行的值是 1、2……，是行的序号，不是每条信息自己的编号；"
+        "按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
+        "请删除这一列，或把列名改为“序号”（不作为编号），再导入"
+    ]
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["编号", "标题", "发布时间"])
+    sheet.append([1, "三月通知1", "2020-03-01"])
+    sheet.append([2, "三月通知2", "2020-03-02"])
+    book.save(tmp_path / "三月.xlsx")
+    assert "「编号」列第2、3行的值是 1、2" in cw(instance_dir, "import", "website", str(tmp_path / "三月.xlsx")).output
+    assert total(instance_dir)[0] == 0  # nothing stored
+
+    for month in (1, 2):  # as the message says: the column renamed, each notice counts
+        done = cw(instance_dir, "import", "website", str(export(f"{month}月.csv", month, header="序号")))
+        assert done.exit_code == 0 and "新增 2" in done.output, done.output
+    assert total(instance_dir)[0] == 4
+
+
+def test_a_repeated_header_is_said_and_the_first_column_read(instance_dir: Path, tmp_path: Path) -> None:
+    export = tmp_path / "dup.csv"
+    export.write_text(
+        "标题,标题,链接,发布时间\n第一标题,第二标题,http://x.gov.cn/a.html,2020-07-06\n", encoding="utf-8"
+    )
+    result = cw(instance_dir, "import", "website", str(export))
+    assert result.exit_code == 0
+    assert f"警告：{export}：表头中第2列「标题」与第1列重名，只读取了第1列" in result.stderr
+    listing = cw(instance_dir, "publications", "website", "-y", "2020", "-f", "json")
+    assert [p["title"] for p in json.loads(listing.stdout)] == ["第一标题"]
+
+
+def test_a_chosen_encoding_that_does_not_read_the_file_is_not_told_to_choose_one(
+    instance_dir: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "u8.csv"
+    export.write_text("标题,发布时间\n园区通知,2020-07-06\n", encoding="utf-8")
+    result = cw(instance_dir, "import", "website", str(export), "--encoding", "gbk")
+    assert result.exit_code == 1
+    assert (
+        "按指定的 --encoding gbk 读不通，可换一个编码（如 utf-8、gb18030），或去掉 --encoding 自动识别" in result.output
+    )
+    assert "可用 --encoding 指定编码" not in result.output

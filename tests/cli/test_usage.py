@@ -126,7 +126,7 @@ def test_help_labels_for_arguments_required_and_defaults(tmp_path: Path) -> None
     assert re.search(r"^  渠道 <文本>\s+渠道 id（见 channelwatch channels）  \[必填\]$", imported, re.M), imported
     summary = cw("summary", "--help", cwd=tmp_path).stdout
     assert re.search(r"-y, --year <整数>\s+年份，如 2020  \[1990–2100；必填\]$", summary, re.M), summary
-    assert "[默认值：text]" in summary
+    assert "[默认值：text]" in cw("freshness", "--help", cwd=tmp_path).stdout
     root = cw("--help", cwd=tmp_path).stdout
     assert "命令：\n" in root and "用法：channelwatch [选项] 命令 [参数]..." in root
 

@@ -310,6 +310,16 @@ def test_skip_invalid_writes_rejected_rows(opened: Store, tmp_path: Path) -> Non
     assert totals(opened)["weibo"] == (2, 0)
 
 
+def test_a_rejected_rows_file_being_corrected_is_never_written_over(opened: Store, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "mixed.csv", [ROWS[0], ["4400000000000009", "没有日期", "", "原创"], ROWS[2]])
+    first = import_file(opened, "weibo", path, skip_invalid=True).rejected_file
+    assert first == tmp_path / "mixed.rejected.csv"
+    first.write_text("the clerk's corrections\n", encoding="utf-8")
+    again = import_file(opened, "weibo", path, skip_invalid=True)
+    assert again.rejected_file == tmp_path / "mixed（2）.rejected.csv" and again.rejected_file.exists()
+    assert first.read_text(encoding="utf-8") == "the clerk's corrections\n"
+
+
 def test_file_without_date_column(opened: Store, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "nodate.csv", [["1", "标题"]], header=["编号", "标题"])
     with pytest.raises(InputError, match="找不到发布时间列"):

@@ -193,3 +193,48 @@ def test_a_file_imported_whole_before_is_moved_to_done_without_importing_again(i
     _run(instance_dir)
     assert (inbox / "weibo" / "done" / "same.csv").is_file()
     assert _counts(instance_dir)["weibo"] == 1
+
+
+def test_the_reasons_file_shows_a_titles_escape_sequences_instead_of_obeying_them(instance_dir: Path) -> None:
+    """``cat bad.csv.error.txt`` must not let a title clear the screen or retitle the terminal."""
+    inbox = _setup(instance_dir)
+    hostile = "标题,发布时间\n正常,2020-06-01 09:00\n\x1b]0;pwned\x07\x1b[31m坏日期,\x1b[2J2020-13-45\n"
+    (inbox / "weibo" / "hostile.csv").write_text(hostile, encoding="utf-8")
+    _run(instance_dir)
+    reasons = (inbox / "weibo" / "failed" / "hostile.csv.error.txt").read_text(encoding="utf-8")
+    assert "第3行" in reasons and "\\x1b[2J2020-13-45" in reasons
+    assert not any(ch in reasons for ch in "\x1b\x07"), reasons
+    # The file itself is kept exactly as it came, for comparison.
+    assert (inbox / "weibo" / "failed" / "hostile.csv").read_text(encoding="utf-8") == hostile
+
+
+def _two_sheets(path: Path, mark: str = "") -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    first.title = "1-6月"
+    first.append(["标题", "发布时间"])
+    first.append([f"上半年的一条{mark}", "2020-03-01 09:00"])
+    second = book.create_sheet("7-12月")
+    second.append(["标题", "发布时间"])
+    second.append(["下半年的一条", "2020-08-01 09:00"])
+    book.create_sheet("空表")
+    book.save(path)
+    return path
+
+
+def test_a_workbook_whose_other_sheets_hold_rows_is_imported_with_a_warning(instance_dir: Path, tmp_path: Path) -> None:
+    """Only the first worksheet is read: an export split over two sheets lost its second half without a word."""
+    warning = "只导入了第一个工作表「1-6月」，另有 1 个工作表有内容，未导入：「7-12月」"
+    by_hand = CliRunner().invoke(
+        app, ["--instance", str(instance_dir), "import", "website", str(_two_sheets(tmp_path / "两个表.xlsx"))]
+    )
+    assert by_hand.exit_code == 0 and warning in by_hand.stderr
+    inbox = _setup(instance_dir)
+    _two_sheets(inbox / "website" / "又两个表.xlsx", "（又）")
+    result = CliRunner().invoke(app, ["--instance", str(instance_dir), "run-job", "inbox"])
+    assert warning in result.output and "警告" in result.output
+    jobs = CliRunner().invoke(app, ["--instance", str(instance_dir), "jobs"]).output
+    assert "警告" in next(line for line in jobs.splitlines() if line.startswith("inbox"))

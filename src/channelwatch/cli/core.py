@@ -15,6 +15,7 @@ from channelwatch.cli.common import (
     app,
     echo,
     echo_data,
+    echo_footnotes,
     fail,
     figures_store_of,
     instance_of,
@@ -52,6 +53,7 @@ class PublicationsFormat(StrEnum):
 
 
 _LIST_SUFFIXES = {"text": ".txt", "csv": ".csv", "json": ".json", "xlsx": ".xlsx"}
+_SUMMARY_SUFFIXES = {"xlsx": ".xlsx", "csv": ".csv", "json": ".json", "markdown": ".md", "text": ".txt"}
 
 
 class ImportFormat(StrEnum):
@@ -130,8 +132,8 @@ def channels_command(ctx: typer.Context) -> None:
 @channels_app.command("rename")
 def channels_rename_command(
     ctx: typer.Context,
-    old: Annotated[str, typer.Argument(help="数据库中原来的渠道 id")],
-    new: Annotated[str, typer.Argument(help="新的渠道 id（配置文件中应改成的 id）")],
+    old: Annotated[str, typer.Argument(metavar="原渠道id", help="数据库中原来的渠道 id")],
+    new: Annotated[str, typer.Argument(metavar="新渠道id", help="新的渠道 id（配置文件中应改成的 id）")],
     force: Annotated[bool, typer.Option("--force", help="两个渠道类型不同也照样移动")] = False,
 ) -> None:
     """改渠道 id：把原 id 下的全部发布记录和运行记录移到新 id 下（配置文件需自行修改，命令会指出哪一行）。"""
@@ -339,6 +341,16 @@ def import_tree_command(
             if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".rejected.csv")
         )
         pairs.extend((sub.name, f) for f in files)
+    # A file beside the channel folders belongs to no channel: said, so that it is not taken for imported.
+    loose = sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    if loose:
+        example = directory / instance.config.channels[0].id if instance.config.channels else directory / "<渠道id>"
+        echo(
+            f"注意：{directory} 下直接放着 {len(loose)} 个文件，未导入：{'、'.join(loose[:5])}"
+            f"{' 等' if len(loose) > 5 else ''}；import-tree 只读取 {directory}/<渠道id>/ 中的文件，"
+            f"请把它们移到对应渠道的子目录（如 {example}/）",
+            err=True,
+        )
     if not pairs:
         fail(f"{directory} 下没有可导入的文件（应为 {directory}/<渠道id>/<文件>）")
     _import_files(ctx, pairs, skip_invalid=skip_invalid, dry_run=dry_run, force=force)
@@ -363,8 +375,14 @@ def summary_command(
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,
-    format: Annotated[SummaryFormat, typer.Option("--format", "-f", help="输出格式")] = SummaryFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
+    format: Annotated[
+        SummaryFormat | None,
+        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="写入文件：.xlsx、.csv（带 BOM）、.json、.md 或 .txt"),
+    ] = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="另存按月分渠道的发布数量图（PNG）")] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -374,13 +392,23 @@ def summary_command(
     from channelwatch.stats.figures import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
+    by_suffix = {v: k for k, v in _SUMMARY_SUFFIXES.items()}
+    if format is None and output is not None and output.suffix.lower() not in by_suffix:
+        fail(
+            f"无法从文件名 {output.name} 看出要写的格式：请用扩展名 {'、'.join(_SUMMARY_SUFFIXES.values())} 之一，"
+            "或用 --format 指定"
+        )
+    format = format or (SummaryFormat(by_suffix[output.suffix.lower()]) if output is not None else SummaryFormat.text)
     if format is SummaryFormat.xlsx and output is None:
         fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
     if output is not None:
-        output_file(output, overwrite=overwrite)
+        # A spreadsheet named .xlsx that holds text (or a CSV named .json) opens as garbage, or not at all.
+        # A name without an extension (a device, a pipe) takes the format --format gives.
+        expected = (_SUMMARY_SUFFIXES[format.value],) if output.suffix else ()
+        output_file(output, suffixes=expected, what=f"{format.value} 格式的", overwrite=overwrite)
     if chart is not None:
         output_file(chart, suffixes=(".png",), what="图表", overwrite=overwrite)
-    opened = figures_store_of(ctx, check_empty=True)
+    opened = figures_store_of(ctx, check_empty=True, period=period)
     keys = [c.id for c in opened.instance.config.channels]
     with store.read(opened.engine) as conn:
         figures = summarise(conn, opened.office_id, period, keys)
@@ -395,6 +423,7 @@ def summary_command(
         assert output is not None
         out.write_summary_xlsx(figures, output, out.summary_sentence(figures, templates, last))
         echo(f"已写入 {output}")
+        echo_footnotes(ctx)
         return
     text = {
         SummaryFormat.text: lambda: out.summary_text(figures, templates, last),
@@ -409,6 +438,7 @@ def summary_command(
         echo(text, nl=False)
     else:
         echo_data(text)
+    echo_footnotes(ctx)
 
 
 @app.command("publications")
@@ -491,7 +521,7 @@ def runs_command(
     if ctx.invoked_subcommand is not None:
         return
     from channelwatch import store
-    from channelwatch.stats.listing import list_runs, runs_json, runs_text
+    from channelwatch.stats.listing import list_runs, runs_csv, runs_json, runs_text
 
     opened = store_of(ctx)
     channel_id = opened.channel_id(channel) if channel else None
@@ -499,6 +529,8 @@ def runs_command(
         rows = list_runs(conn, opened, limit=limit, channel_id=channel_id)
     if format is ListFormat.json:
         echo_data(runs_json(rows))
+    elif format is ListFormat.csv:
+        echo_data(runs_csv(rows))
     else:
         echo(runs_text(rows), nl=False)
 
@@ -506,7 +538,7 @@ def runs_command(
 @runs_app.command("undo")
 def runs_undo_command(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="运行编号（见 channelwatch runs 第一列）")],
+    run_id: Annotated[int, typer.Argument(metavar="运行编号", help="运行编号（见 channelwatch runs 第一列）")],
     also_kept: Annotated[
         bool,
         typer.Option(

@@ -125,7 +125,9 @@ def quarterly_command(
 @county_app.command("import-stats")
 def import_stats_command(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="单位报送的季度统计表（XLSX）", dir_okay=False)],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="统计表文件...", help="单位报送的季度统计表（XLSX）", dir_okay=False)
+    ],
     year: Annotated[int | None, typer.Option("--year", "-y", help="只接受这一年的表", min=1990, max=2100)] = None,
     quarter: Annotated[int | None, typer.Option("--quarter", "-q", help="只接受这一季度的表", min=1, max=4)] = None,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -74,7 +75,13 @@ def file_sha256(path: Path) -> str:
 
 
 def rejected_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".rejected.csv")
+    """``<name>.rejected.csv`` beside ``path``; if that exists (the clerk may be correcting it), the first free
+    ``<name>（2）.rejected.csv``, ``<name>（3）.rejected.csv``, …: a rejected file is never written over."""
+    candidate, number = path.with_name(path.stem + ".rejected.csv"), 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = path.with_name(f"{path.stem}（{number}）.rejected.csv")
+    return candidate
 
 
 class LinkKinds:

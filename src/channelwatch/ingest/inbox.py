@@ -43,6 +43,7 @@ from channelwatch.ingest.imports import FileChanged, import_file
 from channelwatch.sources.files import QUOTE_LIMIT, shown
 from channelwatch.store import Store
 from channelwatch.store.models import Run
+from channelwatch.terminal import shown as printable
 
 __all__ = ["InboxFile", "InboxResult", "import_inbox", "prepare_inbox"]
 
@@ -61,6 +62,7 @@ class InboxFile:
     rows_new: int = 0
     rows_known: int = 0
     message: str | None = None
+    warning: str | None = None  # an imported file's rows that were not imported (another worksheet)
 
 
 @dataclass
@@ -83,7 +85,13 @@ class InboxResult:
         )
         if self.problems:
             text += "；" + "；".join(self.problems)
+        for imported in self.warned():
+            text += f"；注意：{imported.warning}"
         return text
+
+    def warned(self) -> list[InboxFile]:
+        """Files imported with a warning worth a look (rows of the file that were not imported)."""
+        return [f for f in self.files if f.warning]
 
 
 def _skipped(name: str) -> bool:
@@ -320,7 +328,8 @@ def _import_one(opened: Store, channel: str, path: Path, *, settle: float, now: 
                 f"再把文件放回收件箱的 {channel}/ 文件夹，下一轮会自动导入。"
                 f"本文件已移到 {channel}/{FAILED}/，留作对照，可以删除。\n"
             )
-            target.with_name(target.name + ".error.txt").write_text(reasons, encoding="utf-8")
+            # A note for people, read with cat or a text editor: a title's escape sequences are shown, not obeyed.
+            target.with_name(target.name + ".error.txt").write_text(printable(reasons), encoding="utf-8")
         except OSError as move_error:
             return InboxFile(channel, path, "error", message=f"拒收，但无法移到 {FAILED}/：{move_error.strerror}")
         return InboxFile(channel, target, "rejected", message=_for_the_inbox(exc).splitlines()[0])
@@ -337,4 +346,11 @@ def _import_one(opened: Store, channel: str, path: Path, *, settle: float, now: 
         return InboxFile(
             channel, path, "error", rows_new=imported.rows_new, message=f"已导入，但无法移到 {DONE}/：{exc.strerror}"
         )
-    return InboxFile(channel, target, "imported", rows_new=imported.rows_new, rows_known=imported.rows_known)
+    return InboxFile(
+        channel,
+        target,
+        "imported",
+        rows_new=imported.rows_new,
+        rows_known=imported.rows_known,
+        warning=imported.warning,
+    )

@@ -140,7 +140,9 @@ def _unknown(path: Path, prefix: str, given: dict[str, Any], known: list[str]) -
     extra = [k for k in given if k not in known]
     if extra:
         shown = "、".join(f"{prefix}{k}" for k in extra)
-        raise ConfigError(f"{path}：未知的填报项 {shown}（{prefix.rstrip('.') or '顶层'}可用的项：{'、'.join(known)}）")
+        raise ConfigError(
+            f"{path}：未知的填报项 {shown}（{prefix.rstrip('.') or '顶层'} 可用的项：{'、'.join(known)}）"
+        )
 
 
 def load_inputs(root: Path, year: int) -> AnnualInputs:

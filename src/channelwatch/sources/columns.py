@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FIELD_HEADERS", "FIELD_LABELS", "match_headers", "normalise_header"]
+__all__ = ["FIELD_HEADERS", "FIELD_LABELS", "match_headers", "normalise_header", "repeated_headers"]
 
 FIELD_HEADERS: dict[str, tuple[str, ...]] = {
     "id": ("id", "编号", "微博ID", "微博id", "mid", "文章ID", "消息ID", "msgid"),
@@ -65,3 +65,16 @@ def match_headers(headers: list[object]) -> dict[str, int]:
     if "repost" in found:
         found.pop("original", None)
     return found
+
+
+def repeated_headers(headers: list[object], found: dict[str, int]) -> list[tuple[int, int, str]]:
+    """(used column, unused column, header) of each column whose header repeats a used one (``标题,标题``).
+
+    The first of two equal headers is read; the other may be the one the clerk meant, which must be said.
+    """
+    used = {normalise_header(headers[index]): index for index in found.values()}
+    return [
+        (used[key], index, str(header).strip())
+        for index, header in enumerate(headers)
+        if (key := normalise_header(header)) in used and used[key] != index
+    ]

@@ -34,7 +34,7 @@ from channelwatch.dates import EARLIEST, DateParseError, check_plausible, parse_
 from channelwatch.errors import InputError, RowProblem
 from channelwatch.identity import is_original_value, is_repost_value
 from channelwatch.sources.base import Observed
-from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers
+from channelwatch.sources.columns import FIELD_HEADERS, FIELD_LABELS, match_headers, repeated_headers
 from channelwatch.sources.rows import Entry, Row
 from channelwatch.spreadsheet import write_csv
 
@@ -175,6 +175,15 @@ class _RowConverter:
                 f"{shown(path)}：找不到标题列或链接列（至少需要一个）。表头为：{listed}；"
                 f"标题可用列名：{'、'.join(FIELD_HEADERS['title'])}；链接可用列名：{'、'.join(FIELD_HEADERS['url'])}"
             )
+        repeated = repeated_headers(list(header), self.columns)
+        # Said with the import's result (the file is still imported: the first column is the documented choice).
+        self.note = (
+            "；".join(
+                f"表头中第{unused + 1}列「{_quote(name)}」与第{used + 1}列重名，只读取了第{used + 1}列"
+                for used, unused, name in repeated
+            )
+            or None
+        )
         self.latest = latest or datetime.now(UTC)
         # Bounds of the inline check; a row outside them takes the general path, which decides exactly.
         self._earliest = EARLIEST.replace(tzinfo=UTC)
@@ -296,6 +305,37 @@ class _RowConverter:
         )
 
 
+# Column names that say "number" without saying whose: in many exports such a column numbers the rows.
+_GENERIC_ID_HEADERS = {"编号", "id"}
+
+
+def _refuse_row_numbers(path: Path, converter: _RowConverter, first: Sequence[tuple[int, Sequence[Any]]]) -> None:
+    """Refuse a file whose 编号 column holds the rows' own numbers (1, 2, …) rather than each item's.
+
+    Taken for platform IDs, row numbers make the second file's row 1 "the same publication" as the first
+    file's row 1: a different notice, counted as already known and lost. ``first``: the first data rows.
+    """
+    index = converter._id
+    if index is None or str(converter.header[index]).strip().lower() not in _GENERIC_ID_HEADERS:
+        return
+    values = [(line, cells[index] if index < len(cells) else None) for line, cells in first[:2]]
+    if len(values) < 2:
+        return
+
+    def number(value: Any) -> int | None:
+        text = _as_text(value).strip() if value is not None else ""
+        return int(text) if text.isascii() and text.isdigit() else None
+
+    if [number(v) for _, v in values] == [1, 2]:
+        (line_1, _), (line_2, _) = values
+        name = _quote(str(converter.header[index]))
+        raise InputError(
+            f"{shown(path)}：「{name}」列第{line_1}、{line_2}行的值是 1、2……，是行的序号，不是每条信息自己的编号；"
+            f"按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
+            f"请删除这一列，或把列名改为“序号”（不作为编号），再导入"
+        )
+
+
 def _repost_from_original(value: object) -> bool | None:
     """A repost marker read from an inverse column (是否原创: True means original)."""
     original = is_original_value(value)
@@ -365,6 +405,26 @@ def _text_encoding(path: Path, chosen: str, forced: bool) -> None:
         raise InputError(f"{shown(path)}：无法识别文件的编码，可用 --encoding 指定编码（如 utf-8、gbk）") from None
 
 
+def _first_csv_rows(sample: bytes, encoding: str, dialect: Any, count: int = 2) -> list[tuple[int, list[str]]]:
+    """(line, cells) of the first ``count`` non-blank data rows within ``sample`` (the file's first bytes)."""
+    try:
+        text = sample.decode(encoding, errors="ignore")
+    except (LookupError, ValueError):
+        return []
+    reader = csv.reader(io.StringIO(text), dialect)
+    found: list[tuple[int, list[str]]] = []
+    try:
+        next(reader, None)  # the header
+        for cells in reader:
+            if "".join(cells).strip():
+                found.append((reader.line_num, cells))
+                if len(found) == count:
+                    break
+    except csv.Error:
+        pass  # the row-by-row reader names it
+    return found
+
+
 def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | None) -> ExportFile:
     raw = path.open("rb")
     try:
@@ -372,6 +432,12 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
         raw.seek(0)
         chosen = encoding or detect_encoding(sample)
         _text_encoding(path, chosen, forced=encoding is not None)
+        # The way out of an encoding that does not read the file: a clerk who chose it already needs another one.
+        advice = (
+            f"按指定的 --encoding {chosen} 读不通，可换一个编码（如 utf-8、gb18030），或去掉 --encoding 自动识别"
+            if encoding is not None
+            else "可用 --encoding 指定编码（如 utf-8、gbk）"
+        )
         text = io.TextIOWrapper(raw, encoding=chosen, newline="", errors="strict")
     except BaseException:
         raw.close()
@@ -389,14 +455,13 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
     except (UnicodeError, csv.Error, LookupError, ValueError) as exc:
         raw.close()
         detail = exc.reason if isinstance(exc, UnicodeDecodeError) else type(exc).__name__
-        raise InputError(
-            f"{shown(path)}：无法按 {chosen} 编码读取表头（{_quote(str(detail))}），可用 --encoding 指定编码"
-        ) from None
+        raise InputError(f"{shown(path)}：无法按 {chosen} 编码读取表头（{_quote(str(detail))}），{advice}") from None
     if header is None:
         raw.close()
         raise InputError(f"{shown(path)}：文件是空的")
     try:
         converter = _RowConverter(path, [h.strip().lstrip("\ufeff") for h in header], zone, latest)
+        _refuse_row_numbers(path, converter, _first_csv_rows(sample, chosen, dialect))
     except BaseException:
         raw.close()
         raise
@@ -413,14 +478,14 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"{shown(path)}：第{reader.line_num + 1}行附近无法按 {chosen} 编码解码（{exc.reason}），"
-                "文件可能混用了编码；可用 --encoding 指定编码"
+                f"文件可能混用了编码；{advice}"
             ) from None
         except csv.Error as exc:
             raise InputError(f"{shown(path)}：第{reader.line_num}行不是有效的 CSV（{_quote(str(exc))}）") from None
         except (UnicodeError, LookupError, ValueError) as exc:
             raise InputError(
-                f"{shown(path)}：第{reader.line_num + 1}行附近无法按 {chosen} 编码读取（{type(exc).__name__}）；"
-                "可用 --encoding 指定编码"
+                f"{shown(path)}：第{reader.line_num + 1}行附近无法按 {chosen} 编码读取"
+                f"（{type(exc).__name__}）；{advice}"
             ) from None
 
     columnar: Callable[[], Iterator[Any]] | None = None
@@ -436,6 +501,7 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
     return ExportFile(
         path=path,
         format="csv",
+        warning=f"{shown(path)}：{converter.note}" if converter.note else None,
         header=converter.header,
         rows=rows,
         encoding=chosen,
@@ -616,6 +682,21 @@ def _typed_value(
     return number
 
 
+def _other_sheets_with_cells(workbook: Any, rows: int = 20) -> list[str]:
+    """The titles of the worksheets after the first that hold a value in their first ``rows`` rows.
+
+    Only the first worksheet is imported: rows on another one (an export split into 1-6月 and 7-12月) must
+    not pass unseen. The first rows are read as a stream; a notes sheet counts too (the warning says what to do).
+    """
+    found = []
+    for sheet in workbook.worksheets[1:]:
+        for values in sheet.iter_rows(max_row=rows, values_only=True):
+            if any(v not in (None, "") for v in values):
+                found.append(str(sheet.title))
+                break
+    return found
+
+
 def _load_workbook(path: Path) -> Any:
     """openpyxl's read-only workbook, with the shared strings read into a plain list as they stream by.
 
@@ -703,6 +784,15 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         if header is None:
             raise InputError(f"{shown(path)}：工作表「{_quote(str(sheet.title))}」是空的")
         converter = _RowConverter(path, header, zone, latest)
+        first = []
+        for number, values in rows_iter:
+            if any(v not in (None, "") for v in values):
+                first.append((number, values))
+                if len(first) == 2:
+                    break
+        rows_iter = itertools.chain(first, rows_iter)
+        _refuse_row_numbers(path, converter, first)
+        others = _other_sheets_with_cells(workbook)
     except InputError:
         workbook.close()
         raise
@@ -740,7 +830,16 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         return xlsx_columns(path, converter, workbook, sheet, header_line, _typed_value, _as_text)
 
     total = sheet.max_row or 0
+    warning = f"{shown(path)}：{converter.note}" if converter.note else None
+    if others:
+        names = "、".join(f"「{_quote(name)}」" for name in others[:5]) + (" 等" if len(others) > 5 else "")
+        sheets = (
+            f"{shown(path)}：只导入了第一个工作表「{_quote(str(sheet.title))}」，另有 {len(others)} 个工作表有内容，"
+            f"未导入：{names}；如果它们也是发布记录，请把每个工作表另存为单独的文件再导入"
+        )
+        warning = f"{sheets}；{converter.note}" if converter.note else sheets
     return ExportFile(
+        warning=warning,
         path=path,
         format="xlsx",
         header=header,

@@ -61,8 +61,10 @@ def list_publications(conn: Connection, channel_id: int, period: Period, zone: s
 def publications_text(rows: list[PublicationLine]) -> str:
     lines = [pad("发布时间", 18) + pad("类型", 6) + "标题 / 链接"]
     for r in rows:
-        title = r.title if len(r.title) <= 60 else r.title[:59] + "…"
-        lines.append(pad(r.published_at, 18) + pad("转发" if r.is_repost else "原创", 6) + (title or r.url))
+        # One publication, one line: a line break inside a title would print what looks like another row.
+        title = (r.title or r.url).replace("\n", "\\n")
+        title = title if len(title) <= 60 else title[:59] + "…"
+        lines.append(pad(r.published_at, 18) + pad("转发" if r.is_repost else "原创", 6) + title)
     lines.append(f"共 {len(rows)} 条，其中转发 {sum(r.is_repost for r in rows)} 条")
     return "\n".join(lines) + "\n"
 
@@ -195,6 +197,32 @@ def runs_text(rows: list[RunLine]) -> str:
     if len(rows) == 0:
         lines.append("（还没有运行记录）")
     return "\n".join(lines) + "\n"
+
+
+def runs_csv(rows: list[RunLine]) -> str:
+    """The run log as a spreadsheet reads it: one row per run, kinds and states in Chinese, the full message."""
+    header = ["编号", "开始时间", "结束时间", "渠道", "类型", "来源", "状态", "读取", "新增", "已有", "拒收", "页数"]
+    cells = [
+        [
+            r.id,
+            r.started_at,
+            r.finished_at,
+            r.channel,
+            RUN_KIND_LABELS.get(r.kind, r.kind),
+            r.source,
+            RUN_STATUS_LABELS.get(r.status, r.status),
+            r.rows_read,
+            r.rows_new,
+            r.rows_known,
+            r.rows_rejected,
+            r.pages_fetched,
+            "" if r.seconds is None else r.seconds,
+            r.job_id,
+            r.message,
+        ]
+        for r in rows
+    ]
+    return csv_text([[*header, "用时（秒）", "任务", "说明"], *cells])
 
 
 def runs_json(rows: list[RunLine]) -> str:
