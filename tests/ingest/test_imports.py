@@ -111,6 +111,24 @@ def test_xlsx_date_cells_serials_and_text(opened: Store, tmp_path: Path) -> None
     assert totals(opened, 2021)["website"] == (2, 0)
 
 
+def test_json_objects_or_lists_where_text_belongs_are_refused(opened: Store, tmp_path: Path) -> None:
+    """A title of {"a": 1} was stored as the text "{'a': 1}"."""
+    path = tmp_path / "odd.json"
+    rows = [
+        {"标题": {"a": 1}, "发布时间": "2020-06-01 09:00"},
+        {"标题": "正常", "发布时间": "2020-06-02 09:00"},
+        {"标题": "有链接", "链接": ["http://x.gov.cn/a.html"], "发布时间": "2020-06-03 09:00"},
+    ]
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        import_file(opened, "website", path)
+    assert [p.describe() for p in caught.value.problems] == [
+        "第1行，字段「标题」，值「{'a': 1}」：这里应是文字，却是一个对象（{…}）",
+        "第3行，字段「链接」，值「['http://x.gov.cn/a.html']」：这里应是文字，却是一个列表（[…]）",
+    ]
+    assert totals(opened)["website"] == (0, 0)
+
+
 def test_json_list(opened: Store, tmp_path: Path) -> None:
     path = tmp_path / "wechat.json"
     path.write_text(

@@ -154,3 +154,5 @@ def test_the_printed_forms_of_a_quarter_still_under_way_say_so(loaded) -> None: 
     assert early.as_json()["unfinished"] is True and early.as_json()["generated_on"] == "2020-12-31"
     assert "尚未结束" not in late.text and "尚未结束" not in late.html
     assert late.as_json()["unfinished"] is False
+    # Printed, it was never sent: the text does not claim it was.
+    assert "本统计由 channelwatch 于 2021-01-04 自动生成。" in late.text and "发送" not in late.text.splitlines()[-1]

@@ -261,6 +261,14 @@ class _RowConverter:
                 published = check_plausible(parse_datetime(raw_date, self.zone), self.latest)
             except DateParseError as exc:
                 problems = [RowProblem(line, self._label(self._date), _quote(_as_text(raw_date)), str(exc))]
+        # A JSON export's object or list where text belongs is no title: its repr would be stored as one.
+        for index in (self._title, self._url, self._id, self._column):
+            value = cells[index] if index is not None and index < width else None
+            if value.__class__ in _CONTAINERS and index is not None:
+                kind = "对象（{…}）" if isinstance(value, dict) else "列表（[…]）"
+                problems = (problems or []) + [
+                    RowProblem(line, self._label(index), _quote(_as_text(value)[:80]), f"这里应是文字，却是一个{kind}")
+                ]
         if title is None and url is None and not formulas:
             label = self._label(self._title) if self._title is not None else self._label(self._url or 0)
             problems = (problems or []) + [RowProblem(line, label, "", "标题和链接都为空")]
@@ -334,6 +342,9 @@ def _refuse_row_numbers(path: Path, converter: _RowConverter, first: Sequence[tu
             f"按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
             f"请删除这一列，或把列名改为“序号”（不作为编号），再导入"
         )
+
+
+_CONTAINERS = (dict, list)
 
 
 def _repost_from_original(value: object) -> bool | None:
