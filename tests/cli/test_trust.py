@@ -226,6 +226,23 @@ def test_sqlite_url_in_a_missing_folder_is_an_error_the_default_folder_is_made(t
     assert (default / "data" / "channelwatch.db").is_file()
 
 
+def test_a_database_that_cannot_be_read_is_named_with_where_it_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database" * 100)
+    root = write_instance(tmp_path / "inst", url=f"sqlite:///{broken}")
+    result = cw(root, "summary", "-y", "2020")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "错误：数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（file is not a database）。"
+        f"数据库：sqlite:///{broken}（由 {root / 'config' / 'channelwatch.toml'} 的 [database] url 指定）"
+    ]
+    monkeypatch.setenv("CHANNELWATCH_DATABASE_URL", f"sqlite:///{broken}")
+    by_env = cw(write_instance(tmp_path / "other"), "summary", "-y", "2020")
+    assert by_env.output.strip().endswith(f"数据库：sqlite:///{broken}（由环境变量 CHANNELWATCH_DATABASE_URL 指定）")
+
+
 # --- 3. imports: preview, wrong channel, undo -----------------------------------------------------------------
 
 

@@ -130,8 +130,28 @@ class _Group(TyperGroup):
             problem = database_problem(exc)
             if problem is None:
                 _unexpected(ctx, exc)
-            echo(f"错误：{problem}", err=True)
+            echo(f"错误：{problem}{_which_database(ctx)}", err=True)
             ctx.exit(1)
+
+
+def _which_database(ctx: Any) -> str:
+    """Which database a database problem is about, and where that is set (the URL without its password)."""
+    state = ctx.find_root().obj
+    instance = state.instance or state.root if isinstance(state, CliState) else None
+    if instance is None:
+        return ""
+    from sqlalchemy.engine import make_url
+
+    try:
+        label = make_url(instance.database_url).render_as_string(hide_password=True)
+    except Exception:  # an unreadable URL is reported where it is read
+        return ""
+    source = (
+        "环境变量 CHANNELWATCH_DATABASE_URL"
+        if os.environ.get("CHANNELWATCH_DATABASE_URL")
+        else f" {instance.config_path} 的 [database] url"
+    )
+    return f"。数据库：{label}（由{source} 指定）"
 
 
 def _plain_help(command: Any) -> None:
