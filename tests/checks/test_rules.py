@@ -217,7 +217,9 @@ def test_text_of_an_instance_without_website_columns(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # The example office's new-media channels have no publication yet: that is a veto risk.
     assert "总体结论：否决风险" in result.output and "尚无任何发布记录" in result.output
-    assert "政府网站（website）：正常（未配置首页和栏目，未检查" in result.output
+    # Not checked is not "正常": a green verdict for what was never looked at would be a silent pass.
+    assert "政府网站（website）：未检查（未配置首页和栏目，见 docs/inspection.md）" in result.output
+    assert "政府网站（website）：正常" not in result.output
 
 
 def test_homepage_dates_are_those_of_its_entries() -> None:
