@@ -37,22 +37,23 @@ def _reason(lines: list[str], target: str) -> str:
     return reason
 
 
-def _refusing_smtp(tmp_path: Path) -> Path:
-    """An instance whose e-mail goes to a loopback port nothing listens on."""
-    return _instance(
-        tmp_path,
-        f"""
+def _smtp_delivery(port: int, to: str = '"gongkaiban@example.gov.cn"') -> str:
+    return f"""
 [delivery]
 outbox = "outbox"
   [delivery.email]
   host = "127.0.0.1"
-  port = {_free_port()}
+  port = {port}
   security = "none"
   from = "tongji@example.gov.cn"
-  to = ["gongkaiban@example.gov.cn"]
+  to = [{to}]
   timeout = 5
-""",
-    )
+"""
+
+
+def _refusing_smtp(tmp_path: Path) -> Path:
+    """An instance whose e-mail goes to a loopback port nothing listens on."""
+    return _instance(tmp_path, _smtp_delivery(_free_port()))
 
 
 def test_smtp_server_that_refuses_the_connection(tmp_path: Path) -> None:
@@ -191,19 +192,7 @@ def test_a_recipient_the_mail_server_refuses_makes_the_mail_unsent(tmp_path: Pat
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        root = _instance(
-            tmp_path,
-            f"""
-[delivery]
-outbox = "outbox"
-  [delivery.email]
-  host = "127.0.0.1"
-  port = {port}
-  security = "none"
-  from = "tongji@example.gov.cn"
-  to = ["gongkaiban@example.gov.cn", "zhuren@example.gov.cn"]
-""",
-        )
+        root = _instance(tmp_path, _smtp_delivery(port, '"gongkaiban@example.gov.cn", "zhuren@example.gov.cn"'))
         reason = _reason(_send(root), "邮件")
         assert reason == (
             "邮件服务器拒收了收件人 zhuren@example.gov.cn（550 no such user），本次计为未发送，重试时会再发给全部收件人"

@@ -170,26 +170,29 @@ def _seconds(started: Any, finished: Any) -> float | None:
     return round((as_utc(finished) - as_utc(started)).total_seconds(), 3)
 
 
+def _run_cells(r: RunLine, source: str) -> list[object]:
+    """What the text table and the CSV both show of a run, from its channel to its pages."""
+    return [
+        r.channel,
+        RUN_KIND_LABELS.get(r.kind, r.kind),
+        source,
+        RUN_STATUS_LABELS.get(r.status, r.status),
+        r.rows_read,
+        r.rows_new,
+        r.rows_known,
+        r.rows_rejected,
+        r.pages_fetched,
+    ]
+
+
 def runs_text(rows: list[RunLine]) -> str:
     header = ["编号", "开始时间", "渠道", "类型", "来源", "状态", "读取", "新增", "已有", "拒收", "页数", "用时"]
     widths = [7, 21, 10, 6, 28, 12, 8, 8, 8, 8, 6, 8]
     lines = ["".join(pad(h, w) for h, w in zip(header, widths, strict=True))]
     for r in rows:
         source = r.source if len(r.source) <= 26 else r.source[:25] + "…"
-        cells = [
-            r.id,
-            r.started_at,
-            r.channel,
-            RUN_KIND_LABELS.get(r.kind, r.kind),
-            source,
-            RUN_STATUS_LABELS.get(r.status, r.status),
-            r.rows_read,
-            r.rows_new,
-            r.rows_known,
-            r.rows_rejected,
-            r.pages_fetched,
-            "—" if r.seconds is None else f"{r.seconds:.1f}秒",
-        ]
+        seconds = "—" if r.seconds is None else f"{r.seconds:.1f}秒"
+        cells = [r.id, r.started_at, *_run_cells(r, source), seconds]
         lines.append("".join(pad(c, w) for c, w in zip(cells, widths, strict=True)))
         if r.message and r.status != "ok":
             first = r.message.splitlines()[0]
@@ -199,27 +202,15 @@ def runs_text(rows: list[RunLine]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _or_blank(value: object) -> object:
+    return "" if value is None else value
+
+
 def runs_csv(rows: list[RunLine]) -> str:
     """The run log as a spreadsheet reads it: one row per run, kinds and states in Chinese, the full message."""
     header = ["编号", "开始时间", "结束时间", "渠道", "类型", "来源", "状态", "读取", "新增", "已有", "拒收", "页数"]
     cells = [
-        [
-            r.id,
-            r.started_at,
-            r.finished_at,
-            r.channel,
-            RUN_KIND_LABELS.get(r.kind, r.kind),
-            r.source,
-            RUN_STATUS_LABELS.get(r.status, r.status),
-            r.rows_read,
-            r.rows_new,
-            r.rows_known,
-            r.rows_rejected,
-            r.pages_fetched,
-            "" if r.seconds is None else r.seconds,
-            r.job_id,
-            r.message,
-        ]
+        [r.id, r.started_at, r.finished_at, *_run_cells(r, r.source), _or_blank(r.seconds), r.job_id, r.message]
         for r in rows
     ]
     return csv_text([[*header, "用时（秒）", "任务", "说明"], *cells])
