@@ -206,7 +206,9 @@ def test_a_database_that_cannot_be_read_is_one_line_not_a_fault(tmp_path: Path) 
     result = cw("--instance", str(root), "summary", "--year", "2020", env={"XDG_STATE_HOME": str(state)})
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "错误：数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（file is not a database）"
+        "错误：数据库文件已损坏或不是 SQLite 数据库：请检查 [database] url 指向的文件（file is not a database）。"
+        f"数据库：sqlite:///{root / 'data' / 'channelwatch.db'}"
+        f"（由 {root / 'config' / 'channelwatch.toml'} 的 [database] url 指定）"
     ]
     assert not (state / "channelwatch" / "error.log").exists()
 

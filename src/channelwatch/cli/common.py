@@ -142,10 +142,16 @@ def _which_database(ctx: Any) -> str:
         return ""
     from sqlalchemy.engine import make_url
 
+    from channelwatch.store.db import normalise_url
+
     try:
-        label = make_url(instance.database_url).render_as_string(hide_password=True)
+        url = make_url(normalise_url(instance.database_url))
     except Exception:  # an unreadable URL is reported where it is read
         return ""
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database and not database.startswith(("file:", ":memory:")):
+        url = url.set(database=str(instance.path(database)))  # as the store opens it: in the instance folder
+    label = url.render_as_string(hide_password=True)
     source = (
         "环境变量 CHANNELWATCH_DATABASE_URL"
         if os.environ.get("CHANNELWATCH_DATABASE_URL")
