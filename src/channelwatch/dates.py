@@ -171,7 +171,10 @@ def _parse_text(text: str, zone: str) -> datetime:
 
 
 def _parse_text_unchecked(text: str, zone: str) -> datetime:
-    if len(text) >= 10 and text[4] == "-" and text[7] == "-":
+    # Python 3.11's ISO parser takes any character after the date for the separator: "2020-09-09002" is 02:00 to it.
+    iso_date = len(text) >= 10 and text[4] == "-" and text[7] == "-"
+    odd_separator = iso_date and len(text) > 10 and text[10] not in " T"
+    if iso_date and not odd_separator:
         # The common export form (2020-06-01[ 08:00[:00]][+08:00]) through the C parser first.
         try:
             moment = datetime.fromisoformat(text)
@@ -218,6 +221,8 @@ def _parse_text_unchecked(text: str, zone: str) -> datetime:
         return moment.replace(tzinfo=_offset(offset)).astimezone(_zone(zone))
     if _SERIAL.match(text):
         return from_excel_serial(float(text), zone)
+    if odd_separator:  # none of the forms above: not an ISO date and time either
+        raise DateParseError(f"无法识别的日期格式：{text[:60]}")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

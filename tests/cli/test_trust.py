@@ -366,36 +366,47 @@ def test_a_period_not_begun_or_not_ended_is_said_beside_its_figures(loaded: Path
 
 
 def test_an_id_column_that_numbers_the_rows_is_refused_not_taken_for_ids(instance_dir: Path, tmp_path: Path) -> None:
-    """Two monthly files whose 编号 is 1, 2 each: February's notices were "already known" and counted as 0."""
+    """Monthly files whose 编号 numbers their rows: February's notices were "already known" and counted as 0."""
     from openpyxl import Workbook
 
-    def export(name: str, month: int, header: str = "编号") -> Path:
+    def export(name: str, month: int, numbers: list[int], header: str = "编号") -> Path:
         path = tmp_path / name
-        rows = [f"{n},{month}月通知{n},http://x.gov.cn/{month}/{n}.html,2020-{month:02d}-0{n}" for n in (1, 2)]
+        rows = [
+            f"{n},{month}月通知{n},http://x.gov.cn/{month}/{n}.html,2020-{month:02d}-{n % 27 + 1:02d}" for n in numbers
+        ]
         path.write_text("\n".join([f"{header},标题,链接,发布时间", *rows]) + "\n", encoding="utf-8")
         return path
 
-    refused = cw(instance_dir, "import", "website", str(export("一月.csv", 1)))
+    refused = cw(instance_dir, "import", "website", str(export("一月.csv", 1, [1, 2])))
     assert refused.exit_code == 1
     assert refused.output.strip().splitlines() == [
-        f"错误：{tmp_path / '一月.csv'}：「编号」列第2、3行的值是 1、2……，是行的序号，不是每条信息自己的编号；"
-        "按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
+        f"错误：{tmp_path / '一月.csv'}：「编号」列的值都是不大于行数的整数（1–2，共 2 行），是行的序号，"
+        "不是每条信息自己的编号；按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
         "请删除这一列，或把列名改为“序号”（不作为编号），再导入"
     ]
+    # One row, a numbering counted down, one from 0 or from 2: numberings all the same.
+    for name, numbers in (("一条.csv", [1]), ("倒序.csv", [3, 2, 1]), ("从0.csv", [0, 1, 2]), ("从2.csv", [2, 3])):
+        result = cw(instance_dir, "import", "website", str(export(name, 3, numbers)))
+        assert result.exit_code == 1 and "是行的序号" in result.output, (name, result.output)
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.append(["编号", "标题", "发布时间"])
-    sheet.append([1, "三月通知1", "2020-03-01"])
-    sheet.append([2, "三月通知2", "2020-03-02"])
-    book.save(tmp_path / "三月.xlsx")
-    assert "「编号」列第2、3行的值是 1、2" in cw(instance_dir, "import", "website", str(tmp_path / "三月.xlsx")).output
+    sheet.append(["ID", "标题", "发布时间"])
+    sheet.append([1.0, "四月通知1", "2020-04-01"])
+    book.save(tmp_path / "四月.xlsx")
+    assert (
+        "「ID」列的值都是不大于行数的整数（1–1"
+        in cw(instance_dir, "import", "website", str(tmp_path / "四月.xlsx")).output
+    )
     assert total(instance_dir)[0] == 0  # nothing stored
 
-    for month in (1, 2):  # as the message says: the column renamed, each notice counts
-        done = cw(instance_dir, "import", "website", str(export(f"{month}月.csv", month, header="序号")))
+    # The platform's own numbers pass (a website article 9001 alone in its file) …
+    assert cw(instance_dir, "import", "website", str(export("九月.csv", 9, [9001]))).exit_code == 0
+    # … and, as the message says, the column renamed: each notice counts.
+    for month in (1, 2):
+        done = cw(instance_dir, "import", "website", str(export(f"{month}月.csv", month, [1, 2], header="序号")))
         assert done.exit_code == 0 and "新增 2" in done.output, done.output
-    assert total(instance_dir)[0] == 4
+    assert total(instance_dir)[0] == 5
 
 
 def test_a_repeated_header_is_said_and_the_first_column_read(instance_dir: Path, tmp_path: Path) -> None:

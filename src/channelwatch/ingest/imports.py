@@ -20,8 +20,9 @@ from channelwatch.ingest.readahead import READAHEAD_MIN_BYTES, RejectedRows, par
 from channelwatch.ingest.runs import _finish_run, finish_run, record_of, records_of_columns, start_run
 from channelwatch.instance.config import KIND_LABELS, ChannelConfig
 from channelwatch.sources.base import Observed
+from channelwatch.sources.columns import match_headers, normalise_header
 from channelwatch.sources.fastcsv import Undecided
-from channelwatch.sources.files import ExportFile, open_export, shown, write_rejected
+from channelwatch.sources.files import ExportFile, _quote, open_export, shown, write_rejected
 from channelwatch.store import Store
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,52 @@ _LOOKS_LIKE = {"weibo": ("微博", "weibo.com/weibo.cn"), "wechat": ("微信公�
 
 class KindMismatch(InputError):
     """The file's links belong to another kind of channel; the command line adds how to insist (``--force``)."""
+
+
+class RowNumbers:
+    """Watches a file's ``编号``/``id`` column for the rows' own numbers (1, 2, 3 … or 0, 1, 2 …).
+
+    Such a column numbers the rows of each export afresh: taken as each item's platform ID, the second file's
+    row 1 is "already known" as the first file's row 1, and a different notice is lost. A column whose every
+    value is a whole number no larger than the file's row count (plus one) is such a numbering; the file is
+    refused (``check``), whole, before anything is committed. Columns named for a platform's IDs (微博ID, mid,
+    文章ID …) are not watched: their values are the platform's.
+    """
+
+    GENERIC = frozenset({"编号", "id"})
+
+    def __init__(self, header: list[str]) -> None:
+        found = match_headers(list(header)).get("id")
+        self.name = header[found].strip() if found is not None else ""
+        self.active = normalise_header(self.name) in self.GENERIC
+        self.rows = 0
+        self.smallest: int | None = None
+        self.largest = -1
+
+    def watch(self, records: Iterable[Any]) -> Iterable[Any]:
+        # Most files have no such column (or a platform's): their records pass untouched, at no cost per row.
+        return self._watched(records) if self.active else records
+
+    def _watched(self, records: Iterable[Any]) -> Iterator[Any]:
+        for record in records:
+            if self.active:
+                value = record[1]  # PublicationRecord.platform_id, also in the reader child's tuples
+                if value is not None and value.isascii() and value.isdigit():
+                    number = int(value)
+                    self.largest = max(self.largest, number)
+                    self.smallest = number if self.smallest is None else min(self.smallest, number)
+                    self.rows += 1
+                else:
+                    self.active = False  # an ID that is not a whole number: not a numbering of the rows
+            yield record
+
+    def check(self, path: Path) -> None:
+        if self.active and self.rows and self.largest <= self.rows + 1:
+            raise InputError(
+                f"{shown(path)}：「{_quote(self.name)}」列的值都是不大于行数的整数（{self.smallest}–{self.largest}，"
+                f"共 {self.rows} 行），是行的序号，不是每条信息自己的编号；按它识别，其他文件中序号相同的不同信息"
+                "会被当成同一条而漏计，整个文件未导入。请删除这一列，或把列名改为“序号”（不作为编号），再导入"
+            )
 
 
 def _check_kind(path: Path, channel: ChannelConfig, links: LinkKinds | None) -> None:
@@ -234,11 +281,14 @@ def import_file(
                     links = None if force else LinkKinds(channel.kind)
                     if links is not None:
                         records = links.watch(records)
+                    numbers = RowNumbers(export.header)
+                    records = numbers.watch(records)
                     counts = store.upsert_publications(
                         conn, channel_id, records, run_id=run_id, checked=in_child or columns
                     )
                     result.rows_new, result.rows_known = counts.new, counts.known
                     result.rows_rejected = len(rejected)
+                    numbers.check(path)
                     _check_kind(path, channel, links)
                     if rejected and not skip_invalid:
                         problems = [p for row in rejected for p in row.problems]
@@ -379,6 +429,8 @@ def _dry_run(
         records: Iterable[Any] = _valid_records(export, zone, channel.kind, rejected, result, None)
         if links is not None:
             records = links.watch(records)
+        numbers = RowNumbers(export.header)
+        records = numbers.watch(records)
         new_in_file: set[str] = set()
         with store.read(opened.engine) as conn:
             for batch in _batches(records, store.BATCH_SIZE):
@@ -399,6 +451,7 @@ def _dry_run(
     finally:
         export.close()
     result.rows_rejected = len(rejected)
+    numbers.check(path)
     _check_kind(path, channel, links)
     if rejected and not skip_invalid:
         problems = [p for row in rejected for p in row.problems]

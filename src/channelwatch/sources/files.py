@@ -313,37 +313,6 @@ class _RowConverter:
         )
 
 
-# Column names that say "number" without saying whose: in many exports such a column numbers the rows.
-_GENERIC_ID_HEADERS = {"编号", "id"}
-
-
-def _refuse_row_numbers(path: Path, converter: _RowConverter, first: Sequence[tuple[int, Sequence[Any]]]) -> None:
-    """Refuse a file whose 编号 column holds the rows' own numbers (1, 2, …) rather than each item's.
-
-    Taken for platform IDs, row numbers make the second file's row 1 "the same publication" as the first
-    file's row 1: a different notice, counted as already known and lost. ``first``: the first data rows.
-    """
-    index = converter._id
-    if index is None or str(converter.header[index]).strip().lower() not in _GENERIC_ID_HEADERS:
-        return
-    values = [(line, cells[index] if index < len(cells) else None) for line, cells in first[:2]]
-    if len(values) < 2:
-        return
-
-    def number(value: Any) -> int | None:
-        text = _as_text(value).strip() if value is not None else ""
-        return int(text) if text.isascii() and text.isdigit() else None
-
-    if [number(v) for _, v in values] == [1, 2]:
-        (line_1, _), (line_2, _) = values
-        name = _quote(str(converter.header[index]))
-        raise InputError(
-            f"{shown(path)}：「{name}」列第{line_1}、{line_2}行的值是 1、2……，是行的序号，不是每条信息自己的编号；"
-            f"按它识别，其他文件中序号相同的不同信息会被当成同一条而漏计，整个文件未导入。"
-            f"请删除这一列，或把列名改为“序号”（不作为编号），再导入"
-        )
-
-
 _CONTAINERS = (dict, list)
 
 
@@ -416,26 +385,6 @@ def _text_encoding(path: Path, chosen: str, forced: bool) -> None:
         raise InputError(f"{shown(path)}：无法识别文件的编码，可用 --encoding 指定编码（如 utf-8、gbk）") from None
 
 
-def _first_csv_rows(sample: bytes, encoding: str, dialect: Any, count: int = 2) -> list[tuple[int, list[str]]]:
-    """(line, cells) of the first ``count`` non-blank data rows within ``sample`` (the file's first bytes)."""
-    try:
-        text = sample.decode(encoding, errors="ignore")
-    except (LookupError, ValueError):
-        return []
-    reader = csv.reader(io.StringIO(text), dialect)
-    found: list[tuple[int, list[str]]] = []
-    try:
-        next(reader, None)  # the header
-        for cells in reader:
-            if "".join(cells).strip():
-                found.append((reader.line_num, cells))
-                if len(found) == count:
-                    break
-    except csv.Error:
-        pass  # the row-by-row reader names it
-    return found
-
-
 def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | None) -> ExportFile:
     raw = path.open("rb")
     try:
@@ -472,7 +421,6 @@ def _open_csv(path: Path, zone: str, encoding: str | None, latest: datetime | No
         raise InputError(f"{shown(path)}：文件是空的")
     try:
         converter = _RowConverter(path, [h.strip().lstrip("\ufeff") for h in header], zone, latest)
-        _refuse_row_numbers(path, converter, _first_csv_rows(sample, chosen, dialect))
     except BaseException:
         raw.close()
         raise
@@ -795,14 +743,6 @@ def _open_xlsx(path: Path, zone: str, latest: datetime | None) -> ExportFile:
         if header is None:
             raise InputError(f"{shown(path)}：工作表「{_quote(str(sheet.title))}」是空的")
         converter = _RowConverter(path, header, zone, latest)
-        first = []
-        for number, values in rows_iter:
-            if any(v not in (None, "") for v in values):
-                first.append((number, values))
-                if len(first) == 2:
-                    break
-        rows_iter = itertools.chain(first, rows_iter)
-        _refuse_row_numbers(path, converter, first)
         others = _other_sheets_with_cells(workbook)
     except InputError:
         workbook.close()
