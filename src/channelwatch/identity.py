@@ -355,14 +355,37 @@ def identity_key(
         if kind == "wechat":
             return "id:" + wechat_article_id(platform_id, title)
         return "id:" + platform_id.strip()
-    if url:
+    if url and not is_placeholder_link(url):
         key = wechat_article_key(url)
         if key:
             return "wx:" + key
         return "url:" + canonical_url(url)
     if title:
         return "fp:" + title_fingerprint(title, local_day)
+    if url:
+        return "url:" + canonical_url(url)  # a placeholder is all there is: the best name left
     raise ValueError("a publication needs an id, a url or a title")
+
+
+# What exports and list pages put in the link column of an item that has no page of its own. Every such item
+# of a file shares it: taken for a link, it made three different notices "the same publication".
+_PLACEHOLDER_WORDS = frozenset(
+    {"#", "/", "-", "--", "—", "无", "暂无", "空", "null", "none", "n/a", "na", "about:blank"}
+)
+_PLACEHOLDER_SCHEMES = ("javascript:", "#", "about:", "mailto:", "data:", "tel:")
+# A query names a page ("/?p=123"); a fragment does not.
+_SITE_ROOT = re.compile(r"^https?://[^/?#]+/?(?:index\.s?html?)?(?:#.*)?$", re.IGNORECASE)
+
+
+def is_placeholder_link(url: str) -> bool:
+    """Whether ``url`` names no page of its own: ``javascript:void(0);``, ``#``, ``无``, a site's home page.
+
+    Such an item is known by its title and date instead (docs/counting-rules.md, rule 1).
+    """
+    text = url.strip().lower()
+    return (
+        not text or text in _PLACEHOLDER_WORDS or text.startswith(_PLACEHOLDER_SCHEMES) or bool(_SITE_ROOT.match(text))
+    )
 
 
 _MSGID_WITH_INDEX = re.compile(r"^(\d+)_(\d+)$")

@@ -33,6 +33,7 @@ from pydantic import Field, field_validator
 
 from channelwatch.dates import DateParseError, parse_datetime, to_office
 from channelwatch.errors import FetchError, LayoutError
+from channelwatch.identity import is_placeholder_link
 from channelwatch.sources import isolated
 from channelwatch.sources.base import Observed, Page, PollOptions, PollSource
 from channelwatch.sources.http import redact
@@ -186,9 +187,9 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
         found: dict[str, Node | None] = {}
         title = _select(entry, options.title, found)
         href = _select(entry, options.link, found)
-        if href and href.startswith(("javascript:", "#")):
-            href = None
-        link = _joined(url, href) if href else None
+        # A link that opens nothing (javascript:, #): the item is read by its title and date (counting rules 1).
+        placeholder = bool(href) and is_placeholder_link(href)  # type: ignore[arg-type]
+        link = _joined(url, href) if href and not placeholder else None
         date_text = _select(entry, options.date, found) if options.date else None
         published: datetime | None = None
         if date_text is not None:
@@ -202,6 +203,10 @@ def read_list_page(html: str, url: str, options: HtmlListOptions, zone: str) -> 
             # A spacer, or a pager (whose current page number may sit where a date would).
             page.skipped += 1
             page.example = page.example or _snippet(entry)
+            continue
+        if link is None and placeholder and title and published is not None:
+            page.entries.append((Observed(published_at=published, title=title, url=None, column_name=options.column,
+                                          origin=f"{shown}#{index}"), None, title))  # fmt: skip
             continue
         if link is None:
             raise LayoutError(

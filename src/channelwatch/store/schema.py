@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, inspect, select, text
+from sqlalchemy import Connection, Engine, func, inspect, or_, select, text
 from sqlmodel import SQLModel
 
 from channelwatch.errors import ConfigError
@@ -119,6 +120,42 @@ def _run_lookup_indexes_v11(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_run_status ON run (status, id)"))
 
 
+def _placeholder_link_identities_v12(conn: Connection) -> None:
+    """v12: publications known by a placeholder link (``javascript:void(0);``, ``#``, ``无``, the site's home page)
+    are known by their title and date, as new ones are (identity.is_placeholder_link).
+
+    Before, every item of a file sharing such a link was "the same publication": only the first was stored. Its
+    identity is recomputed here so that importing the file again adds the others instead of a second copy of
+    it. A row whose new identity another row already has is left as it is (nothing is deleted by an upgrade).
+    """
+    from channelwatch.identity import identity_key, is_placeholder_link
+    from channelwatch.store.upsert import long_identity
+
+    pub = Publication.__table__  # type: ignore[attr-defined]
+    channel = Channel.__table__  # type: ignore[attr-defined]
+    # The identities placeholders were stored under (their canonical form after "url:"): a narrow cut in SQL,
+    # the rule itself (is_placeholder_link) in Python.
+    lowered = func.lower(pub.c.identity)
+    prefixes = [lowered.like(f"url:{scheme}%") for scheme in ("javascript:", "about:", "mailto:", "data:", "tel:")]
+    roots = [lowered.like(f"url:%{end}") for end in ("/", "/index.html", "/index.htm", "/index.shtml")]
+    words = lowered.in_([f"url:{word}" for word in ("无", "暂无", "空", "-", "--", "—", "null", "none", "n/a", "na")])
+    candidates = conn.execute(
+        select(pub.c.id, pub.c.channel_id, pub.c.identity, pub.c.url, pub.c.title, pub.c.local_date, channel.c.kind)
+        .join(channel, channel.c.id == pub.c.channel_id)
+        .where(or_(*prefixes, *roots, words), pub.c.url.is_not(None), pub.c.title.is_not(None))
+    ).all()
+    for row_id, channel_id, identity, url, title, local_date, kind in candidates:
+        if not is_placeholder_link(url):
+            continue
+        day = local_date if not isinstance(local_date, str) else date.fromisoformat(local_date)
+        renamed = long_identity(identity_key(platform_id=None, url=url, title=title, local_day=day, kind=kind))
+        if renamed == identity:
+            continue
+        taken = conn.execute(select(pub.c.id).where(pub.c.channel_id == channel_id, pub.c.identity == renamed)).first()
+        if taken is None:
+            conn.execute(pub.update().where(pub.c.id == row_id).values(identity=renamed))
+
+
 # Each entry upgrades the schema from version i to i + 1. Append; never edit a released step.
 # Steps after the first must accept a database that ``_create_v1`` made from today's models.
 _MIGRATIONS: list[Callable[[Connection], None]] = [
@@ -133,6 +170,7 @@ _MIGRATIONS: list[Callable[[Connection], None]] = [
     _listing_index_v9,
     _deferrable_pg_counts_v10,
     _run_lookup_indexes_v11,
+    _placeholder_link_identities_v12,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
