@@ -61,3 +61,34 @@ def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_pa
     assert code == 0 and "邮件：跳过" in out
     code, out = run(root, "county", "quarterly", "-y", "2020", "-q", "4", "--resend")
     assert code == 1 and "邮件：失败" in out  # forced again, and the server is gone now
+
+
+def test_the_county_job_warns_of_an_office_whose_zero_is_no_count(tmp_path: Path, database_url: str) -> None:
+    """A town nothing was imported from shows 0 in the county's table: sent, but the job says whose 0 counts
+    nothing (无数据), instead of calling the run a plain success."""
+    port = _free_port()
+    root = write_county(tmp_path / "county", database_url)
+    config = root / "config" / "channelwatch.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f'  [delivery.email]\n  host = "127.0.0.1"\n  port = {port}\n  security = "none"\n'
+        + '  from = "gongkaiban@example.gov.cn"\n  to = ["xianzhang@example.gov.cn"]\n  timeout = 10\n',
+        encoding="utf-8",
+    )
+    (root / "jobs").mkdir()
+    (root / "jobs" / "county.toml").write_text('action = "county-quarterly"\ncron = "0 9 10 1,4,7,10 *"\n')
+    tree = tmp_path / "tree"
+    for (office, channel), rows in ROWS.items():
+        if office != "baiyang":  # the town's exports never came
+            write_csv(tree / office / channel / f"{channel}.csv", rows)
+    assert run(root, "import-tree", str(tree))[0] == 0
+    code, out = run(root, "county", "summary", "-y", "2020", "-q", "4")
+    assert "无数据：各渠道在本期结束前都没有发布记录，0 不是统计结果" in out
+    controller, server = start_smtp(port)
+    try:
+        code, out = run(root, "run-job", "county")
+    finally:
+        controller.stop()
+    assert code == 0 and "[全县]：警告" in out, out
+    assert "邮件已发送" in out and "注意：测试县白杨镇人民政府：各渠道在本期结束前都没有发布记录，0 不是统计结果" in out
+    assert len(server.messages) == 1

@@ -6,9 +6,11 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer._click import exceptions as click_errors
@@ -19,6 +21,8 @@ from channelwatch.cli.chinese import usage_message
 from channelwatch.errors import UserError
 from channelwatch.failures import database_problem, file_problem
 from channelwatch.terminal import shown
+
+E = TypeVar("E", bound=Enum)
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
@@ -35,6 +39,8 @@ __all__ = [
     "figures_store_of",
     "instance_of",
     "output_file",
+    "output_format",
+    "period_notes",
     "root_instance_of",
     "store_of",
 ]
@@ -415,12 +421,12 @@ def figures_store_of(
         )
     footnotes = _state(ctx).footnotes
     if period is not None:
-        footnotes.extend(_period_notes(period, opened.instance.timezone, says_unfinished))
+        footnotes.extend(period_notes(period, opened.instance.timezone, says_unfinished))
     footnotes.extend(f"注意：{note}" for note in unrecorded)
     return opened
 
 
-def _period_notes(period: Period, zone: str, says_unfinished: bool) -> list[str]:
+def period_notes(period: Period, zone: str, says_unfinished: bool) -> list[str]:
     """A period that has not begun (a mistyped year) holds zeros only; one under way, figures that will grow."""
     from datetime import UTC, datetime
 
@@ -465,6 +471,29 @@ def fail(message: str) -> NoReturn:
 
 # Every command that writes a file given with -o: a file that exists is someone's, kept unless asked.
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="--output 指定的文件已存在时覆盖它（默认不覆盖）")]
+
+
+def output_format(
+    chosen: E | None, output: Path | None, suffixes: Mapping[E, tuple[str, ...]], default: E, *, overwrite: bool = False
+) -> E:
+    """The format an ``-o`` file is written in: ``--format``, else the one its extension names, else ``default``.
+
+    A spreadsheet named ``.xlsx`` that holds text opens as garbage, or not at all: a format whose extensions
+    ``suffixes`` lists must be written under one of them (a name without any extension, a device or a pipe,
+    takes ``--format``). The target is checked as ``output_file`` checks it.
+    """
+    if output is None:
+        return chosen or default
+    suffix = output.suffix.lower()
+    if chosen is None:
+        named = [member for member, endings in suffixes.items() if suffix in endings]
+        if not named:
+            listed = "、".join(ending for endings in suffixes.values() for ending in endings)
+            fail(f"无法从文件名 {output.name} 看出要写的格式：请用扩展名 {listed} 之一")
+        chosen = named[0]
+    expected = suffixes.get(chosen, ()) if suffix else ()
+    output_file(output, suffixes=expected, what=f"{chosen.value} 格式的", overwrite=overwrite)
+    return chosen
 
 
 def output_file(path: Path, *, suffixes: tuple[str, ...] = (), what: str = "", overwrite: bool = False) -> Path:

@@ -20,6 +20,7 @@ from channelwatch.cli.common import (
     figures_store_of,
     instance_of,
     output_file,
+    output_format,
     root_instance_of,
     store_of,
 )
@@ -53,7 +54,6 @@ class PublicationsFormat(StrEnum):
 
 
 _LIST_SUFFIXES = {"text": ".txt", "csv": ".csv", "json": ".json", "xlsx": ".xlsx"}
-_SUMMARY_SUFFIXES = {"xlsx": ".xlsx", "csv": ".csv", "json": ".json", "markdown": ".md", "text": ".txt"}
 
 
 class ImportFormat(StrEnum):
@@ -369,6 +369,15 @@ QuarterOption = Annotated[int | None, typer.Option("--quarter", "-q", help="季�
 MonthOption = Annotated[int | None, typer.Option("--month", "-m", help="月份 1–12", min=1, max=12)]
 
 
+_SUMMARY_SUFFIXES = {
+    SummaryFormat.xlsx: (".xlsx",),
+    SummaryFormat.csv: (".csv",),
+    SummaryFormat.json: (".json",),
+    SummaryFormat.markdown: (".md",),
+    SummaryFormat.text: (".txt",),
+}
+
+
 @app.command("summary")
 def summary_command(
     ctx: typer.Context,
@@ -392,20 +401,9 @@ def summary_command(
     from channelwatch.stats.figures import Period, comparison_base, summarise
 
     period = _period(year, quarter, month)
-    by_suffix = {v: k for k, v in _SUMMARY_SUFFIXES.items()}
-    if format is None and output is not None and output.suffix.lower() not in by_suffix:
-        fail(
-            f"无法从文件名 {output.name} 看出要写的格式：请用扩展名 {'、'.join(_SUMMARY_SUFFIXES.values())} 之一，"
-            "或用 --format 指定"
-        )
-    format = format or (SummaryFormat(by_suffix[output.suffix.lower()]) if output is not None else SummaryFormat.text)
+    format = output_format(format, output, _SUMMARY_SUFFIXES, SummaryFormat.text, overwrite=overwrite)
     if format is SummaryFormat.xlsx and output is None:
         fail("xlsx 格式需要用 --output 指定文件名，例如 --output 2020年统计.xlsx")
-    if output is not None:
-        # A spreadsheet named .xlsx that holds text (or a CSV named .json) opens as garbage, or not at all.
-        # A name without an extension (a device, a pipe) takes the format --format gives.
-        expected = (_SUMMARY_SUFFIXES[format.value],) if output.suffix else ()
-        output_file(output, suffixes=expected, what=f"{format.value} 格式的", overwrite=overwrite)
     if chart is not None:
         output_file(chart, suffixes=(".png",), what="图表", overwrite=overwrite)
     opened = figures_store_of(ctx, check_empty=True, period=period)

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from channelwatch.cli.common import Overwrite, app, county_of, echo, fail, output_file
+from channelwatch.cli.common import Overwrite, app, county_of, echo, fail, output_file, output_format, period_notes
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
+    from channelwatch.stats.figures import Period
     from channelwatch.store import Store
 
 county_app = typer.Typer(
@@ -44,14 +45,29 @@ def _open(ctx: typer.Context) -> tuple[Instance, Store, dict[str, Store]]:
     return county, own, stores
 
 
+_ROLLUP_SUFFIXES = {
+    RollupFormat.xlsx: (".xlsx",),
+    RollupFormat.csv: (".csv",),
+    RollupFormat.json: (".json",),
+    RollupFormat.markdown: (".md",),
+    RollupFormat.text: (".txt",),
+}
+
+
 @county_app.command("summary")
 def summary_command(
     ctx: typer.Context,
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,
-    format: Annotated[RollupFormat, typer.Option("--format", "-f", help="输出格式")] = RollupFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 格式必填）")] = None,
+    format: Annotated[
+        RollupFormat | None,
+        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="写入文件：.xlsx、.csv（带 BOM）、.json、.md 或 .txt"),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """全县各单位的发布数量：按分组列出各单位、各类渠道、转发、跨渠道去重数、本年累计，以及小计和全县合计。"""
@@ -61,17 +77,17 @@ def summary_command(
 
     if quarter is not None and month is not None:
         raise typer.BadParameter("--quarter 与 --month 只能选一个")
-    if output is not None:
-        suffix = {RollupFormat.xlsx: (".xlsx",), RollupFormat.csv: (".csv",)}.get(format, ())
-        output_file(output, suffixes=suffix, what=f"{format.value} 格式的", overwrite=overwrite)
+    format = output_format(format, output, _ROLLUP_SUFFIXES, RollupFormat.text, overwrite=overwrite)
     county, own, stores = _open(ctx)
-    rollup = build_rollup(county, own, stores, Period(year, quarter, month))
+    period = Period(year, quarter, month)
+    rollup = build_rollup(county, own, stores, period)
     if format is RollupFormat.xlsx:
         if output is None:
             fail("xlsx 格式需要用 --output 指定文件名，例如 --output 全县汇总.xlsx")
         assert output is not None
         outputs.rollup_xlsx(rollup, output)
         echo(f"已写入 {output}")
+        _period_footnotes(period, county.timezone)
         return
     text = {
         RollupFormat.text: outputs.rollup_text,
@@ -84,6 +100,13 @@ def summary_command(
         echo(f"已写入 {output}")
     else:
         typer.echo(text, nl=False)
+    _period_footnotes(period, county.timezone)
+
+
+def _period_footnotes(period: Period, zone: str) -> None:
+    # After the figures, as an office's summary says them: a period not begun (a mistyped year) or not ended.
+    for note in period_notes(period, zone, says_unfinished=False):
+        echo(note, err=True)
 
 
 @county_app.command("quarterly")

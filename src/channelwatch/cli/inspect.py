@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from channelwatch.cli.common import Overwrite, app, echo, echo_data, fail, output_file, store_of
+from channelwatch.cli.common import Overwrite, app, echo, echo_data, fail, output_format, store_of
 
 
 class InspectFormat(StrEnum):
@@ -17,6 +17,14 @@ class InspectFormat(StrEnum):
     json = "json"
     xlsx = "xlsx"
     html = "html"
+
+
+_SUFFIXES = {
+    InspectFormat.xlsx: (".xlsx",),
+    InspectFormat.html: (".html", ".htm"),
+    InspectFormat.json: (".json",),
+    InspectFormat.text: (".txt",),
+}
 
 
 def _office(ctx: typer.Context, value: str | None) -> str | None:
@@ -46,8 +54,11 @@ def inspect_command(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="按该日期检查（YYYY-MM-DD，默认今天）：天数从该日算起")
     ] = None,
-    format: Annotated[InspectFormat, typer.Option("--format", "-f", help="输出格式")] = InspectFormat.text,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件（xlsx 必须指定）")] = None,
+    format: Annotated[
+        InspectFormat | None,
+        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="写入文件：.xlsx、.html、.json 或 .txt")] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """检查预警：按政府网站与政务新媒体检查指标（首页、栏目更新，空白栏目，站点可访问性，链接，新媒体更新），
@@ -56,11 +67,9 @@ def inspect_command(
     from channelwatch.checks.rules import check_office, inspect, store_verdicts
 
     day = _as_of(as_of)
+    format = output_format(format, output, _SUFFIXES, InspectFormat.text, overwrite=overwrite)
     if format is InspectFormat.xlsx and output is None:
         fail("xlsx 格式需要用 -o 指定输出文件，例如 -o 检查预警.xlsx")
-    if output is not None:
-        suffixes = {InspectFormat.xlsx: (".xlsx",), InspectFormat.html: (".html", ".htm")}.get(format, ())
-        output_file(output, suffixes=suffixes, what="检查预警", overwrite=overwrite)
     opened = store_of(ctx)
     check_office(opened, office)
     result = inspect(opened, day)

@@ -19,7 +19,8 @@ sheets cover.
 
 Flags: 未报送 (a reporting office with no sheet for an ended period; 未报送第N季度 for an ended quarter missing
 from a longer period; 本期尚未结束 when no quarter of the period has ended yet and no sheet came), 无发布 (no
-publication in the period), and 超期未更新 for channels past the two-week rule today.
+publication in the period), 无数据 (channels without any record up to the period's end: their 0 is no count),
+and 超期未更新 for channels past the two-week rule today.
 """
 
 from __future__ import annotations
@@ -336,6 +337,26 @@ def _report_row(conn: Connection, opened: Store, period: Period, today: date) ->
     return row
 
 
+NO_DATA = "无数据"
+
+
+def _no_data(conn: Any, opened: Store, last: tuple[int, int], total: int) -> list[str]:
+    """无发布 for a period without publications; 无数据 where a channel has no record up to the period's end.
+
+    A channel nothing was imported or polled from (a town's new account, an export never imported) shows 0: that
+    0 counts nothing, and the county must not add it up as "published nothing" without being told.
+    """
+    from channelwatch.store.schema import unrecorded_channels
+
+    missing = [name for _key, name, _first in unrecorded_channels(conn, opened.office_id, opened.instance, last)]
+    if missing and len(missing) == len(opened.instance.config.channels):
+        return [f"{NO_DATA}：各渠道在本期结束前都没有发布记录，0 不是统计结果"]
+    flags = ["无发布"] if total == 0 else []
+    if missing:
+        flags.append(f"{NO_DATA}的渠道：{'、'.join(missing)}（本期结束前没有发布记录，其 0 不是统计结果）")
+    return flags
+
+
 def build_rollup(
     county: Instance,
     own: Store,
@@ -354,11 +375,11 @@ def build_rollup(
     with read(own.engine) as conn:
         rows = _store_rows(conn, on_store, period)
         newest = newest_publications(conn, [i for opened in on_store.values() for i in opened.channel_ids.values()])
+        last = (period.year, period.months[-1])
         for key, opened in stores.items():
             if key in on_store:
                 row = rows[key]
-                if row.total == 0:
-                    row.flags.append("无发布")
+                row.flags.extend(_no_data(conn, opened, last, row.total))
                 row.flags.extend(_overdue(opened, newest, limit_days, moment))
             else:
                 rows[key] = _report_row(conn, opened, period, today)

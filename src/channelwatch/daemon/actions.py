@@ -358,7 +358,7 @@ def _county_quarterly(
     stores = {key: store.open_store(office, opened.engine) for key, office in county.offices.items()}
     year, quarter = previous_quarter(_office_now(opened, scheduled_for).date())
     periods = {f"{year}Q{quarter}"} | set(undelivered_periods(opened, "quarterly"))
-    descriptions, failed = [], False
+    descriptions, failed, warned = [], False, False
     for period in sorted(periods):
         lock = _wait_for_lock(opened, f"deliver-{opened.office_id}", timeout=120)
         try:
@@ -367,7 +367,25 @@ def _county_quarterly(
             lock.release()
         failed = failed or bool(outcome.failed)
         descriptions.append("全县汇总" + outcome.describe())
-    return JobOutcome("failed" if failed else "ok", "; ".join(descriptions))
+        gaps = _county_gaps(county, opened, stores, int(period[:4]), int(period[5:]))
+        warned = warned or bool(gaps)
+        descriptions.extend(gaps)
+    return JobOutcome("failed" if failed else "warn" if warned else "ok", "; ".join(descriptions))
+
+
+def _county_gaps(county: Any, opened: Store, stores: dict[str, Store], year: int, quarter: int) -> list[str]:
+    """The offices whose figures in a county roll-up sent are no counts (无数据): worth a warning."""
+    from channelwatch.county.rollup import NO_DATA, build_rollup
+    from channelwatch.stats.figures import Period
+
+    rollup = build_rollup(county, opened, stores, Period(year, quarter))
+    return [
+        f"注意：{row.name}{flag.removeprefix(NO_DATA)}"
+        for group in rollup.groups
+        for row in group.offices
+        for flag in row.flags
+        if flag.startswith(NO_DATA)
+    ]
 
 
 def _probe(opened: Store, job: Job, scheduled_for: datetime, stop: threading.Event | None = None) -> JobOutcome:
