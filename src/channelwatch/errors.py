@@ -82,3 +82,7 @@ class BlockedError(SourceError):
 
 class LayoutError(SourceError):
     """A page no longer has the structure the configuration expects (layout alarm)."""
+
+
+class ImplausibleDate(SourceError):
+    """A source dates an item after tomorrow: a typo on the site, never a publication date to store."""

@@ -212,3 +212,25 @@ def test_oversize_answer_fails(poll_env_factory: Factory) -> None:
     tiny = HttpSettings(**{**FAST.__dict__, "max_bytes": 500})
     result = env.poll(settings=tiny)
     assert result.status == "failed" and result.message and "上限" in result.message
+
+
+def test_an_item_dated_after_tomorrow_fails_the_poll_and_names_it(poll_env_factory: Factory) -> None:
+    """A typo on the site (2027 for 2026) stored kept the channel "fresh" for months: the two-week alarm was off.
+    The import refuses such a row; a poll fails, names the item, and stores nothing."""
+    from datetime import datetime, timedelta
+
+    from tests.fakeplatforms import OFFICE_TZ
+
+    env = _env(poll_env_factory, "website")
+    env.server.add_site_articles(3)
+    future = env.server.add_site_articles(1, start=datetime.now(OFFICE_TZ) + timedelta(days=150))[0]
+    result = env.poll()
+    assert result.status == "failed"
+    assert result.message is not None
+    assert f"「{future.title}」发布时间为 {future.published:%Y-%m-%d}" in result.message
+    assert (
+        "晚于现在一天以上，不可能是发布时间：本次未保存任何数据，请在网站（或平台）上更正这一条的日期" in result.message
+    )
+    assert env.stored() == 0
+    future.published = datetime(2020, 6, 20, 9, 0, tzinfo=OFFICE_TZ)  # corrected on the site
+    assert env.poll().new == 4

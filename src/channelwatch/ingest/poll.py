@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ from sqlalchemy import Connection, Engine, select
 
 from channelwatch import store
 from channelwatch.dates import to_office
-from channelwatch.errors import ChannelwatchError, LayoutError, UserError
+from channelwatch.errors import ChannelwatchError, ImplausibleDate, LayoutError, UserError
 from channelwatch.eventloop import run_coroutine
 from channelwatch.failures import describe
 from channelwatch.ingest import shares
@@ -643,6 +643,7 @@ async def _walk(
                         "本次未保存任何数据，请检查网页或配置中的选择器"
                     )
                 break
+            _refuse_future_dates(page)
             walk.collected.extend(page.pinned)
             walk.collected.extend(page.entries)
             if page.last or full:
@@ -651,6 +652,20 @@ async def _walk(
                 break  # incremental: everything further down is older and already stored
     finally:
         await listing.aclose()  # type: ignore[attr-defined]
+
+
+def _refuse_future_dates(page: Page) -> None:
+    """An item dated after tomorrow is a typo on the site (2027 for 2026): stored, it would count in a year to
+    come and keep the channel "fresh" until then, silencing the two-week alarm. The import refuses such a row;
+    the poll fails, saying which item to correct, and stores nothing."""
+    latest = datetime.now(UTC) + timedelta(days=1)
+    for observed in [*page.entries, *page.pinned]:
+        if observed.published_at > latest:
+            what = f"「{observed.title[:40]}」" if observed.title else observed.url or observed.origin
+            raise ImplausibleDate(
+                f"{observed.origin} 的条目{what}发布时间为 {observed.published_at:%Y-%m-%d %H:%M}，晚于现在一天以上，"
+                "不可能是发布时间：本次未保存任何数据，请在网站（或平台）上更正这一条的日期"
+            )
 
 
 async def _read_site_pages(
