@@ -144,6 +144,8 @@ def test_a_webhook_that_redirects_or_answers_an_error_code_has_not_taken_the_rep
          "webhook 返回 HTTP 200，但对方回答错误码 310000：keywords not in content"),
         (200, b'{"code":19024,"msg":"Key Words Not Found"}', {},
          "webhook 返回 HTTP 200，但对方回答错误码 19024：Key Words Not Found"),
+        (200, b'{"ok":false,"error":"invalid_token"}', {}, "webhook 返回 HTTP 200，但对方回答 ok=false：invalid_token"),
+        (200, b'{"success":false}', {}, "webhook 返回 HTTP 200，但对方回答 success=false"),
     ]  # fmt: skip
     for number, (status, body, headers, expected) in enumerate(cases):
         server = _answering(status, body, headers)

@@ -154,5 +154,9 @@ def test_the_printed_forms_of_a_quarter_still_under_way_say_so(loaded) -> None: 
     assert early.as_json()["unfinished"] is True and early.as_json()["generated_on"] == "2020-12-31"
     assert "尚未结束" not in late.text and "尚未结束" not in late.html
     assert late.as_json()["unfinished"] is False
+    with store.read(loaded.engine) as conn:
+        ahead = build_quarterly(conn, loaded.office_id, 2099, 1, today=date(2026, 11, 30))
+    assert "注意：本季度还没有开始（统计日期 2026-11-30），以下数字都是 0，不是统计结果" in ahead.text
+    assert "尚未结束" not in ahead.text
     # Printed, it was never sent: the text does not claim it was.
     assert "本统计由 channelwatch 于 2021-01-04 自动生成。" in late.text and "发送" not in late.text.splitlines()[-1]

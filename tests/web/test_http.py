@@ -365,3 +365,15 @@ def test_a_port_in_use_is_one_chinese_line(server: Server, sample_instance: Path
         f"错误：无法在 127.0.0.1:{port} 启动网页视图：端口已被其他程序占用：可用 --port 换一个端口，"
         "或先停止占用它的程序（Address already in use）"
     ]
+
+
+def test_titles_with_direction_overrides_or_control_characters_are_shown_escaped() -> None:
+    """A right-to-left override reversed a title on the page ("\\u202egpj.exe" displayed as "exe.jpg"), as the
+    CLI never lets it: every value a page shows is written as the terminal writes it, and still HTML-escaped."""
+    from markupsafe import Markup
+
+    from channelwatch.web.app import template_environment
+
+    page = template_environment(None).from_string("<td>{{ title }}</td>{{ markup }}")
+    shown = page.render(title="\u202eRTL标题 gpj.exe<b>\x1b[2J", markup=Markup("<i>安全</i>"))
+    assert shown == "<td>\\u202eRTL标题 gpj.exe&lt;b&gt;\\x1b[2J</td><i>安全</i>"

@@ -370,13 +370,18 @@ def post_webhook(url: str, outgoing: Outgoing, message_id: str, timeout: float =
 def _refusal_in(response: Any) -> str | None:
     """The refusal an HTTP 200 answer carries in its JSON: DingTalk's and WeCom's robots answer every request
     with 200 and say ``{"errcode": 310000, "errmsg": "keywords not in content"}``; Feishu's says
-    ``{"code": 19024, "msg": "…"}``. Other answers (none, text, JSON without these) are taken as accepted."""
+    ``{"code": 19024, "msg": "…"}``; others ``{"ok": false}`` or ``{"success": false}``. Other answers (none, text,
+    JSON without these) are taken as accepted."""
     try:
         data = response.json()
     except ValueError:
         return None
     if not isinstance(data, dict):
         return None
+    for flag in ("ok", "success"):  # Slack's {"ok": false, "error": …}, and the many {"success": false, …}
+        if data.get(flag) is False:
+            words = data.get("error") or data.get("message") or data.get("msg") or ""
+            return f"对方回答 {flag}=false" + (f"：{str(words)[:300]}" if words else "")
     code, words = data.get("errcode"), data.get("errmsg")
     if code is None and "msg" in data:  # Feishu; a receiver's {"code": 200, "msg": "ok"} is no refusal
         code, words = data.get("code"), data.get("msg")

@@ -117,6 +117,8 @@ class QuarterlyReport:
     @property
     def unfinished_note(self) -> str:
         """What every form of a quarter still under way says (the table, the printed text, the web view)."""
+        if self.generated_on < self.period.start:  # a mistyped year: nothing of it can have been counted yet
+            return f"注意：本季度还没有开始（统计日期 {self.generated_on.isoformat()}），以下数字都是 0，不是统计结果"
         return f"注意：本季度尚未结束，数字统计至 {self.generated_on.isoformat()}，还会变化，不宜作为正式报送"
 
     def xlsx_bytes(self) -> bytes:

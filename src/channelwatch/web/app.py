@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -32,6 +33,7 @@ from channelwatch.store.counts import channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
 from channelwatch.store.schema import orphan_advice, orphan_notes
+from channelwatch.terminal import shown
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
 from channelwatch.web.svg import monthly_chart
@@ -69,8 +71,16 @@ def template_environment(templates_dir: Path | None) -> Environment:
     if templates_dir is not None and templates_dir.is_dir():
         loaders.append(FileSystemLoader(str(templates_dir)))
     loaders.append(PackageLoader("channelwatch.web", "templates"))
-    # Autoescape every template whatever its name: titles in the store are untrusted text.
-    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
+    # Autoescape every template whatever its name: titles in the store are untrusted text. And every value is
+    # shown as the terminal shows it: a right-to-left override in a title ("\u202egpj.exe") would otherwise
+    # display reversed ("exe.jpg"), a control character invisibly.
+    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined, finalize=_visible)
+
+
+def _visible(value: Any) -> Any:
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown(value)
+    return value
 
 
 class Guard:
