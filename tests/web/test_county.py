@@ -208,6 +208,10 @@ def test_office_downloads_need_an_office(county_server: Server, page: Any, tmp_p
     assert missing.status_code == 400 and "office" in missing.text
     unknown = httpx.get(county_server.base + "/reports/summary.xlsx?year=2020&office=nope", timeout=30)
     assert unknown.status_code == 404 and "nope" in unknown.text
+    # The office that only sends its sheet has no publication here: no report of zeros, as the CLI refuses it.
+    for report in ("summary.xlsx?year=2020", "quarterly.xlsx?year=2020&quarter=4", "annual.docx?year=2020"):
+        sheet_only = httpx.get(f"{county_server.base}/reports/{report}&office=jiaotong", timeout=30)
+        assert sheet_only.status_code == 404 and "只报送季度统计表" in sheet_only.text, report
 
 
 def test_runs_filter_by_office(county_server: Server, page: Any, screenshots: Path) -> None:

@@ -521,7 +521,17 @@ class WebView:
         return opened
 
     def _download_scope(self, request: Request) -> OfficeScope:
-        return self.scope_of(request, request.query_params.get("office", "")) if self.county else self.scope_of(request)
+        scope = (
+            self.scope_of(request, request.query_params.get("office", "")) if self.county else self.scope_of(request)
+        )
+        if self.county and not scope.instance.config.channels:
+            # As the CLI refuses it: a report of zeros (and a sentence naming no channel) would contradict the
+            # figures the county holds from this office's sheets.
+            raise NotFound(
+                f"单位「{scope.instance.config.office.name}」只报送季度统计表，本库中没有它的发布记录，不生成它的报表；"
+                "它报送的数字见全县汇总表"
+            )
+        return scope
 
     def summary_xlsx(self, request: Request) -> Response:
         from channelwatch.reports.summary import summary_sentence, write_summary_xlsx
