@@ -345,3 +345,19 @@ def test_a_broken_or_bomb_sheet_is_refused_in_chinese_and_stores_nothing(county:
         assert code == 1 and words in out and "Error" not in out and "Traceback" not in out, out
     code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
     assert next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")["total"] == 0
+
+
+def test_a_workbook_with_two_quarters_tables_is_refused_whole(county: Path, tmp_path: Path) -> None:
+    """Only the first sheet is read: a third quarter's table behind the fourth was passed over without a word."""
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(office_sheet(tmp_path))
+    second = workbook.copy_worksheet(workbook.worksheets[0])
+    second.title = "第三季度"
+    both = tmp_path / "两个季度.xlsx"
+    workbook.save(both)
+    code, out = run(county, "county", "import-stats", str(both))
+    assert code == 1
+    assert "中有 2 个工作表是季度统计表" in out and "「第三季度」" in out and "另存为单独的文件" in out, out
+    code, out = run(county, "county", "summary", "-y", "2020", "-q", "4", "-f", "json")
+    assert "未报送" in next(o for o in json_of(out)["offices"] if o["id"] == "jiaotong")["flags"]

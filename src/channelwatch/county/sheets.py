@@ -149,6 +149,17 @@ def read_sheet(path: Path) -> SheetFigures:
     except Exception:
         raise InputError(f"{path} 不是可读的 XLSX 文件（{XLSX_DAMAGED}）") from None
     sheet = workbook.worksheets[0]
+    # Only the first sheet is read: a second quarter's table in the same workbook would be passed over unseen.
+    tables = [
+        str(other.title)
+        for other in workbook.worksheets
+        if any(_text(other.cell(row=r, column=1).value).startswith(_UNIT) for r in range(1, 11))
+    ]
+    if len(tables) > 1:
+        raise InputError(
+            f"{path} 中有 {len(tables)} 个工作表是季度统计表（{'、'.join(f'「{t}」' for t in tables)}），未导入："
+            "每个文件只放一张季度统计表，请把其他季度的表另存为单独的文件，再一起导入"
+        )
 
     def ref(row: int, column: int) -> str:
         return f"{get_column_letter(column)}{row}"
