@@ -160,6 +160,7 @@ def test_quarterly_arrives_with_xlsx_and_is_not_sent_twice(tmp_path: Path, smtp:
     again = cli(root, "quarterly", "--year", "2020", "--quarter", "4", "--send")
     assert again.exit_code == 0, again.output
     assert "邮件：跳过" in again.output
+    assert "发件箱：跳过：已存过副本" in again.output  # a copy kept is not "已发送过"
     assert len(smtp.messages) == 1
     assert len(list((root / "outbox").glob("*.eml"))) == 1
 

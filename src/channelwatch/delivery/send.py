@@ -427,7 +427,9 @@ def deliver(opened: Store, outgoing: Outgoing, *, resend: bool = False, job_id: 
     claimed = _claim(opened, outgoing, targets, resend=resend, job_id=job_id)
     for target in targets:
         if target not in claimed:
-            outcome.targets.append(TargetOutcome(target, "skipped", "已发送过（如需再次发送请加 --resend）"))
+            # The outbox copy is no sending (its own line says so): it is "kept already", not "sent already".
+            done = "已存过副本" if target == "outbox" else "已发送过（如需再次发送请加 --resend）"
+            outcome.targets.append(TargetOutcome(target, "skipped", done))
     if not claimed:
         return outcome
     # Outbox names and the Date header in office time: what the office's staff read.
