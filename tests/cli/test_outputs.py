@@ -195,7 +195,7 @@ def test_summary_writes_the_format_its_file_name_says_or_refuses(small: Path, tm
     assert line == "错误：csv 格式的文件的扩展名应为 .csv，而 统计2.xlsx 不是；请改用 统计2.csv"
     line = _one_error_line(cw(small, "summary", "--year", "2020", "-o", str(tmp_path / "统计.doc")))
     assert line.startswith("错误：无法从文件名 统计.doc 看出要写的格式：")
-    assert line.endswith("请用扩展名 .xlsx、.csv、.json、.md、.txt 之一，或用 --format 指定")
+    assert line.endswith("请用扩展名 .xlsx、.csv、.json、.md、.txt 之一")
     assert not mismatched.exists() and not (tmp_path / "统计.doc").exists()
 
 

@@ -17,8 +17,8 @@ from tests.county.test_county import ROWS, run, write_county, write_csv
 from tests.delivery.test_send import start_smtp, xlsx_of
 
 
-def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_path: Path, database_url: str) -> None:
-    port = _free_port()  # nothing listens here yet
+def _county_that_mails(tmp_path: Path, database_url: str, port: int) -> Path:
+    """The test county, mailing its roll-up to a loopback SMTP port, with the county-quarterly job."""
     root = write_county(tmp_path / "county", database_url)
     config = root / "config" / "channelwatch.toml"
     config.write_text(
@@ -29,6 +29,12 @@ def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_pa
     )
     (root / "jobs").mkdir()
     (root / "jobs" / "county.toml").write_text('action = "county-quarterly"\ncron = "0 9 10 1,4,7,10 *"\n')
+    return root
+
+
+def test_county_quarterly_failed_then_retried_by_the_job_then_never_twice(tmp_path: Path, database_url: str) -> None:
+    port = _free_port()  # nothing listens here yet
+    root = _county_that_mails(tmp_path, database_url, port)
     tree = tmp_path / "tree"
     for (office, channel), rows in ROWS.items():
         write_csv(tree / office / channel / f"{channel}.csv", rows)
@@ -67,16 +73,7 @@ def test_the_county_job_warns_of_an_office_whose_zero_is_no_count(tmp_path: Path
     """A town nothing was imported from shows 0 in the county's table: sent, but the job says whose 0 counts
     nothing (无数据), instead of calling the run a plain success."""
     port = _free_port()
-    root = write_county(tmp_path / "county", database_url)
-    config = root / "config" / "channelwatch.toml"
-    config.write_text(
-        config.read_text(encoding="utf-8")
-        + f'  [delivery.email]\n  host = "127.0.0.1"\n  port = {port}\n  security = "none"\n'
-        + '  from = "gongkaiban@example.gov.cn"\n  to = ["xianzhang@example.gov.cn"]\n  timeout = 10\n',
-        encoding="utf-8",
-    )
-    (root / "jobs").mkdir()
-    (root / "jobs" / "county.toml").write_text('action = "county-quarterly"\ncron = "0 9 10 1,4,7,10 *"\n')
+    root = _county_that_mails(tmp_path, database_url, port)
     tree = tmp_path / "tree"
     for (office, channel), rows in ROWS.items():
         if office != "baiyang":  # the town's exports never came

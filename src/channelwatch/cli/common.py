@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from channelwatch.store import Store
 
 __all__ = [
+    "FORMAT_BY_OUTPUT",
+    "TableOutput",
     "app",
     "county_of",
     "echo",
@@ -471,6 +473,13 @@ def fail(message: str) -> NoReturn:
 
 # Every command that writes a file given with -o: a file that exists is someone's, kept unless asked.
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="--output 指定的文件已存在时覆盖它（默认不覆盖）")]
+
+
+# The format and file options of the commands that print a table of figures (summary, county summary).
+FORMAT_BY_OUTPUT = "输出格式（默认：按 --output 的扩展名，否则 text）"
+TableOutput = Annotated[
+    Path | None, typer.Option("--output", "-o", help="写入文件：.xlsx、.csv（带 BOM）、.json、.md 或 .txt")
+]
 
 
 def output_format(

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from channelwatch.cli.common import (
+    FORMAT_BY_OUTPUT,
     Overwrite,
+    TableOutput,
     _state,
     app,
     echo,
@@ -384,14 +386,8 @@ def summary_command(
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,
-    format: Annotated[
-        SummaryFormat | None,
-        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="写入文件：.xlsx、.csv（带 BOM）、.json、.md 或 .txt"),
-    ] = None,
+    format: Annotated[SummaryFormat | None, typer.Option("--format", "-f", help=FORMAT_BY_OUTPUT)] = None,
+    output: TableOutput = None,
     chart: Annotated[Path | None, typer.Option("--chart", help="另存按月分渠道的发布数量图（PNG）")] = None,
     overwrite: Overwrite = False,
 ) -> None:

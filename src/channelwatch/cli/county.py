@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from channelwatch.cli.common import Overwrite, app, county_of, echo, fail, output_file, output_format, period_notes
+from channelwatch.cli.common import (
+    FORMAT_BY_OUTPUT,
+    Overwrite,
+    TableOutput,
+    app,
+    county_of,
+    echo,
+    fail,
+    output_file,
+    output_format,
+    period_notes,
+)
 
 if TYPE_CHECKING:
     from channelwatch.instance.config import Instance
@@ -60,14 +71,8 @@ def summary_command(
     year: YearOption,
     quarter: QuarterOption = None,
     month: MonthOption = None,
-    format: Annotated[
-        RollupFormat | None,
-        typer.Option("--format", "-f", help="输出格式（默认：按 --output 的扩展名，否则 text）"),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="写入文件：.xlsx、.csv（带 BOM）、.json、.md 或 .txt"),
-    ] = None,
+    format: Annotated[RollupFormat | None, typer.Option("--format", "-f", help=FORMAT_BY_OUTPUT)] = None,
+    output: TableOutput = None,
     overwrite: Overwrite = False,
 ) -> None:
     """全县各单位的发布数量：按分组列出各单位、各类渠道、转发、跨渠道去重数、本年累计，以及小计和全县合计。"""
