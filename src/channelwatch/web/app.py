@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from channelwatch.errors import UserError
 from channelwatch.instance.config import KIND_LABELS, Instance
 from channelwatch.stats.freshness import configured_freshness, newest_publications
-from channelwatch.store.counts import channel_months, channel_totals
+from channelwatch.store.counts import channel_first_months, channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
 from channelwatch.store.schema import orphan_advice, orphan_notes
@@ -297,6 +297,7 @@ class WebView:
                 channels[stored[key]][c] for key, ids in configured.items() for c in ids if c in channels[stored[key]]
             ]
             counts = channel_months(conn, counted, year)
+            first_months = channel_first_months(conn, counted)
             judged = data.verdicts(conn, list(stored.values()))
             newest_times = newest_publications(conn, counted)
             fresh = {
@@ -347,6 +348,11 @@ class WebView:
                 judged.get(stored.get(key, -1), {}),
                 current_month,
                 sheets.get(key),
+                unrecorded_after=[
+                    c.name
+                    for c in office.config.channels
+                    if first_months.get(channels.get(stored.get(key, -1), {}).get(c.id, -1), (10**4, 0)) > (year, 12)
+                ],
             )
             rows.append(row)
         rows.sort(key=data.OfficeOverview.severity)

@@ -492,8 +492,12 @@ def county_office_row(
     judged: dict[str, Verdict],
     current_month: int | None,
     sheet: Any = None,
+    unrecorded_after: list[str] | None = None,
 ) -> OfficeOverview:
-    """``OfficeOverview`` of one office from what the county page read for all of them at once."""
+    """``OfficeOverview`` of one office from what the county page read for all of them at once.
+
+    ``unrecorded_after``: its channels without any record up to the year's end, whose 0 is no count (无数据).
+    """
     configured = office.config.channels
     row = OfficeOverview(
         key=key, name=office.config.office.name, group=office.group or "未分组", channels=len(configured)
@@ -522,8 +526,14 @@ def county_office_row(
         )
         row.state = row.worst.status
     row.verdict = worst_verdict([judged.get(c.id, Verdict()) for c in configured])
-    if row.total == 0:
-        row.flags.append("无发布")
+    missing = unrecorded_after or []
+    if missing and len(missing) == len(configured):
+        row.flags.append("无数据")  # as the county roll-up says it: nothing recorded, not "published nothing"
+    else:
+        if row.total == 0:
+            row.flags.append("无发布")
+        if missing:
+            row.flags.append(f"无数据：{'、'.join(missing)}")
     return row
 
 
