@@ -148,17 +148,12 @@ def _which_database(ctx: Any) -> str:
     instance = state.instance or state.root if isinstance(state, CliState) else None
     if instance is None:
         return ""
-    from sqlalchemy.engine import make_url
-
-    from channelwatch.store.db import normalise_url
+    from channelwatch.store.db import resolved_url
 
     try:
-        url = make_url(normalise_url(instance.database_url))
+        url = resolved_url(instance.database_url, instance.root)  # as the store opens it
     except Exception:  # an unreadable URL is reported where it is read
         return ""
-    database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database and not database.startswith(("file:", ":memory:")):
-        url = url.set(database=str(instance.path(database)))  # as the store opens it: in the instance folder
     label = url.render_as_string(hide_password=True)
     source = (
         "环境变量 CHANNELWATCH_DATABASE_URL"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from channelwatch.errors import ConfigError
 
@@ -37,21 +37,34 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def open_engine(url: str, *, base_dir: Path | None = None) -> Engine:
-    """An engine for ``url``; relative SQLite paths are relative to ``base_dir`` (the instance)."""
+def resolved_url(url: str, base_dir: Path | None = None) -> URL:
+    """``url`` as the store opens it: psycopg 3 for PostgreSQL, a relative SQLite path under ``base_dir``."""
     url = normalise_url(url)
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError
         raise ConfigError(f"数据库地址无效：{_redact(url)}") from exc
+    path = _sqlite_file(parsed)
+    if path is not None and not path.is_absolute() and base_dir is not None:
+        parsed = parsed.set(database=str(base_dir / path))
+    return parsed
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file of a SQLite URL (not ``:memory:`` or a ``file:`` URI); None for any other database."""
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def open_engine(url: str, *, base_dir: Path | None = None) -> Engine:
+    """An engine for ``url``; relative SQLite paths are relative to ``base_dir`` (the instance)."""
+    parsed = resolved_url(url, base_dir)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database)
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            _ensure_folder(path, base_dir, url)
-            parsed = parsed.set(database=str(path))
+        path = _sqlite_file(parsed)
+        if path is not None:
+            _ensure_folder(path, base_dir, normalise_url(url))
         engine = create_engine(parsed, connect_args={"timeout": 60, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
