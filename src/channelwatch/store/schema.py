@@ -344,7 +344,14 @@ def unrecorded_channels(
         select(channel.c.id, channel.c.key).where(channel.c.office_id == office_id, channel.c.key.in_(configured))
     )
     stored = {str(key): int(channel_id) for channel_id, key in rows}
-    first = channel_first_months(conn, list(stored.values()))
+    return unrecorded_among(configured, stored, channel_first_months(conn, list(stored.values())), last)
+
+
+def unrecorded_among(
+    configured: dict[str, str], stored: dict[str, int], first: dict[int, tuple[int, int]], last: tuple[int, int]
+) -> list[tuple[str, str, tuple[int, int] | None]]:
+    """``unrecorded_channels`` from what a caller read already: channel id → name, id → stored id, stored id →
+    (year, month) of its earliest publication (``channel_first_months``); for pages that read many offices at once."""
     found: list[tuple[str, str, tuple[int, int] | None]] = []
     for key, name in configured.items():
         earliest = first.get(stored[key]) if key in stored else None

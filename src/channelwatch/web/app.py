@@ -32,7 +32,7 @@ from channelwatch.stats.freshness import configured_freshness, newest_publicatio
 from channelwatch.store.counts import channel_first_months, channel_months, channel_totals
 from channelwatch.store.models import RUN_KIND_LABELS, RUN_STATUS_LABELS
 from channelwatch.store.opened import Store
-from channelwatch.store.schema import orphan_advice, orphan_notes
+from channelwatch.store.schema import orphan_advice, orphan_notes, unrecorded_among
 from channelwatch.terminal import shown
 from channelwatch.web import data
 from channelwatch.web.auth import COOKIE_NAME, Gate
@@ -349,9 +349,13 @@ class WebView:
                 current_month,
                 sheets.get(key),
                 unrecorded_after=[
-                    c.name
-                    for c in office.config.channels
-                    if first_months.get(channels.get(stored.get(key, -1), {}).get(c.id, -1), (10**4, 0)) > (year, 12)
+                    name
+                    for _id, name, _first in unrecorded_among(
+                        {c.id: c.name for c in office.config.channels},
+                        channels.get(stored.get(key, -1), {}),
+                        first_months,
+                        (year, 12),
+                    )
                 ],
             )
             rows.append(row)
