@@ -220,6 +220,12 @@ def test_text_of_an_instance_without_website_columns(tmp_path: Path) -> None:
     # Not checked is not "正常": a green verdict for what was never looked at would be a silent pass.
     assert "政府网站（website）：未检查（未配置首页和栏目，见 docs/inspection.md）" in result.output
     assert "政府网站（website）：正常" not in result.output
+    sheet_file = tmp_path / "检查.xlsx"
+    assert cli(root, "inspect", "-o", str(sheet_file)).exit_code == 0
+    from openpyxl import load_workbook
+
+    rows = list(load_workbook(sheet_file)["结论"].iter_rows(values_only=True))
+    assert next(r for r in rows if r[3] == "政府网站")[4] == "未检查"  # the sheet says what the text says
 
 
 def test_homepage_dates_are_those_of_its_entries() -> None:

@@ -58,7 +58,7 @@ def as_xlsx(inspection: Inspection) -> bytes:
                     inspection.as_of.isoformat(),
                     inspection.verdict_label,
                     c.name,
-                    LEVEL_LABELS[c.verdict],
+                    c.label,
                 ]
                 for c in inspection.channels
             ],

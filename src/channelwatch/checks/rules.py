@@ -223,6 +223,11 @@ class ChannelVerdict:
     verdict: str
     checked: bool = True  # False: a website without homepage or columns, nothing to judge
 
+    @property
+    def label(self) -> str:
+        """The verdict as every output shows it: what was never looked at is 未检查, not 正常."""
+        return LEVEL_LABELS[self.verdict] if self.checked else "未检查"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "channel": self.channel,
